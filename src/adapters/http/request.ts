@@ -1,0 +1,106 @@
+/** Reading an HTTP request: identity headers, deadline, and a body bounded by the configured limit. */
+import type { IncomingMessage } from 'node:http';
+import { parseDuration } from '../../core/duration.ts';
+import { MGError } from '../../core/errors.ts';
+import type { Credentials } from '../../security/identity.ts';
+
+/** Headers never forwarded to a backend: hop-by-hop, and anything that asserts identity or routing. */
+const STRIP = new Set([
+  'host',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'content-length',
+  'authorization',
+  'x-api-key',
+  'x-service-group',
+  'x-request-timeout',
+  'expect',
+]);
+
+/** One value of a header that must appear at most once; a repeated identity header is refused. */
+function single(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  if (Array.isArray(v)) throw new MGError('MG_BAD_REQUEST', `header ${name} given more than once`);
+  return v;
+}
+
+export function credentials(req: IncomingMessage): Credentials {
+  // Node joins duplicate Authorization headers' values with ", " — refuse those too.
+  const auth = single(req, 'authorization');
+  const apiKey = single(req, 'x-api-key');
+  let key: string | undefined;
+  if (auth !== undefined) {
+    const m = /^Bearer[ ]+([^\s,]+)$/i.exec(auth.trim());
+    if (!m) throw new MGError('MG_UNAUTHENTICATED', 'Authorization must be "Bearer <key>"');
+    key = m[1];
+  }
+  if (apiKey !== undefined) {
+    if (key !== undefined && key !== apiKey.trim()) throw new MGError('MG_UNAUTHENTICATED', 'Authorization and X-API-Key disagree');
+    key = apiKey.trim();
+  }
+  const groupHeader = req.headers['x-service-group'];
+  const group = Array.isArray(groupHeader) ? undefined : groupHeader?.trim();
+  return { key, group };
+}
+
+export function clientTimeoutMs(req: IncomingMessage): number | undefined {
+  const v = single(req, 'x-request-timeout');
+  if (v === undefined) return undefined;
+  const ms = parseDuration(v);
+  if (ms === undefined || ms <= 0) throw new MGError('MG_BAD_REQUEST', `X-Request-Timeout "${v}" is not a duration like 500ms or 2s`);
+  return ms;
+}
+
+export function forwardHeaders(req: IncomingMessage, requestId: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    if (STRIP.has(name) || name.startsWith('x-modelguard-')) continue;
+    const value = raw[i + 1] as string;
+    out[name] = out[name] === undefined ? value : `${out[name]}, ${value}`;
+  }
+  out['x-request-id'] = requestId;
+  return out;
+}
+
+/** Reads the whole body, refusing it (413) as soon as it passes `limit` bytes. */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > limit) {
+    throw new MGError('MG_TOO_LARGE', `body of ${declared} bytes is over the limit of ${limit}`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const buf = chunk as Buffer;
+    size += buf.length;
+    if (size > limit) throw new MGError('MG_TOO_LARGE', `body is over the limit of ${limit} bytes`);
+    chunks.push(buf);
+  }
+  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+}
+
+export function parseJson(body: Buffer, what: string): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new MGError('MG_BAD_REQUEST', `${what}: body is not valid JSON`);
+  }
+}
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+let counter = 0;
+const prefix = Math.random().toString(36).slice(2, 8);
+
+export function requestId(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  if (typeof given === 'string' && REQUEST_ID.test(given)) return given;
+  return `${prefix}-${(counter++).toString(36)}`;
+}

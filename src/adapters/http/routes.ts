@@ -1,0 +1,92 @@
+/**
+ * The HTTP surface: which path is which API, which methods it takes, and how a model name in it
+ * is rewritten for the backend. Paths are decoded segment by segment and dot segments are refused,
+ * so an encoded `..` cannot walk out of a model's prefix.
+ */
+import { MGError } from '../../core/errors.ts';
+import type { ApiKind, Operation } from '../../core/request.ts';
+
+export type Route =
+  | { kind: 'live' }
+  | { kind: 'ready' }
+  | { kind: 'server-metadata' }
+  | { kind: 'openai-models' }
+  /** A call to a model named in the path; `rest` is what follows the model (and version) segments. */
+  | { kind: 'model'; api: ApiKind; op: Operation; model: string; backendPath: (backendModel: string) => string }
+  /** A call whose model is named in the JSON body (OpenAI). */
+  | { kind: 'openai'; path: string };
+
+const OPENAI_CALLS = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddings']);
+
+function methodNotAllowed(allowed: string): MGError {
+  return new MGError('MG_BAD_REQUEST', `method not allowed here; use ${allowed}`, { httpStatus: 405, headers: { allow: allowed } });
+}
+
+function need(method: string, allowed: 'GET' | 'POST'): void {
+  if (method === allowed || (allowed === 'GET' && method === 'HEAD')) return;
+  throw methodNotAllowed(allowed);
+}
+
+function segments(pathname: string): string[] {
+  const parts = pathname.split('/').slice(1);
+  return parts.map((p) => {
+    let d: string;
+    try {
+      d = decodeURIComponent(p);
+    } catch {
+      throw new MGError('MG_BAD_REQUEST', 'malformed percent-encoding in path');
+    }
+    if (d === '.' || d === '..' || d.includes('/') || d.includes('\0')) throw new MGError('MG_BAD_REQUEST', 'path segment not allowed');
+    return d;
+  });
+}
+
+export function route(method: string, rawUrl: string): Route {
+  const q = rawUrl.indexOf('?');
+  const pathname = q < 0 ? rawUrl : rawUrl.slice(0, q);
+  const query = q < 0 ? '' : rawUrl.slice(q);
+  const seg = segments(pathname);
+  const [a, b, c] = seg;
+
+  if (a === 'v2') {
+    if (seg.length === 1 || (seg.length === 2 && b === '')) return need(method, 'GET'), { kind: 'server-metadata' };
+    if (b === 'health' && seg.length === 3) {
+      need(method, 'GET');
+      if (c === 'live') return { kind: 'live' };
+      if (c === 'ready') return { kind: 'ready' };
+    }
+    if (b === 'models' && c) {
+      // /v2/models/{m}[/versions/{v}][/ready|/infer]
+      let i = 3;
+      let version: string | undefined;
+      if (seg[i] === 'versions' && seg[i + 1]) {
+        version = seg[i + 1];
+        i += 2;
+      }
+      const tail = seg.slice(i);
+      const prefix = (m: string): string => `/v2/models/${encodeURIComponent(m)}${version ? `/versions/${encodeURIComponent(version)}` : ''}`;
+      if (tail.length === 0) {
+        need(method, 'GET');
+        return { kind: 'model', api: 'kserve-v2', op: 'metadata', model: c, backendPath: (m) => prefix(m) + query };
+      }
+      if (tail.length === 1 && tail[0] === 'ready') {
+        need(method, 'GET');
+        return { kind: 'model', api: 'kserve-v2', op: 'metadata', model: c, backendPath: (m) => `${prefix(m)}/ready${query}` };
+      }
+      if (tail.length === 1 && tail[0] === 'infer') {
+        need(method, 'POST');
+        return { kind: 'model', api: 'kserve-v2', op: 'infer', model: c, backendPath: (m) => `${prefix(m)}/infer${query}` };
+      }
+    }
+  }
+  if (a === 'v1') {
+    if (pathname === '/v1/models') return need(method, 'GET'), { kind: 'openai-models' };
+    if (OPENAI_CALLS.has(pathname)) return need(method, 'POST'), { kind: 'openai', path: pathname + query };
+  }
+  if (a === 'models' && b) {
+    // Pass-through: /models/{name}/rest → /rest on the model's backend, any method.
+    const rest = '/' + pathname.split('/').slice(3).join('/');
+    return { kind: 'model', api: 'passthrough', op: 'infer', model: b, backendPath: () => rest + query };
+  }
+  throw new MGError('MG_BAD_REQUEST', `no such endpoint: ${method} ${pathname}`, { httpStatus: 404 });
+}

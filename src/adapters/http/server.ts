@@ -1,0 +1,158 @@
+/**
+ * HTTP ingress: KServe v2 REST, OpenAI-compatible REST and plain pass-through, decoded into the
+ * neutral InferenceCall, run through the pipeline, and answered in the API's own format.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { isMGError, MGError, toMGError } from '../../core/errors.ts';
+import { newRecord, type RequestRecord } from '../../core/events.ts';
+import type { ApiKind, BackendReply, InferenceCall } from '../../core/request.ts';
+import { CancelledError } from '../../broker/work.ts';
+import type { Pipeline } from '../../pipeline/pipeline.ts';
+import { writeError } from './encode.ts';
+import { decodeOpenAi } from './openai.ts';
+import { clientTimeoutMs, credentials, forwardHeaders, parseJson, readBody, requestId } from './request.ts';
+import { route } from './routes.ts';
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-connection']);
+const VERSION = '0.1.0';
+
+function json(res: ServerResponse, status: number, doc: unknown, id: string): void {
+  const body = JSON.stringify(doc);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-request-id': id });
+  res.end(body);
+}
+
+function writeReply(res: ServerResponse, reply: BackendReply, id: string, onError: (err: unknown) => void): void {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(reply.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = v;
+  headers['x-request-id'] = id;
+  headers['x-modelguard-served-by'] = reply.servedBy;
+  res.writeHead(reply.status, headers);
+  // Streamed answers (SSE) go out chunk by chunk as the backend produces them.
+  reply.body.on('error', onError);
+  reply.body.pipe(res);
+}
+
+export function createHttpHandler(pipeline: Pipeline): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const started = performance.now();
+    const id = requestId(req);
+    const record = newRecord(id, 'http', started);
+    const ac = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) {
+        ac.abort();
+        if (record.outcome === 'OK') record.outcome = 'CANCELLED';
+      }
+      record.status = res.statusCode;
+      pipeline.events.publish(record);
+    });
+    handle(pipeline, req, res, id, record, ac.signal, started).catch((err: unknown) => {
+      if (err instanceof CancelledError || ac.signal.aborted) {
+        record.outcome = 'CANCELLED';
+        if (!res.headersSent) res.destroy();
+        return;
+      }
+      const mg = toMGError(err);
+      if (!isMGError(err)) console.error(`modelguard: request ${id} failed:`, err);
+      record.outcome = mg.code;
+      writeError(res, record.api, mg, id);
+      // A body we did not read must not poison the keep-alive connection.
+      if (!req.complete) req.resume();
+    });
+  };
+}
+
+async function handle(
+  pipeline: Pipeline,
+  req: IncomingMessage,
+  res: ServerResponse,
+  id: string,
+  record: RequestRecord,
+  signal: AbortSignal,
+  started: number,
+): Promise<void> {
+  const method = req.method ?? 'GET';
+  const r = route(method, req.url ?? '/');
+  if (r.kind === 'live') return json(res, 200, { live: true }, id);
+  if (r.kind === 'ready') {
+    const ready = pipeline.broker.ready();
+    return json(res, ready ? 200 : 503, { ready }, id);
+  }
+  if (r.kind === 'server-metadata') return json(res, 200, { name: 'modelguard', version: VERSION, extensions: [] }, id);
+
+  const identity = pipeline.authenticate(credentials(req), record);
+  if (r.kind === 'openai-models') {
+    record.api = 'openai';
+    const data = pipeline.visibleModels(identity).map((m) => ({ id: m.name, object: 'model', created: 0, owned_by: 'modelguard' }));
+    return json(res, 200, { object: 'list', data }, id);
+  }
+
+  const timeoutMs = clientTimeoutMs(req);
+  let api: ApiKind;
+  let modelName: string;
+  let path: string;
+  let body: Buffer | undefined;
+  let costHint: number | undefined;
+  const op = r.kind === 'model' ? r.op : 'infer';
+
+  if (r.kind === 'openai') {
+    api = record.api = 'openai';
+    body = await readBody(req, pipeline.snapshot.gateway.maxBodyBytes);
+    const decoded = decodeOpenAi(parseJson(body, 'OpenAI request'), r.path);
+    const model = pipeline.authorize(identity, decoded.model, record);
+    if (model.maxBodyBytes !== undefined && body.length > model.maxBodyBytes) {
+      throw new MGError('MG_TOO_LARGE', `body is over model "${model.name}"'s limit of ${model.maxBodyBytes} bytes`);
+    }
+    if (model.backendModel !== model.name) body = Buffer.from(JSON.stringify({ ...decoded.doc, model: model.backendModel }));
+    modelName = model.name;
+    path = r.path;
+    costHint = decoded.tokens;
+  } else {
+    api = record.api = r.api;
+    const model = pipeline.authorize(identity, r.model, record);
+    modelName = model.name;
+    path = r.backendPath(model.backendModel);
+    if (method !== 'GET' && method !== 'HEAD') {
+      body = await readBody(req, pipeline.maxBodyBytes(model));
+      if (api === 'kserve-v2' && op === 'infer') {
+        const doc = parseJson(body, 'KServe v2 infer');
+        if (typeof doc !== 'object' || doc === null || !Array.isArray((doc as { inputs?: unknown }).inputs)) {
+          throw new MGError('MG_BAD_REQUEST', 'KServe v2 infer: body needs an "inputs" array');
+        }
+      }
+    }
+  }
+
+  const call: InferenceCall = {
+    id,
+    protocol: 'http',
+    api,
+    op,
+    model: modelName,
+    method,
+    path,
+    headers: forwardHeaders(req, id),
+    body,
+    timeoutMs,
+    signal,
+    receivedAt: started,
+    costHint,
+  };
+  const reply = await pipeline.run(call, identity, record);
+  record.servedBy = reply.servedBy;
+  if (signal.aborted) {
+    reply.body.destroy();
+    throw new CancelledError();
+  }
+  writeReply(res, reply, id, () => {
+    record.outcome = 'MG_BACKEND_ERROR';
+    res.destroy();
+  });
+}
+
+export function createHttpServer(pipeline: Pipeline): http.Server {
+  const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, createHttpHandler(pipeline));
+  server.headersTimeout = 30_000;
+  return server;
+}

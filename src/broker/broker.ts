@@ -1,0 +1,234 @@
+/**
+ * The broker: admission (bounded queues, deadlines, explicit rejections) in front of one dispatch
+ * domain per backend. It owns the accelerator's slots; adapters hand it calls that identity and
+ * policy have already accepted.
+ */
+import { MGError } from '../core/errors.ts';
+import type { RequestRecord } from '../core/events.ts';
+import type { BackendReply, Identity, InferenceCall } from '../core/request.ts';
+import type { GroupSnapshot, Snapshot } from '../core/snapshot.ts';
+import { CostModel } from '../dispatch/cost.ts';
+import { pickEndpoint } from '../dispatch/endpoint.ts';
+import { callBackend } from '../dispatch/execute.ts';
+import { Domain } from './domain.ts';
+import { RateMeter } from './rate.ts';
+import { CancelledError, type GroupState, Work } from './work.ts';
+
+/** Bounds for Retry-After, ms. */
+const MIN_RETRY_MS = 100;
+const MAX_RETRY_MS = 60_000;
+
+export interface GroupStatus {
+  name: string;
+  priority: number;
+  weight: number;
+  queued: number;
+  inflight: number;
+  maxLength: number;
+  dispatched: number;
+  drainPerSecond: number;
+  acceleratorMs: number;
+}
+
+export interface EndpointStatus {
+  backend: string;
+  url: string;
+  slots: number;
+  inflight: number;
+  healthy: boolean;
+  served: number;
+  failures: number;
+  latencyMs: number;
+}
+
+export interface BrokerStatus {
+  version: number;
+  hash: string;
+  fairness: Snapshot['gateway']['fairness'];
+  groups: GroupStatus[];
+  endpoints: EndpointStatus[];
+}
+
+export class Broker {
+  private snapshot: Snapshot;
+  private readonly groups = new Map<string, GroupState>();
+  private readonly domains = new Map<string, Domain>();
+  readonly cost = new CostModel();
+
+  constructor(snapshot: Snapshot) {
+    this.snapshot = snapshot;
+    this.applyGroups(snapshot);
+    for (const b of Object.values(snapshot.backends)) this.domains.set(b.name, this.newDomain(b));
+  }
+
+  start(): void {
+    for (const d of this.domains.values()) d.start();
+  }
+
+  get current(): Snapshot {
+    return this.snapshot;
+  }
+
+  /** Admits a scheduled call: it is answered exactly once, by the backend or with an MGError. */
+  submit(call: InferenceCall, identity: Identity, record: RequestRecord): Promise<BackendReply> {
+    const model = this.snapshot.models[call.model];
+    if (!model) return Promise.reject(new MGError('MG_MODEL_NOT_FOUND', `model "${call.model}" is not configured`));
+    const domain = this.domains.get(model.backend);
+    const group = this.groups.get(identity.group);
+    if (!domain || !group || !group.live) return Promise.reject(new MGError('MG_INTERNAL', `no route for group "${identity.group}"`));
+    record.backend = domain.name;
+    if (call.signal.aborted) return Promise.reject(new CancelledError());
+    if (!domain.anyHealthy) {
+      return Promise.reject(new MGError('MG_NO_BACKEND', `no healthy endpoint for backend "${domain.name}"`, {
+        retryAfterMs: domain.backend.healthCheck.intervalMs,
+      }));
+    }
+    if (group.queued >= group.maxLength) {
+      return Promise.reject(new MGError('MG_QUEUE_FULL', `queue of group "${group.name}" is full (${group.maxLength})`, {
+        retryAfterMs: this.retryAfterMs(group),
+      }));
+    }
+    // Effective deadline: the client's timeout, capped by the group's maxWait plus the backend timeout.
+    const clientMs = call.timeoutMs ?? Infinity;
+    const queueDeadline = call.receivedAt + Math.min(group.maxWaitMs, clientMs);
+    const callDeadline = call.receivedAt + Math.min(clientMs, group.maxWaitMs + domain.backend.timeoutMs);
+    if (performance.now() >= queueDeadline) {
+      return Promise.reject(new MGError('MG_QUEUE_TIMEOUT', 'deadline passed before admission', { retryAfterMs: this.retryAfterMs(group) }));
+    }
+    const work = new Work(call, domain.flowFor(group), record, queueDeadline, callDeadline);
+    domain.enqueue(work);
+    return work.promise;
+  }
+
+  /** Metadata and readiness: answered by a healthy replica without queueing (not accelerator work). */
+  async metadata(call: InferenceCall, record: RequestRecord): Promise<BackendReply> {
+    const model = this.snapshot.models[call.model];
+    if (!model) throw new MGError('MG_MODEL_NOT_FOUND', `model "${call.model}" is not configured`);
+    const domain = this.domains.get(model.backend);
+    if (!domain) throw new MGError('MG_INTERNAL', `no backend "${model.backend}"`);
+    record.backend = domain.name;
+    const healthy = domain.endpoints.filter((e) => e.healthy);
+    // Prefer a replica with a free slot; any healthy one otherwise.
+    const ep = pickEndpoint(healthy) ?? healthy[0];
+    if (!ep) throw new MGError('MG_NO_BACKEND', `no healthy endpoint for backend "${domain.name}"`, { retryAfterMs: domain.backend.healthCheck.intervalMs });
+    record.endpoint = ep.url;
+    const result = await callBackend(ep, call, performance.now() + Math.min(call.timeoutMs ?? Infinity, domain.backend.timeoutMs));
+    result.done.catch(() => undefined);
+    return result.reply;
+  }
+
+  /** Time until the group's current queue has drained at its measured rate. */
+  retryAfterMs(group: GroupState): number {
+    const rate = group.drain.rate();
+    const ms = rate > 0 ? ((group.queued + 1) / rate) * 1000 : group.maxWaitMs;
+    return Math.min(MAX_RETRY_MS, Math.max(MIN_RETRY_MS, ms));
+  }
+
+  hasGroup(name: string): boolean {
+    return this.groups.get(name)?.live === true;
+  }
+
+  /** Applies a new snapshot without dropping queued or in-flight work. */
+  apply(next: Snapshot): void {
+    this.snapshot = next;
+    this.applyGroups(next);
+    for (const b of Object.values(next.backends)) {
+      const d = this.domains.get(b.name);
+      if (d) d.reconfigure(b);
+      else {
+        const nd = this.newDomain(b);
+        this.domains.set(b.name, nd);
+        nd.start();
+      }
+    }
+    // Backends that left keep serving what they hold; new work cannot reach them (no model points there).
+  }
+
+  status(): BrokerStatus {
+    const groups: GroupStatus[] = [];
+    for (const g of this.groups.values()) {
+      if (!g.live && g.queued === 0 && g.inflight === 0) continue;
+      groups.push({
+        name: g.name,
+        priority: g.priority,
+        weight: g.weight,
+        queued: g.queued,
+        inflight: g.inflight,
+        maxLength: g.maxLength,
+        dispatched: g.dispatched,
+        drainPerSecond: g.drain.rate(),
+        acceleratorMs: g.costMs,
+      });
+    }
+    const endpoints: EndpointStatus[] = [];
+    for (const d of this.domains.values()) {
+      for (const e of d.endpoints) {
+        endpoints.push({
+          backend: d.name,
+          url: e.url,
+          slots: e.slots,
+          inflight: e.inflight,
+          healthy: e.healthy,
+          served: e.served,
+          failures: e.failures,
+          latencyMs: e.latencyMs,
+        });
+      }
+    }
+    return { version: this.snapshot.version, hash: this.snapshot.hash, fairness: this.snapshot.gateway.fairness, groups, endpoints };
+  }
+
+  /** True when every backend has at least one healthy replica. */
+  ready(): boolean {
+    for (const d of this.domains.values()) if (!d.anyHealthy) return false;
+    return true;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.domains.values()].map((d) => d.close()));
+  }
+
+  private newDomain(b: Snapshot['backends'][string]): Domain {
+    return new Domain(b, this.cost, {
+      retryAfterMs: (g) => this.retryAfterMs(g),
+      fairness: () => this.snapshot.gateway.fairness,
+    });
+  }
+
+  private applyGroups(snapshot: Snapshot): void {
+    const seen = new Set<string>();
+    for (const g of Object.values(snapshot.groups)) {
+      seen.add(g.name);
+      const state = this.groups.get(g.name);
+      if (state) this.updateGroup(state, g);
+      else this.groups.set(g.name, this.newGroup(g));
+    }
+    for (const g of this.groups.values()) if (!seen.has(g.name)) g.live = false;
+  }
+
+  private newGroup(g: GroupSnapshot): GroupState {
+    return {
+      name: g.name,
+      priority: g.priority,
+      weight: g.weight,
+      maxLength: g.queue.maxLength,
+      maxWaitMs: g.queue.maxWaitMs,
+      queued: 0,
+      inflight: 0,
+      drain: new RateMeter(),
+      dispatched: 0,
+      costMs: 0,
+      live: true,
+    };
+  }
+
+  private updateGroup(state: GroupState, g: GroupSnapshot): void {
+    state.live = true;
+    state.maxLength = g.queue.maxLength;
+    state.maxWaitMs = g.queue.maxWaitMs;
+    if (state.priority === g.priority && state.weight === g.weight) return;
+    state.priority = g.priority;
+    state.weight = g.weight;
+    for (const d of this.domains.values()) d.reconfigureGroup(state);
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * Composition root for one box: broker + pipeline + HTTP ingress + admin listener. Holds no logic:
+ * it builds the parts from a snapshot, wires them, and exposes start, reload and close.
+ */
+import type { Server } from 'node:http';
+import type { Snapshot } from '../core/snapshot.ts';
+import { Broker } from '../broker/broker.ts';
+import { Pipeline } from '../pipeline/pipeline.ts';
+import { createHttpServer } from '../adapters/http/server.ts';
+import { createAdminServer } from '../admin/server.ts';
+import { Metrics } from '../observability/metrics.ts';
+import { closeServer, listen } from './listen.ts';
+
+export interface GatewayOptions {
+  /** Override listener addresses (tests use 127.0.0.1:0). */
+  readonly http?: string;
+  readonly admin?: string;
+}
+
+export interface Gateway {
+  readonly httpUrl: string;
+  readonly adminUrl: string;
+  readonly broker: Broker;
+  readonly pipeline: Pipeline;
+  readonly metrics: Metrics;
+  /** Swaps configuration without dropping queued or in-flight work. */
+  reload(next: Snapshot): void;
+  close(): Promise<void>;
+}
+
+export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}): Promise<Gateway> {
+  const broker = new Broker(snapshot);
+  const pipeline = new Pipeline(broker);
+  const metrics = new Metrics(broker, pipeline.events);
+  const httpServer: Server = createHttpServer(pipeline);
+  const adminServer: Server = createAdminServer(broker, metrics);
+  broker.start();
+  const httpUrl = await listen(httpServer, opts.http ?? snapshot.gateway.listeners.http);
+  const adminUrl = await listen(adminServer, opts.admin ?? snapshot.gateway.listeners.admin);
+  return {
+    httpUrl,
+    adminUrl,
+    broker,
+    pipeline,
+    metrics,
+    reload: (next) => pipeline.apply(next),
+    async close() {
+      await Promise.all([closeServer(httpServer), closeServer(adminServer)]);
+      metrics.close();
+      await broker.close();
+    },
+  };
+}

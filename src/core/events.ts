@@ -1,0 +1,73 @@
+/**
+ * What the pipeline publishes, and observability subscribes to. Stages never call metrics or
+ * loggers directly: they fill a RequestRecord, and the adapter publishes it once when the answer
+ * is complete.
+ */
+import diagnostics from 'node:diagnostics_channel';
+import type { OutcomeCode } from './errors.ts';
+import type { ApiKind, Protocol } from './request.ts';
+
+export interface RequestRecord {
+  readonly id: string;
+  readonly protocol: Protocol;
+  api: ApiKind | undefined;
+  /** Configured model name, or undefined when the request named none we know (bounded labels). */
+  model: string | undefined;
+  app: string | undefined;
+  group: string | undefined;
+  outcome: OutcomeCode;
+  /** Protocol status sent (HTTP status, gRPC code). */
+  status: number;
+  /** Time spent queued, ms (undefined when never queued). */
+  queueMs: number | undefined;
+  /** Time from dispatch to the backend's complete answer, ms. */
+  backendMs: number | undefined;
+  endpoint: string | undefined;
+  backend: string | undefined;
+  servedBy: 'edge' | 'cloud' | undefined;
+  /** performance.now() at receipt. */
+  readonly startedAt: number;
+  /** Wall-clock ms since the epoch at receipt (for logs). */
+  readonly time: number;
+}
+
+export function newRecord(id: string, protocol: Protocol, startedAt: number): RequestRecord {
+  return {
+    id,
+    protocol,
+    api: undefined,
+    model: undefined,
+    app: undefined,
+    group: undefined,
+    outcome: 'OK',
+    status: 0,
+    queueMs: undefined,
+    backendMs: undefined,
+    endpoint: undefined,
+    backend: undefined,
+    servedBy: undefined,
+    startedAt,
+    time: Date.now(),
+  };
+}
+
+/** Global channel for outside tooling (diagnostics_channel 'modelguard:request'). */
+export const requestChannel = diagnostics.channel('modelguard:request');
+
+/** Per-instance bus: one gateway's metrics and logs see only its own requests. */
+export class RequestEvents {
+  private readonly listeners: ((r: RequestRecord) => void)[] = [];
+
+  subscribe(fn: (r: RequestRecord) => void): () => void {
+    this.listeners.push(fn);
+    return () => {
+      const i = this.listeners.indexOf(fn);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+
+  publish(record: RequestRecord): void {
+    for (const fn of this.listeners) fn(record);
+    if (requestChannel.hasSubscribers) requestChannel.publish(record);
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The compiled configuration every runtime part reads: self-contained, versioned, frozen, and free of
+ * YAML or Kubernetes types. `config/compile.ts` builds it from validated resources; the broker,
+ * dispatch and adapters only ever see this shape. All durations are milliseconds, all sizes bytes.
+ */
+
+export type BackendProtocol = 'kserve-v2-http' | 'kserve-v2-grpc' | 'openai' | 'http';
+export type AuthMode = 'apiKey' | 'none';
+export type Fairness = 'compute' | 'requests';
+export type Visibility = 'public' | 'private';
+
+export interface EndpointSnapshot {
+  /** Base URL of one replica, without a trailing slash. */
+  readonly url: string;
+  /** Requests the accelerator behind this endpoint runs at once. */
+  readonly slots: number;
+}
+
+export interface BackendSnapshot {
+  readonly name: string;
+  readonly protocol: BackendProtocol;
+  readonly endpoints: readonly EndpointSnapshot[];
+  /** Backend call timeout. */
+  readonly timeoutMs: number;
+  /** Requests sent beyond `slots` per endpoint to hide the network round trip (0 = none). */
+  readonly dispatchAhead: number;
+  readonly healthCheck: {
+    readonly intervalMs: number;
+    /** Probe timeout. */
+    readonly timeoutMs: number;
+    /** Probe path; protocol default when absent (`/v2/health/ready`, `/v1/models`, `/`). */
+    readonly path: string | undefined;
+    /** Consecutive failures (probe or passive) that eject an endpoint. */
+    readonly failureThreshold: number;
+  };
+}
+
+export interface ModelSnapshot {
+  readonly name: string;
+  readonly backend: string;
+  readonly visibility: Visibility;
+  /** Name the backend knows the model by (defaults to `name`). */
+  readonly backendModel: string;
+  readonly offload: { readonly backend: string; readonly when: 'saturated' | 'failover' | 'never' } | undefined;
+  /** Per-model body limit (falls back to the gateway's). */
+  readonly maxBodyBytes: number | undefined;
+}
+
+export interface GroupSnapshot {
+  readonly name: string;
+  /** Higher is served first, strictly. */
+  readonly priority: number;
+  /** Share among groups of the same priority. */
+  readonly weight: number;
+  readonly queue: { readonly maxLength: number; readonly maxWaitMs: number };
+}
+
+export interface AppSnapshot {
+  readonly name: string;
+  readonly serviceGroup: string;
+  /** Lower-case hex sha256 digests of the app's API keys. */
+  readonly keyHashes: readonly string[];
+  /** Private models this app is granted. */
+  readonly models: readonly string[];
+  readonly rateLimit: { readonly requestsPerSecond: number; readonly burst: number } | undefined;
+}
+
+export interface GatewaySnapshot {
+  readonly name: string;
+  readonly listeners: { readonly http: string; readonly grpc: string; readonly admin: string; readonly broker: string };
+  readonly auth: AuthMode;
+  readonly fairness: Fairness;
+  /** Largest request body accepted, bytes. */
+  readonly maxBodyBytes: number;
+  readonly mqtt: { readonly url: string; readonly embedded: boolean } | undefined;
+}
+
+export interface Snapshot {
+  /** Monotonic per producer. */
+  readonly version: number;
+  /** sha256 of the canonical content; equal content, equal hash. */
+  readonly hash: string;
+  readonly gateway: GatewaySnapshot;
+  readonly groups: Readonly<Record<string, GroupSnapshot>>;
+  readonly backends: Readonly<Record<string, BackendSnapshot>>;
+  readonly models: Readonly<Record<string, ModelSnapshot>>;
+  readonly apps: Readonly<Record<string, AppSnapshot>>;
+}
+
+/** The group that always exists (weight 1, priority 0); takes unauthenticated traffic under `auth: none`. */
+export const DEFAULT_GROUP = 'default';

@@ -1,0 +1,46 @@
+/**
+ * Who is calling: an API key (stored only as its sha256) maps to an App and its service group.
+ * Under `auth: none`, the `X-Service-Group` header picks the group (trusted networks and demos).
+ */
+import { createHash } from 'node:crypto';
+import { MGError } from '../core/errors.ts';
+import type { Identity } from '../core/request.ts';
+import { DEFAULT_GROUP, type Snapshot } from '../core/snapshot.ts';
+
+export interface Credentials {
+  /** The raw API key presented, if any. */
+  readonly key: string | undefined;
+  /** The group asked for with X-Service-Group (honoured only under `auth: none`). */
+  readonly group: string | undefined;
+}
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+export class IdentityResolver {
+  /** sha256(key) → app. Looking up a digest reveals nothing an attacker could use (no timing oracle on the key). */
+  private readonly byHash = new Map<string, Identity>();
+
+  constructor(private readonly snapshot: Snapshot) {
+    for (const app of Object.values(snapshot.apps)) {
+      for (const h of app.keyHashes) this.byHash.set(h, { app: app.name, group: app.serviceGroup });
+    }
+  }
+
+  resolve(creds: Credentials): Identity {
+    if (creds.key !== undefined) {
+      const id = this.byHash.get(sha256Hex(creds.key));
+      if (id) return id;
+      throw new MGError('MG_UNAUTHENTICATED', 'API key not recognised');
+    }
+    if (this.snapshot.gateway.auth === 'apiKey') {
+      throw new MGError('MG_UNAUTHENTICATED', 'an API key is required (Authorization: Bearer <key> or X-API-Key)');
+    }
+    const group = creds.group ?? DEFAULT_GROUP;
+    if (!this.snapshot.groups[group]) {
+      throw new MGError('MG_BAD_REQUEST', `unknown service group "${group}" in X-Service-Group`);
+    }
+    return { app: undefined, group };
+  }
+}
