@@ -192,10 +192,25 @@ export class Broker {
     return new Domain(b, this.cost, {
       retryAfterMs: (g) => this.retryAfterMs(g),
       fairness: () => this.snapshot.gateway.fairness,
+      reservedAbove: (p) => this.reservedAbove(p),
     });
   }
 
+  /** Memoised per priority level (the pump asks once per decision); cleared on every reload. */
+  private readonly reserved = new Map<number, number>();
+
+  private reservedAbove(priority: number): number {
+    let n = this.reserved.get(priority);
+    if (n === undefined) {
+      n = 0;
+      for (const g of this.groups.values()) if (g.live && g.priority > priority) n += g.reservedSlots;
+      this.reserved.set(priority, n);
+    }
+    return n;
+  }
+
   private applyGroups(snapshot: Snapshot): void {
+    this.reserved.clear();
     const seen = new Set<string>();
     for (const g of Object.values(snapshot.groups)) {
       seen.add(g.name);
@@ -211,6 +226,7 @@ export class Broker {
       name: g.name,
       priority: g.priority,
       weight: g.weight,
+      reservedSlots: g.reservedSlots,
       maxLength: g.queue.maxLength,
       maxWaitMs: g.queue.maxWaitMs,
       queued: 0,
@@ -226,6 +242,7 @@ export class Broker {
     state.live = true;
     state.maxLength = g.queue.maxLength;
     state.maxWaitMs = g.queue.maxWaitMs;
+    state.reservedSlots = g.reservedSlots;
     if (state.priority === g.priority && state.weight === g.weight) return;
     state.priority = g.priority;
     state.weight = g.weight;

@@ -26,6 +26,8 @@ export interface DomainHooks {
   /** Retry-After for a group's rejections, from its measured drain rate. */
   retryAfterMs(group: GroupState): number;
   fairness(): Fairness;
+  /** Slots that groups above `priority` keep free (their reservedSlots, summed). */
+  reservedAbove(priority: number): number;
 }
 
 let flowSeq = 0;
@@ -133,6 +135,18 @@ export class Domain {
     }
   }
 
+  private inflight(): number {
+    let n = 0;
+    for (const e of this.endpoints) n += e.inflight;
+    return n;
+  }
+
+  private healthyCapacity(): number {
+    let n = 0;
+    for (const e of this.endpoints) if (e.healthy) n += e.capacity;
+    return n;
+  }
+
   /** Dispatches while there is queued work and a free slot. */
   pump(): void {
     if (this.pumping) return;
@@ -143,6 +157,10 @@ export class Domain {
         if (!ep) break;
         const flow = this.policy.peek();
         if (!flow) break;
+        // Reserved slots: lower priorities stop short of the slots kept for higher ones. Every other
+        // backlogged flow has this priority or lower, so nothing else may go either.
+        const reserved = this.hooks.reservedAbove(flow.priority);
+        if (reserved > 0 && this.inflight() >= this.healthyCapacity() - reserved) break;
         const work = flow.queue.peek() as Work;
         this.unqueue(work);
         work.detach();

@@ -11,6 +11,7 @@ export interface GroupState {
   readonly name: string;
   priority: number;
   weight: number;
+  reservedSlots: number;
   maxLength: number;
   maxWaitMs: number;
   /** Queued (not yet dispatched) across all domains; bounded by maxLength. */

@@ -52,6 +52,11 @@ export interface GroupSnapshot {
   readonly priority: number;
   /** Share among groups of the same priority. */
   readonly weight: number;
+  /**
+   * Slots of each backend kept free for this group and higher priorities: lower-priority groups may
+   * not hold them. Trades some throughput for the latency of important work (no preemption exists).
+   */
+  readonly reservedSlots: number;
   readonly queue: { readonly maxLength: number; readonly maxWaitMs: number };
 }
 

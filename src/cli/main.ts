@@ -1,0 +1,83 @@
+/** The `modelguard` command line. Each subcommand is a thin composition of library parts. */
+import { Command } from 'commander';
+import { ConfigError, loadConfig } from '../config/index.ts';
+import { demoModelCommand } from '../demo/index.ts';
+import { appSnippet, createKey } from '../security/keys.ts';
+import { printStatus } from './status.ts';
+import { up } from './up.ts';
+
+function fail(err: unknown): never {
+  if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
+  else process.stderr.write(`modelguard: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}
+
+const program = new Command('modelguard').description('Inference governance for edge computing').version('0.1.0');
+
+program
+  .command('up')
+  .description('run everything on one box; without --config, the embedded demo')
+  .option('-c, --config <path>', 'configuration file or directory')
+  .option('--http <addr>', 'inference HTTP listener (overrides the Gateway)')
+  .option('--admin <addr>', 'admin listener (overrides the Gateway)')
+  .action(async (o: { config?: string; http?: string; admin?: string }) => {
+    try {
+      const { stop } = await up(o);
+      const shutdown = (): void => {
+        stop().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once('SIGINT', shutdown);
+      process.once('SIGTERM', shutdown);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command('validate')
+  .description('check configuration; exits non-zero with file:line errors')
+  .requiredOption('-c, --config <path>', 'configuration file or directory')
+  .action(async (o: { config: string }) => {
+    try {
+      const loaded = await loadConfig(o.config);
+      for (const w of loaded.warnings) process.stderr.write(`warning: ${w.file}:${w.line ?? 0}: ${w.message}\n`);
+      const s = loaded.snapshot;
+      process.stdout.write(
+        `ok: ${loaded.resources.length} resources in ${loaded.sources.length} file(s); ` +
+          `${Object.keys(s.groups).length} groups, ${Object.keys(s.backends).length} backends, ${Object.keys(s.models).length} models, ` +
+          `${Object.keys(s.apps).length} apps; hash ${s.hash.slice(0, 12)}\n`,
+      );
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+const keys = program.command('keys').description('API keys');
+keys
+  .command('create')
+  .description('print a new key once, and the App snippet with its hash')
+  .requiredOption('--app <name>', 'app the key is for')
+  .option('--group <name>', 'service group for the snippet', 'default')
+  .action((o: { app: string; group: string }) => {
+    const k = createKey();
+    process.stdout.write(`key (shown once, store it now): ${k.key}\n\n${appSnippet(o.app, k.sha256, o.group)}\n`);
+  });
+
+program
+  .command('status')
+  .description('what is running and how the accelerator is shared')
+  .option('--admin <url>', 'admin listener URL', 'http://127.0.0.1:9090')
+  .action(async (o: { admin: string }) => {
+    try {
+      await printStatus(o.admin);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program.addCommand(demoModelCommand());
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,51 @@
+/** `modelguard status`: the admin API's view, as a table. */
+import type { BrokerStatus } from '../broker/broker.ts';
+
+export async function printStatus(adminUrl: string): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch(new URL('/api/v1/status', adminUrl), { signal: AbortSignal.timeout(3000) });
+  } catch (err) {
+    throw new Error(`cannot reach the admin listener at ${adminUrl} (${(err as Error).message}); is ModelGuard running? pass --admin URL`);
+  }
+  if (!res.ok) throw new Error(`admin listener answered ${res.status}`);
+  const s = (await res.json()) as BrokerStatus;
+  const out: string[] = [];
+  out.push(`configuration version ${s.version} (${s.hash.slice(0, 12)}), fairness: ${s.fairness}`);
+  out.push('');
+  const totalMs = s.groups.reduce((n, g) => n + g.acceleratorMs, 0) || 1;
+  const totalW = (p: number): number => s.groups.filter((g) => g.priority === p).reduce((n, g) => n + g.weight, 0) || 1;
+  out.push('GROUP             PRIO  WEIGHT  SHARE(cfg)  SHARE(used)  QUEUED/MAX   INFLIGHT  DISPATCHED  DRAIN/s');
+  for (const g of s.groups) {
+    out.push(
+      [
+        g.name.padEnd(16),
+        String(g.priority).padStart(5),
+        String(g.weight).padStart(7),
+        `${((g.weight / totalW(g.priority)) * 100).toFixed(0)}%`.padStart(11),
+        `${((g.acceleratorMs / totalMs) * 100).toFixed(1)}%`.padStart(12),
+        `${g.queued}/${g.maxLength}`.padStart(12),
+        String(g.inflight).padStart(10),
+        String(g.dispatched).padStart(11),
+        g.drainPerSecond.toFixed(1).padStart(8),
+      ].join(' '),
+    );
+  }
+  out.push('');
+  out.push('BACKEND           ENDPOINT                          SLOTS  INFLIGHT  HEALTHY  SERVED  FAILURES  LATENCY');
+  for (const e of s.endpoints) {
+    out.push(
+      [
+        e.backend.padEnd(16),
+        e.url.padEnd(33),
+        String(e.slots).padStart(5),
+        String(e.inflight).padStart(9),
+        (e.healthy ? 'yes' : 'NO').padStart(8),
+        String(e.served).padStart(7),
+        String(e.failures).padStart(9),
+        `${e.latencyMs.toFixed(1)}ms`.padStart(8),
+      ].join(' '),
+    );
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+}

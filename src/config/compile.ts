@@ -1,0 +1,131 @@
+/**
+ * Validated resources → the Snapshot every runtime part reads (src/core/snapshot.ts): durations in
+ * milliseconds, sizes in bytes, defaults applied, the `default` group present, URLs without a trailing
+ * slash, deep-frozen, and hashed so that equal content gives an equal hash whatever the file layout.
+ */
+import { createHash } from 'node:crypto';
+import { DEFAULT_GROUP } from '../core/snapshot.ts';
+import type { AppSnapshot, BackendSnapshot, GatewaySnapshot, GroupSnapshot, ModelSnapshot, Snapshot } from '../core/snapshot.ts';
+import { DEFAULTS, GatewaySpecSchema, ServiceGroupSpecSchema, durationMs, sizeBytes } from './schema.ts';
+import type { App, Backend, Gateway, Model, Resource, ServiceGroup } from './schema.ts';
+
+/** Object.freeze, all the way down. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+/** JSON with object keys sorted and undefined properties left out: one text per content. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+const stripSlash = (url: string): string => url.replace(/\/+$/, '');
+
+function compileGateway(g: Gateway | undefined): GatewaySnapshot {
+  const spec = g?.spec ?? GatewaySpecSchema.parse({});
+  return {
+    name: g?.metadata.name ?? DEFAULTS.gateway.name,
+    listeners: { ...spec.listeners },
+    auth: spec.auth,
+    fairness: spec.fairness,
+    maxBodyBytes: sizeBytes(spec.maxBodySize),
+    mqtt: spec.mqtt === undefined ? undefined : { url: spec.mqtt.url, embedded: spec.mqtt.embedded },
+  };
+}
+
+function compileGroup(name: string, spec: ServiceGroup['spec']): GroupSnapshot {
+  return {
+    name,
+    priority: spec.priority,
+    weight: spec.weight,
+    reservedSlots: spec.reservedSlots,
+    queue: { maxLength: spec.queue.maxLength, maxWaitMs: durationMs(spec.queue.maxWait) },
+  };
+}
+
+function compileBackend(b: Backend): BackendSnapshot {
+  const s = b.spec;
+  return {
+    name: b.metadata.name,
+    protocol: s.protocol,
+    endpoints: s.endpoints.map((e) => ({ url: stripSlash(e.url), slots: e.slots })),
+    timeoutMs: durationMs(s.timeout),
+    dispatchAhead: s.dispatchAhead,
+    healthCheck: {
+      intervalMs: durationMs(s.healthCheck.interval),
+      timeoutMs: durationMs(s.healthCheck.timeout),
+      path: s.healthCheck.path,
+      failureThreshold: s.healthCheck.failureThreshold,
+    },
+  };
+}
+
+function compileModel(m: Model): ModelSnapshot {
+  const s = m.spec;
+  return {
+    name: m.metadata.name,
+    backend: s.backend,
+    visibility: s.visibility,
+    backendModel: s.backendModel,
+    offload: s.offload === undefined ? undefined : { backend: s.offload.backend, when: s.offload.when },
+    maxBodyBytes: s.maxBodySize === undefined ? undefined : sizeBytes(s.maxBodySize),
+  };
+}
+
+function compileApp(a: App): AppSnapshot {
+  const s = a.spec;
+  return {
+    name: a.metadata.name,
+    serviceGroup: s.serviceGroup,
+    // Sets in meaning: sorted so that the order in the file does not change the hash.
+    keyHashes: s.apiKeys.map((k) => k.sha256).sort(),
+    models: [...s.models].sort(),
+    rateLimit: s.rateLimit === undefined ? undefined : { requestsPerSecond: s.rateLimit.requestsPerSecond, burst: s.rateLimit.burst },
+  };
+}
+
+/**
+ * Compiles validated resources (validateDocuments found no errors) into a frozen Snapshot.
+ * Names are unique per kind by then; a later duplicate would overwrite an earlier one.
+ */
+export function compileSnapshot(resources: readonly Resource[], version: number): Snapshot {
+  let gateway: Gateway | undefined;
+  const groups: Record<string, GroupSnapshot> = { [DEFAULT_GROUP]: compileGroup(DEFAULT_GROUP, ServiceGroupSpecSchema.parse({})) };
+  const backends: Record<string, BackendSnapshot> = {};
+  const models: Record<string, ModelSnapshot> = {};
+  const apps: Record<string, AppSnapshot> = {};
+  for (const r of resources) {
+    const name = r.metadata.name;
+    switch (r.kind) {
+      case 'Gateway':
+        gateway ??= r;
+        break;
+      case 'ServiceGroup':
+        groups[name] = compileGroup(name, r.spec);
+        break;
+      case 'Backend':
+        backends[name] = compileBackend(r);
+        break;
+      case 'Model':
+        models[name] = compileModel(r);
+        break;
+      case 'App':
+        apps[name] = compileApp(r);
+        break;
+    }
+  }
+  const content = { gateway: compileGateway(gateway), groups, backends, models, apps };
+  const hash = createHash('sha256').update(canonicalJson(content)).digest('hex');
+  return deepFreeze({ version, hash, ...content });
+}

@@ -1,0 +1,149 @@
+/**
+ * Checks across resources: unique names, at most one Gateway, references that resolve, offload that
+ * can work, API keys that identify one app. Warnings flag settings that are valid but have no effect.
+ */
+import { DEFAULT_GROUP } from '../core/snapshot.ts';
+import type { BackendProtocol } from '../core/snapshot.ts';
+import type { App, Backend, Kind, Model, Resource } from './schema.ts';
+import { DEFAULTS } from './schema.ts';
+import { formatPlace, suggest } from './issues.ts';
+import type { Reporter, SourceDocument } from './issues.ts';
+import type { Declared, Located } from './validate.ts';
+
+function where(doc: SourceDocument, path: readonly PropertyKey[]): string {
+  const pos = doc.locate?.(path);
+  return pos === undefined ? `${doc.file} (${doc.label})` : formatPlace(doc.file, pos.line, pos.column);
+}
+
+function refHint(name: string, kind: Kind, existing: Iterable<string>): string {
+  const names = [...existing].sort();
+  if (names.length === 0) return `no ${kind} is defined; add a "kind: ${kind}" resource named "${name}"`;
+  return suggest(name, names, `defined ${kind}s`);
+}
+
+/** Request formats a backend speaks; offload needs the same family on both sides. */
+const FAMILY: Record<BackendProtocol, string> = {
+  'kserve-v2-http': 'KServe v2',
+  'kserve-v2-grpc': 'KServe v2',
+  openai: 'OpenAI',
+  http: 'plain HTTP',
+};
+
+function byKind<K extends Resource['kind']>(all: readonly Located[], kind: K): Located<Extract<Resource, { kind: K }>>[] {
+  return all.filter((l): l is Located<Extract<Resource, { kind: K }>> => l.resource.kind === kind);
+}
+
+function checkUnique(rep: Reporter, declared: Declared): void {
+  const first = new Map<string, SourceDocument>();
+  for (const { kind, name, doc } of declared.entries) {
+    if (name === undefined) continue;
+    const earlier = first.get(`${kind}/${name}`);
+    if (earlier === undefined) first.set(`${kind}/${name}`, doc);
+    else {
+      rep.error(doc, ['metadata', 'name'], `duplicate ${kind} name "${name}"`, {
+        hint: `first defined at ${where(earlier, ['metadata', 'name'])}; names are unique per kind`,
+      });
+    }
+  }
+}
+
+function checkGateways(rep: Reporter, declared: Declared): void {
+  const [first, ...rest] = declared.entries.filter((e) => e.kind === 'Gateway');
+  if (first === undefined) return;
+  for (const g of rest) {
+    rep.error(g.doc, ['kind'], 'a second Gateway', { hint: `there is at most one; merge it into the Gateway at ${where(first.doc, ['kind'])}` });
+  }
+}
+
+function checkBackends(rep: Reporter, backends: readonly Located<Backend>[]): void {
+  for (const { resource: b, doc } of backends) {
+    const seen = new Map<string, number>();
+    b.spec.endpoints.forEach((e, i) => {
+      const url = e.url.replace(/\/+$/, '');
+      const j = seen.get(url);
+      if (j === undefined) seen.set(url, i);
+      else rep.error(doc, ['spec', 'endpoints', i, 'url'], `duplicate endpoint ${url}`, { hint: `already endpoints[${j}]; raise its slots instead` });
+    });
+  }
+}
+
+function checkModels(rep: Reporter, models: readonly Located<Model>[], backends: readonly Located<Backend>[], declared: Declared): void {
+  const protocol = new Map(backends.map((l) => [l.resource.metadata.name, l.resource.spec.protocol]));
+  for (const { resource: m, doc } of models) {
+    if (!declared.names.Backend.has(m.spec.backend)) {
+      rep.error(doc, ['spec', 'backend'], `Backend "${m.spec.backend}" does not exist`, { hint: refHint(m.spec.backend, 'Backend', declared.names.Backend) });
+    }
+    const offload = m.spec.offload;
+    if (offload === undefined) continue;
+    if (!declared.names.Backend.has(offload.backend)) {
+      rep.error(doc, ['spec', 'offload', 'backend'], `Backend "${offload.backend}" does not exist`, {
+        hint: refHint(offload.backend, 'Backend', declared.names.Backend),
+      });
+    } else if (offload.backend === m.spec.backend) {
+      rep.error(doc, ['spec', 'offload', 'backend'], 'offloads to its own backend', { hint: 'name another Backend (usually the cloud one), or remove offload' });
+    } else {
+      const from = protocol.get(m.spec.backend);
+      const to = protocol.get(offload.backend);
+      if (from !== undefined && to !== undefined && FAMILY[from] !== FAMILY[to]) {
+        rep.error(doc, ['spec', 'offload', 'backend'], `Backend "${offload.backend}" speaks ${to} but "${m.spec.backend}" speaks ${from}`, {
+          hint: `requests cannot be translated between ${FAMILY[from]} and ${FAMILY[to]}; offload to a backend of the same protocol family`,
+        });
+      }
+    }
+  }
+}
+
+function checkApps(rep: Reporter, apps: readonly Located<App>[], models: readonly Located<Model>[], declared: Declared, auth: string): void {
+  const visibility = new Map(models.map((l) => [l.resource.metadata.name, l.resource.spec.visibility]));
+  const groups = new Set([DEFAULT_GROUP, ...declared.names.ServiceGroup]);
+  const keyOwner = new Map<string, { app: string; doc: SourceDocument; index: number }>();
+  for (const { resource: a, doc } of apps) {
+    if (!groups.has(a.spec.serviceGroup)) {
+      rep.error(doc, ['spec', 'serviceGroup'], `ServiceGroup "${a.spec.serviceGroup}" does not exist`, {
+        hint: refHint(a.spec.serviceGroup, 'ServiceGroup', groups),
+      });
+    }
+    a.spec.models.forEach((name, i) => {
+      if (!declared.names.Model.has(name)) {
+        rep.error(doc, ['spec', 'models', i], `Model "${name}" does not exist`, { hint: refHint(name, 'Model', declared.names.Model) });
+      } else if (visibility.get(name) === 'public') {
+        rep.warn(doc, ['spec', 'models', i], `Model "${name}" is public, so this grant has no effect`, { hint: 'grants matter for visibility: private models only' });
+      }
+    });
+    a.spec.apiKeys.forEach((k, i) => {
+      const owner = keyOwner.get(k.sha256);
+      if (owner === undefined) keyOwner.set(k.sha256, { app: a.metadata.name, doc, index: i });
+      else {
+        const whose = owner.app === a.metadata.name ? 'this App' : `App "${owner.app}"`;
+        rep.error(doc, ['spec', 'apiKeys', i, 'sha256'], `this key is already listed for ${whose}`, {
+          hint: `a key identifies exactly one app (see ${where(owner.doc, ['spec', 'apiKeys', owner.index, 'sha256'])}); create another with \`modelguard keys create --app ${a.metadata.name}\``,
+        });
+      }
+    });
+    if (auth === 'apiKey' && a.spec.apiKeys.length === 0) {
+      rep.warn(doc, ['spec'], 'has no apiKeys, so it can never authenticate', { hint: `\`modelguard keys create --app ${a.metadata.name}\` prints a key and its sha256` });
+    }
+  }
+  const granted = new Set(apps.flatMap((l) => l.resource.spec.models));
+  for (const { resource: m, doc } of models) {
+    if (m.spec.visibility !== 'private') continue;
+    if (auth === 'none') {
+      rep.warn(doc, ['spec', 'visibility'], 'is private, but with auth: none no app is identified, so nobody can use it', { hint: 'use auth: apiKey, or make it public' });
+    } else if (!granted.has(m.metadata.name)) {
+      rep.warn(doc, ['spec', 'visibility'], 'is private and no App lists it in spec.models, so nobody can use it', { hint: `add "${m.metadata.name}" to an App's models` });
+    }
+  }
+}
+
+/** Runs every check across the validated resources. */
+export function checkReferences(rep: Reporter, all: readonly Located[], declared: Declared): void {
+  checkUnique(rep, declared);
+  checkGateways(rep, declared);
+  const gateways = byKind(all, 'Gateway');
+  const backends = byKind(all, 'Backend');
+  const models = byKind(all, 'Model');
+  checkBackends(rep, backends);
+  checkModels(rep, models, backends, declared);
+  const auth = gateways[0]?.resource.spec.auth ?? DEFAULTS.gateway.auth;
+  checkApps(rep, byKind(all, 'App'), models, declared, auth);
+}

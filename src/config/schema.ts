@@ -1,0 +1,291 @@
+/**
+ * The resource kinds of the configuration language as zod schemas; the TypeScript types are
+ * inferred from them. Objects are strict (unknown keys fail). Every default lives in DEFAULTS, written
+ * in the same syntax a user writes, and every field's `.describe()` says what it does and its default:
+ * the loader shows that text as the hint when a value is wrong, and docs/configuration.md repeats it.
+ */
+import { z } from 'zod';
+import { DEFAULT_GROUP } from '../core/snapshot.ts';
+import type { AuthMode, BackendProtocol, Fairness, Visibility } from '../core/snapshot.ts';
+import { dnsName, duration, hostPort, httpUrl, mqttUrl, parseSize, sha256Hex, show, size, splitHostPort, withHint } from './primitives.ts';
+import { parseDuration } from '../core/duration.ts';
+
+export const API_VERSION = 'modelguard.io/v1alpha1';
+export const KINDS = ['Backend', 'Model', 'ServiceGroup', 'App', 'Gateway'] as const;
+export type Kind = (typeof KINDS)[number];
+
+export const BACKEND_PROTOCOLS = ['kserve-v2-http', 'kserve-v2-grpc', 'openai', 'http'] as const satisfies readonly BackendProtocol[];
+export const VISIBILITIES = ['public', 'private'] as const satisfies readonly Visibility[];
+export const OFFLOAD_WHEN = ['saturated', 'failover', 'never'] as const;
+export const AUTH_MODES = ['apiKey', 'none'] as const satisfies readonly AuthMode[];
+export const FAIRNESS = ['compute', 'requests'] as const satisfies readonly Fairness[];
+
+/** Every default of the language, in one place. Derived defaults are noted where they apply. */
+export const DEFAULTS = {
+  backend: {
+    protocol: 'kserve-v2-http',
+    slots: 1,
+    timeout: '30s',
+    dispatchAhead: 0,
+    healthCheck: { interval: '5s', timeout: '1s', failureThreshold: 3 },
+  },
+  model: { visibility: 'public', offloadWhen: 'saturated' },
+  serviceGroup: { priority: 0, weight: 1, reservedSlots: 0, queue: { maxLength: 100, maxWait: '5s' } },
+  app: { serviceGroup: DEFAULT_GROUP },
+  gateway: {
+    name: 'default',
+    listeners: { http: '0.0.0.0:8080', grpc: '0.0.0.0:8081', admin: '127.0.0.1:9090', broker: '0.0.0.0:8010' },
+    auth: 'apiKey',
+    fairness: 'compute',
+    maxBodySize: '8Mi',
+    mqtt: { url: 'mqtt://127.0.0.1:1883', embedded: false },
+  },
+} as const;
+
+const D = DEFAULTS;
+
+// ---- common envelope ----
+
+const Metadata = z
+  .strictObject({
+    name: dnsName().describe('unique name within its kind (DNS-1123 label: a-z, 0-9 and "-", at most 63); required'),
+    labels: z.record(z.string(), z.string()).optional().describe('free-form string labels for tools; no default'),
+    annotations: z.record(z.string(), z.string()).optional().describe('free-form string notes for tools; no default'),
+  })
+  .describe('identity of the resource; required (name)');
+
+const apiVersion = z
+  .literal(API_VERSION)
+  .default(API_VERSION)
+  .describe(`schema version of the document, the only one there is; default ${API_VERSION}`);
+
+// ---- Backend ----
+
+const Endpoint = z.strictObject({
+  url: httpUrl().describe('base URL of one replica, http:// or https:// (a trailing "/" is dropped); required'),
+  slots: z.int().min(1).default(D.backend.slots).describe(`requests the accelerator behind this endpoint runs at once; default ${D.backend.slots}`),
+});
+
+const HealthCheck = z
+  .strictObject({
+    interval: duration().default(D.backend.healthCheck.interval).describe(`time between readiness probes; default ${D.backend.healthCheck.interval}`),
+    timeout: duration().default(D.backend.healthCheck.timeout).describe(`probe timeout, at most the interval; default ${D.backend.healthCheck.timeout}`),
+    path: z
+      .string()
+      .startsWith('/', { error: (i) => withHint(`expected a path starting with "/", got ${show(i.input)}`, 'for example "/v2/health/ready"') })
+      .optional()
+      .describe('probe path; default by protocol: /v2/health/ready (kserve), /v1/models (openai), / (http)'),
+    failureThreshold: z
+      .int()
+      .min(1)
+      .default(D.backend.healthCheck.failureThreshold)
+      .describe(`consecutive failed probes or requests that eject an endpoint; default ${D.backend.healthCheck.failureThreshold}`),
+  })
+  .superRefine((hc, ctx) => {
+    if ((parseDuration(hc.timeout) ?? 0) > (parseDuration(hc.interval) ?? 0)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['timeout'],
+        message: withHint(`probe timeout ${hc.timeout} is longer than the interval ${hc.interval}`, 'probes would overlap: lower timeout or raise interval'),
+      });
+    }
+  });
+
+export const BackendSpecSchema = z.strictObject({
+  protocol: z.enum(BACKEND_PROTOCOLS).default(D.backend.protocol).describe(`wire protocol of the model server; default ${D.backend.protocol}`),
+  endpoints: z.array(Endpoint).min(1).describe('the replicas of this model server, at least one; required'),
+  timeout: duration().default(D.backend.timeout).describe(`time limit of one backend call; default ${D.backend.timeout}`),
+  dispatchAhead: z
+    .int()
+    .min(0)
+    .default(D.backend.dispatchAhead)
+    .describe(`requests sent beyond slots per endpoint to hide the network round trip; default ${D.backend.dispatchAhead}`),
+  healthCheck: HealthCheck.prefault({}).describe('readiness probing of each endpoint; defaults below'),
+});
+
+export const BackendSchema = z.strictObject({
+  apiVersion,
+  kind: z.literal('Backend').describe('the kind of resource: Backend; required'),
+  metadata: Metadata,
+  spec: BackendSpecSchema.describe('the Backend settings; required (endpoints)'),
+});
+
+// ---- Model ----
+
+/** A reference by name to a resource of `_kind` (resolved across resources in references.ts). */
+const ref = (_kind: Kind) => dnsName();
+
+const Offload = z.strictObject({
+  backend: ref('Backend').describe('Backend that takes the overflow (usually the cloud); required'),
+  when: z
+    .enum(OFFLOAD_WHEN)
+    .default(D.model.offloadWhen)
+    .describe(`saturated: when the edge queue is full; failover: when no edge endpoint is healthy; never: off; default ${D.model.offloadWhen}`),
+});
+
+export const ModelSpecSchema = z.strictObject({
+  backend: ref('Backend').describe('Backend that serves this model; required'),
+  visibility: z.enum(VISIBILITIES).default(D.model.visibility).describe(`public: any app; private: only apps that list it in models; default ${D.model.visibility}`),
+  backendModel: z.string().min(1).optional().describe('name the backend knows the model by; default metadata.name'),
+  offload: Offload.optional().describe('edge-to-cloud offload; default none'),
+  maxBodySize: size().optional().describe('largest request body for this model (bytes, Ki, Mi, Gi); default the Gateway maxBodySize'),
+});
+
+export const ModelSchema = z
+  .strictObject({
+    apiVersion,
+    kind: z.literal('Model').describe('the kind of resource: Model; required'),
+    metadata: Metadata,
+    spec: ModelSpecSchema.describe('the Model settings; required (backend)'),
+  })
+  // Derived default: the backend's model name is the model's own name.
+  .transform((m) => ({ ...m, spec: { ...m.spec, backendModel: m.spec.backendModel ?? m.metadata.name } }));
+
+// ---- ServiceGroup ----
+
+export const ServiceGroupSpecSchema = z.strictObject({
+  priority: z.int().default(D.serviceGroup.priority).describe(`higher is served first, strictly between levels; default ${D.serviceGroup.priority}`),
+  weight: z.number().positive().default(D.serviceGroup.weight).describe(`share of the accelerator among groups of equal priority; default ${D.serviceGroup.weight}`),
+  reservedSlots: z
+    .int()
+    .min(0)
+    .default(D.serviceGroup.reservedSlots)
+    .describe(`slots of each backend kept free for this group and higher priorities: lower priorities may not take them; default ${D.serviceGroup.reservedSlots}`),
+  queue: z
+    .strictObject({
+      maxLength: z.int().min(1).default(D.serviceGroup.queue.maxLength).describe(`requests waiting at most; beyond it MG_QUEUE_FULL; default ${D.serviceGroup.queue.maxLength}`),
+      maxWait: duration().default(D.serviceGroup.queue.maxWait).describe(`longest wait in the queue; beyond it MG_QUEUE_TIMEOUT; default ${D.serviceGroup.queue.maxWait}`),
+    })
+    .prefault({})
+    .describe('the bounded queue of this group; defaults below'),
+});
+
+export const ServiceGroupSchema = z.strictObject({
+  apiVersion,
+  kind: z.literal('ServiceGroup').describe('the kind of resource: ServiceGroup; required'),
+  metadata: Metadata,
+  spec: ServiceGroupSpecSchema.prefault({}).describe('the ServiceGroup settings; all optional'),
+});
+
+// ---- App ----
+
+const RateLimit = z
+  .strictObject({
+    requestsPerSecond: z.number().positive().describe('steady request rate allowed; required'),
+    burst: z.int().min(1).optional().describe('requests allowed at once above the steady rate; default ceil(requestsPerSecond)'),
+  })
+  // Derived default: a burst of one second's worth of requests.
+  .transform((r) => ({ requestsPerSecond: r.requestsPerSecond, burst: r.burst ?? Math.max(1, Math.ceil(r.requestsPerSecond)) }));
+
+export const AppSpecSchema = z.strictObject({
+  serviceGroup: ref('ServiceGroup').default(D.app.serviceGroup).describe(`ServiceGroup whose share this app uses; default "${D.app.serviceGroup}"`),
+  apiKeys: z
+    .array(z.strictObject({ sha256: sha256Hex().describe('hex sha256 of one API key (never the key); required') }))
+    .default(() => [])
+    .describe('keys that identify this app; default none'),
+  models: z.array(ref('Model')).default(() => []).describe('private models granted to this app; default none'),
+  rateLimit: RateLimit.optional().describe('token-bucket limit on the app\'s requests; default unlimited'),
+});
+
+export const AppSchema = z.strictObject({
+  apiVersion,
+  kind: z.literal('App').describe('the kind of resource: App; required'),
+  metadata: Metadata,
+  spec: AppSpecSchema.prefault({}).describe('the App settings; all optional'),
+});
+
+// ---- Gateway ----
+
+const WILDCARDS = new Set(['0.0.0.0', '::']);
+
+const Listeners = z
+  .strictObject({
+    http: hostPort().default(D.gateway.listeners.http).describe(`inference over HTTP (KServe v2, OpenAI, pass-through); default ${D.gateway.listeners.http}`),
+    grpc: hostPort().default(D.gateway.listeners.grpc).describe(`inference over gRPC (KServe v2); default ${D.gateway.listeners.grpc}`),
+    admin: hostPort().default(D.gateway.listeners.admin).describe(`metrics, health, dashboard and admin API; default ${D.gateway.listeners.admin}`),
+    broker: hostPort().default(D.gateway.listeners.broker).describe(`broker endpoint that proxies forward to; default ${D.gateway.listeners.broker}`),
+  })
+  .superRefine((listeners, ctx) => {
+    const seen: { name: string; host: string; port: number }[] = [];
+    for (const [name, address] of Object.entries(listeners)) {
+      const hp = splitHostPort(address);
+      if (hp === undefined || hp.port === 0) continue;
+      const clash = seen.find((s) => s.port === hp.port && (s.host === hp.host || WILDCARDS.has(s.host) || WILDCARDS.has(hp.host)));
+      if (clash !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [name],
+          message: withHint(`${address} clashes with listeners.${clash.name} (${listeners[clash.name as keyof typeof listeners]})`, 'give each listener its own port'),
+        });
+      }
+      seen.push({ name, ...hp });
+    }
+  });
+
+const Mqtt = z
+  .strictObject({
+    url: mqttUrl().default(D.gateway.mqtt.url).describe(`MQTT broker to use, or where the embedded broker listens; default ${D.gateway.mqtt.url}`),
+    embedded: z.boolean().default(D.gateway.mqtt.embedded).describe(`start an MQTT broker in-process at url; default ${D.gateway.mqtt.embedded}`),
+  })
+  .superRefine((m, ctx) => {
+    if (m.embedded && !m.url.startsWith('mqtt://')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['url'],
+        message: withHint(`the embedded broker speaks plain mqtt://, got ${show(m.url)}`, 'use an mqtt:// URL, or set embedded: false for an external broker'),
+      });
+    }
+  });
+
+export const GatewaySpecSchema = z.strictObject({
+  listeners: Listeners.prefault({}).describe('listen addresses "host:port"; defaults below'),
+  auth: z.enum(AUTH_MODES).default(D.gateway.auth).describe(`apiKey: every request needs an app key; none: trusted networks and demos only; default ${D.gateway.auth}`),
+  fairness: z.enum(FAIRNESS).default(D.gateway.fairness).describe(`what weights share: compute (accelerator time) or requests (counts); default ${D.gateway.fairness}`),
+  maxBodySize: size().default(D.gateway.maxBodySize).describe(`largest request body accepted (bytes, Ki, Mi, Gi); default ${D.gateway.maxBodySize}`),
+  mqtt: Mqtt.optional().describe('MQTT ingress; default off'),
+});
+
+export const GatewaySchema = z.strictObject({
+  apiVersion,
+  kind: z.literal('Gateway').describe('the kind of resource: Gateway; required'),
+  metadata: Metadata,
+  spec: GatewaySpecSchema.prefault({}).describe('the Gateway settings; all optional'),
+});
+
+export const KIND_SCHEMAS = {
+  Backend: BackendSchema,
+  Model: ModelSchema,
+  ServiceGroup: ServiceGroupSchema,
+  App: AppSchema,
+  Gateway: GatewaySchema,
+} as const satisfies Record<Kind, z.ZodType>;
+
+/** Validated resources: defaults applied; durations and sizes still as written. */
+export type Backend = z.output<typeof BackendSchema>;
+export type Model = z.output<typeof ModelSchema>;
+export type ServiceGroup = z.output<typeof ServiceGroupSchema>;
+export type App = z.output<typeof AppSchema>;
+export type Gateway = z.output<typeof GatewaySchema>;
+export type Resource = Backend | Model | ServiceGroup | App | Gateway;
+
+/** What a user writes (in YAML or in code): defaulted fields optional. */
+export type BackendInput = z.input<typeof BackendSchema>;
+export type ModelInput = z.input<typeof ModelSchema>;
+export type ServiceGroupInput = z.input<typeof ServiceGroupSchema>;
+export type AppInput = z.input<typeof AppSchema>;
+export type GatewayInput = z.input<typeof GatewaySchema>;
+export type ResourceInput = BackendInput | ModelInput | ServiceGroupInput | AppInput | GatewayInput;
+
+/** Bytes of a validated size; throws on a value the schema would not have accepted. */
+export function sizeBytes(value: string | number): number {
+  const bytes = parseSize(value);
+  if (bytes === undefined) throw new TypeError(`not a validated size: ${show(value)}`);
+  return bytes;
+}
+
+/** Milliseconds of a validated duration; throws on a value the schema would not have accepted. */
+export function durationMs(value: string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined) throw new TypeError(`not a validated duration: ${show(value)}`);
+  return ms;
+}
