@@ -215,7 +215,8 @@ export class Domain {
       this.pump();
     };
 
-    callBackend(ep, work.call, work.callDeadline).then(
+    // The backend's own timeout runs from dispatch; the call's overall deadline may cut it shorter.
+    callBackend(ep, work.call, Math.min(work.callDeadline, now + this.backend.timeoutMs)).then(
       (result) => {
         this.health.success(ep);
         result.done.then(

@@ -72,7 +72,7 @@ test('strict priority: queued high-priority work is dispatched before any queued
 async function priorityUnderOverload(hiReserved: number): Promise<{ unloaded: number; loaded: number[] }> {
   // The accelerator and the low-priority load run in their own processes: only ModelGuard and the
   // high-priority probe share this event loop.
-  const acc = await acceleratorProcess(['--slots', '4', '--service-time', '20ms', '--models', 'demo']);
+  const acc = await acceleratorProcess(['--slots', '4', '--service-time', '50ms', '--models', 'demo']);
   closers.push(() => acc.close());
   const gw = await gateway({
     endpoints: [{ url: acc.url, slots: 4 }],
@@ -91,10 +91,10 @@ async function priorityUnderOverload(hiReserved: number): Promise<{ unloaded: nu
     return ms;
   };
   const unloaded = percentile(await probe(30), 50);
-  // Capacity is 4 slots / 20ms = 200/s; low priority offers 3x that, open loop, for longer than the probe.
-  const lo = loadProcess(gw.httpUrl, '/v2/models/demo/infer', keyFor('lo'), 600, 6500);
+  // Capacity is 4 slots / 50ms = 80/s; low priority offers 3x that, open loop, for longer than the probe.
+  const lo = loadProcess(gw.httpUrl, '/v2/models/demo/infer', keyFor('lo'), 240, 8000);
   await delay(800);
-  const loaded = await probe(200);
+  const loaded = await probe(120);
   const summary = await lo;
   assert.ok((summary.byStatus['429'] ?? 0) > 0, `low priority was really overloading: ${JSON.stringify(summary)}`);
   assert.ok((summary.byStatus['200'] ?? 0) > 0, `low priority was served too: ${JSON.stringify(summary)}`);
@@ -102,15 +102,15 @@ async function priorityUnderOverload(hiReserved: number): Promise<{ unloaded: nu
   return { unloaded, loaded };
 }
 
-test('under 3x overload by low priority, high-priority p99 stays within 2x its unloaded latency (one reserved slot)', { timeout: 30_000 }, async () => {
+test('under 3x overload by low priority, high-priority p99 stays within 2x its unloaded latency (one reserved slot)', { timeout: 60_000 }, async () => {
   const { unloaded, loaded } = await priorityUnderOverload(1);
   const p99 = percentile(loaded, 99);
   assert.ok(p99 <= 2 * unloaded, `hi p99 under load ${p99.toFixed(1)}ms vs unloaded p50 ${unloaded.toFixed(1)}ms; ${loaded.map((x) => x.toFixed(0)).join(' ')}`);
 });
 
-test('without a reservation, high priority waits at most for one running request: p99 within unloaded + one service time', { timeout: 30_000 }, async () => {
+test('without a reservation, high priority waits at most for one running request: p99 within unloaded + one service time', { timeout: 60_000 }, async () => {
   const { unloaded, loaded } = await priorityUnderOverload(0);
   const p99 = percentile(loaded, 99);
-  // It never waits behind queued low-priority work, only for the next slot to free (≤ 20ms here).
-  assert.ok(p99 <= unloaded + 20 + 15, `hi p99 under load ${p99.toFixed(1)}ms vs unloaded p50 ${unloaded.toFixed(1)}ms; ${loaded.map((x) => x.toFixed(0)).join(' ')}`);
+  // It never waits behind queued low-priority work, only for the next slot to free (≤ 50ms here).
+  assert.ok(p99 <= unloaded + 50 + 15, `hi p99 under load ${p99.toFixed(1)}ms vs unloaded p50 ${unloaded.toFixed(1)}ms; ${loaded.map((x) => x.toFixed(0)).join(' ')}`);
 });
