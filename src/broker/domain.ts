@@ -200,17 +200,19 @@ export class Domain {
       group.inflight--;
       const ms = performance.now() - work.dispatchedAt;
       work.record.backendMs = ms;
+      // Cost is slot time: from leaving the queue to the full answer (transport included).
+      const cost = ms;
       const compute = this.hooks.fairness() === 'compute';
       if (how === 'served') {
         ep.observeLatency(ms);
         ep.served++;
-        this.cost.observe(this.name, work.call.model, ms, units ?? work.units);
+        this.cost.observe(this.name, work.call.model, cost, units ?? work.units);
       }
       if (how === 'refused') {
         this.policy.correct(work.flow, -work.charged);
       } else {
-        group.costMs += ms;
-        if (compute) this.policy.correct(work.flow, ms - work.charged);
+        group.costMs += cost;
+        if (compute) this.policy.correct(work.flow, cost - work.charged);
       }
       this.pump();
     };

@@ -4,7 +4,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { IRIS_MODEL_NAME } from './onnx/iris-model.ts';
-import { startModelServer, type DemoMode, type ModelServer } from './server.ts';
+import { startModelServer, type DemoMode, type ModelServer, type ModelSpec } from './server.ts';
 import { formatServiceTime, parseServiceTime, type ServiceTime } from './service-time.ts';
 
 export interface ListenAddress {
@@ -44,10 +44,15 @@ function parseSpec(text: string): ServiceTime {
   }
 }
 
-function parseModels(text: string): string[] {
-  const names = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  if (names.length === 0) throw new InvalidArgumentError('expected a comma-separated list of model names');
-  return names;
+/** `a,b` or `slow=40ms,fast=10ms`: model names, each with an optional service time of its own. */
+function parseModels(text: string): (string | ModelSpec)[] {
+  const items = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (items.length === 0) throw new InvalidArgumentError('expected a comma-separated list of model names');
+  return items.map((item) => {
+    const eq = item.indexOf('=');
+    if (eq < 0) return item;
+    return { name: item.slice(0, eq), serviceTime: parseSpec(item.slice(eq + 1)) };
+  });
 }
 
 interface CliOptions {
@@ -55,7 +60,7 @@ interface CliOptions {
   readonly mode: DemoMode;
   readonly slots: number;
   readonly serviceTime?: ServiceTime;
-  readonly models?: string[];
+  readonly models?: (string | ModelSpec)[];
   readonly tokenMs: number;
   readonly seed: number;
   readonly cacheDir?: string;
@@ -99,7 +104,7 @@ export function demoModelCommand(io: DemoModelCommandIo = {}): Command {
     .addOption(new Option('--mode <mode>', 'onnx: real Iris classifier; simulated: no real model').choices(['onnx', 'simulated']).default('onnx'))
     .option('--slots <n>', 'accelerator slots shared by all models', parseSlots, 2)
     .option('--service-time <spec>', 'per-request slot time: 20ms | 10ms..30ms | exp:20ms (default: 20ms simulated, real compute time onnx)', parseSpec)
-    .option('--models <names>', 'comma-separated model names (default: iris in onnx mode, demo in simulated mode)', parseModels)
+    .option('--models <names>', 'comma-separated model names, each optionally NAME=SERVICE-TIME (default: iris in onnx mode, demo in simulated mode)', parseModels)
     .option('--token-ms <ms>', 'simulated generation time per token on /v1', parseNonNegative, 2)
     .option('--seed <n>', 'seed for sampled service times', parseNonNegative, 1)
     .option('--cache-dir <dir>', 'where the generated .onnx file is written (default: OS temp dir/modelguard-demo)')
