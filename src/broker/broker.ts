@@ -28,6 +28,8 @@ export interface GroupStatus {
   dispatched: number;
   drainPerSecond: number;
   acceleratorMs: number;
+  /** weight ÷ the weights of all groups at this priority: the share it is configured to get when all are busy. */
+  configuredShare: number;
 }
 
 export interface EndpointStatus {
@@ -146,6 +148,8 @@ export class Broker {
 
   status(): BrokerStatus {
     const groups: GroupStatus[] = [];
+    const levelWeight = new Map<number, number>();
+    for (const g of this.groups.values()) if (g.live) levelWeight.set(g.priority, (levelWeight.get(g.priority) ?? 0) + g.weight);
     for (const g of this.groups.values()) {
       if (!g.live && g.queued === 0 && g.inflight === 0) continue;
       groups.push({
@@ -158,6 +162,7 @@ export class Broker {
         dispatched: g.dispatched,
         drainPerSecond: g.drain.rate(),
         acceleratorMs: g.costMs,
+        configuredShare: g.live ? g.weight / (levelWeight.get(g.priority) ?? g.weight) : 0,
       });
     }
     const endpoints: EndpointStatus[] = [];

@@ -14,7 +14,6 @@ export async function printStatus(adminUrl: string): Promise<void> {
   out.push(`configuration version ${s.version} (${s.hash.slice(0, 12)}), fairness: ${s.fairness}`);
   out.push('');
   const totalMs = s.groups.reduce((n, g) => n + g.acceleratorMs, 0) || 1;
-  const totalW = (p: number): number => s.groups.filter((g) => g.priority === p).reduce((n, g) => n + g.weight, 0) || 1;
   out.push('GROUP             PRIO  WEIGHT  SHARE(cfg)  SHARE(used)  QUEUED/MAX   INFLIGHT  DISPATCHED  DRAIN/s');
   for (const g of s.groups) {
     out.push(
@@ -22,7 +21,7 @@ export async function printStatus(adminUrl: string): Promise<void> {
         g.name.padEnd(16),
         String(g.priority).padStart(5),
         String(g.weight).padStart(7),
-        `${((g.weight / totalW(g.priority)) * 100).toFixed(0)}%`.padStart(11),
+        `${(g.configuredShare * 100).toFixed(0)}%`.padStart(11),
         `${((g.acceleratorMs / totalMs) * 100).toFixed(1)}%`.padStart(12),
         `${g.queued}/${g.maxLength}`.padStart(12),
         String(g.inflight).padStart(10),

@@ -45,6 +45,10 @@ export class Metrics {
       collect() { this.reset(); for (const g of status().groups) this.inc({ group: g.name }, g.acceleratorMs / 1000); },
     });
     new client.Gauge({
+      name: 'modelguard_group_configured_share', help: 'Share of the accelerator a group is configured to get among its priority level (weight / level total)', labelNames: ['group'], registers: r,
+      collect() { for (const g of status().groups) this.set({ group: g.name }, g.configuredShare); },
+    });
+    new client.Gauge({
       name: 'modelguard_endpoint_inflight', help: 'Requests in flight per endpoint', labelNames: ['backend', 'endpoint'], registers: r,
       collect() { for (const e of status().endpoints) this.set({ backend: e.backend, endpoint: e.url }, e.inflight); },
     });

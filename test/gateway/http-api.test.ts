@@ -178,6 +178,9 @@ test('pass-through: /models/{name}/... reaches the model\'s backend with the res
 });
 
 test('metrics: queue wait, dispatched and rejections by group and reason are exported', async () => {
+  // Its own traffic, so that it does not depend on the tests before it.
+  assert.equal((await send(p, INFER, { key: keyFor('a'), body: INFER_BODY })).status, 200);
+  for (let i = 0; i < 3; i++) await send(p, INFER, { key: 'key-limited', body: INFER_BODY });
   const res = await request(`${gw.adminUrl}/metrics`);
   const text = await res.body.text();
   assert.match(text, /broker_received_request_total\{group="a"\} \d+/);
@@ -185,6 +188,9 @@ test('metrics: queue wait, dispatched and rejections by group and reason are exp
   assert.match(text, /modelguard_dispatched_total\{group="a"\} [1-9]/);
   assert.match(text, /modelguard_rejections_total\{group="b",reason="MG_RATE_LIMITED"\} [1-9]/);
   assert.match(text, /modelguard_queue_depth\{group="a"\} 0/);
+  // Groups a, b and default share priority 0 with weight 1 each.
+  assert.match(text, /modelguard_group_configured_share\{group="a"\} 0\.333/);
+  assert.match(text, /modelguard_group_accelerator_seconds_total\{group="a"\} 0\.\d*[1-9]/);
   assert.match(text, /modelguard_endpoint_healthy\{backend="accel",endpoint="http:\/\/127.0.0.1:\d+"\} 1/);
   for (const path of ['/healthz', '/readyz', '/api/v1/status']) {
     const r = await request(`${gw.adminUrl}${path}`);
