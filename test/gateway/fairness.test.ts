@@ -2,7 +2,7 @@
 // against real servers on loopback.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { accelerator, acceleratorProcess, loadProcess, closedLoop, delay, gateway, keyFor, percentile, pool, send, INFER_BODY } from '../helpers/harness.ts';
+import { accelerator, acceleratorProcess, gatewayProcess, loadProcess, closedLoop, delay, gateway, keyFor, percentile, pool, send, INFER_BODY } from '../helpers/harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -38,11 +38,15 @@ test('weights 3:1 under overload split served requests 3:1 within 5%; an idle gr
 });
 
 test('under overload the accelerator never idles: governed throughput ≥ 90% of calling it directly with unlimited concurrency', { timeout: 30_000 }, async () => {
-  const acc = await accelerator({ slots: 4, serviceTime: 10 });
-  const gw = await gateway({ endpoints: [{ url: acc.url, slots: 4 }], groups: [{ name: 'a' }], backend: { dispatchAhead: 1 } });
+  // Accelerator, ModelGuard and the load each in their own process: the comparison is of the
+  // accelerator's throughput with and without ModelGuard in front, not of a shared event loop.
+  const acc = await acceleratorProcess(['--slots', '4', '--service-time', '10ms', '--models', 'demo']);
+  closers.push(() => acc.close());
+  const gw = await gatewayProcess({ endpoints: [{ url: acc.url, slots: 4 }], groups: [{ name: 'a' }], backend: { dispatchAhead: 1 } });
+  closers.push(() => gw.close());
   const direct = pool(acc.url);
   const governed = pool(gw.httpUrl);
-  closers.push(() => acc.close(), () => gw.close(), () => direct.close(), () => governed.close());
+  closers.push(() => direct.close(), () => governed.close());
 
   const d = await closedLoop(direct, '/v2/models/demo/infer', { concurrency: 32, until: delay(1500) });
   const g = await closedLoop(governed, '/v2/models/demo/infer', { key: keyFor('a'), concurrency: 32, until: delay(1500) });

@@ -1,7 +1,7 @@
 // Configuration changes never drop queued or in-flight work; auth: none uses X-Service-Group.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { accelerator, delay, gateway, keyFor, pool, send, snapshotFor, INFER_BODY } from '../helpers/harness.ts';
+import { accelerator, gateway, keyFor, pool, send, snapshotFor, waitFor, INFER_BODY } from '../helpers/harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -9,7 +9,7 @@ after(async () => {
 });
 
 test('a reload with new weights, a new group and a changed backend keeps every queued and in-flight request', { timeout: 30_000 }, async () => {
-  const acc = await accelerator({ slots: 1, serviceTime: 20 });
+  const acc = await accelerator({ slots: 1, serviceTime: 50 });
   closers.push(() => acc.close());
   const def = { endpoints: [{ url: acc.url, slots: 1 }], groups: [{ name: 'a', weight: 1 }, { name: 'b', weight: 1 }] };
   const gw = await gateway(def);
@@ -17,9 +17,8 @@ test('a reload with new weights, a new group and a changed backend keeps every q
   closers.push(() => gw.close(), () => p.close());
 
   const pending = Array.from({ length: 30 }, (_, i) => send(p, '/v2/models/demo/infer', { key: keyFor(i % 2 ? 'a' : 'b'), body: INFER_BODY }));
-  await delay(50);
-  const queued = gw.broker.status().groups.reduce((n, g) => n + g.queued, 0);
-  assert.ok(queued > 20, `work is queued during the reload: ${queued}`);
+  const queued = (): number => gw.broker.status().groups.reduce((n, g) => n + g.queued, 0);
+  await waitFor(() => queued() >= 25, 'work queued before the reload');
   gw.reload(snapshotFor({ ...def, endpoints: [{ url: acc.url, slots: 2 }], groups: [{ name: 'a', weight: 5 }, { name: 'b', weight: 1 }, { name: 'c' }] }, 2));
   assert.equal(gw.broker.status().version, 2);
   const answers = await Promise.all(pending);
@@ -37,7 +36,11 @@ test('a group removed by a reload finishes its queued work; its app can no longe
   const p = pool(gw.httpUrl, 32);
   closers.push(() => gw.close(), () => p.close());
   const pending = Array.from({ length: 8 }, () => send(p, '/v2/models/demo/infer', { key: keyFor('gone'), body: INFER_BODY }));
-  await delay(30);
+  const gone = (): number => {
+    const g = gw.broker.status().groups.find((x) => x.name === 'gone');
+    return (g?.queued ?? 0) + (g?.dispatched ?? 0);
+  };
+  await waitFor(() => gone() === 8, 'all eight admitted before the reload');
   gw.reload(snapshotFor({ ...def, groups: [{ name: 'a' }] }, 2));
   assert.ok((await Promise.all(pending)).every((a) => a.status === 200));
   assert.equal((await send(p, '/v2/models/demo/infer', { key: keyFor('gone'), body: INFER_BODY })).status, 401);

@@ -42,7 +42,11 @@ export function keyFor(group: string): string {
 }
 
 export function snapshotFor(def: SetupDef, version = 1): Snapshot {
-  const resources: ResourceInput[] = [
+  return compileResources(resourcesFor(def), { version }).snapshot;
+}
+
+export function resourcesFor(def: SetupDef): ResourceInput[] {
+  return [
     { apiVersion: API, kind: 'Gateway', metadata: { name: 'default' }, spec: { auth: 'apiKey', ...def.gateway } },
     {
       apiVersion: API,
@@ -69,7 +73,6 @@ export function snapshotFor(def: SetupDef, version = 1): Snapshot {
     ),
     ...(def.extra ?? []),
   ];
-  return compileResources(resources, { version }).snapshot;
 }
 
 export async function gateway(def: SetupDef): Promise<Gateway> {
@@ -169,4 +172,47 @@ export async function loadProcess(url: string, path: string, key: string, ratePe
       else resolve(JSON.parse(stdout) as { sent: number; byStatus: Record<string, number> });
     });
   });
+}
+
+/** Polls until `cond` holds (every 5 ms), failing after `timeoutMs`. */
+export async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const end = performance.now() + timeoutMs;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await delay(5);
+  }
+}
+
+/**
+ * ModelGuard in its own process (`modelguard up --config`), for measurements where it must not
+ * share an event loop with the load generator. The resources are written as JSON documents (JSON
+ * is YAML).
+ */
+export async function gatewayProcess(def: SetupDef): Promise<{ httpUrl: string; adminUrl: string; close: () => Promise<void> }> {
+  const { spawn } = await import('node:child_process');
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const file = join(mkdtempSync(join(tmpdir(), 'mg-gw-')), 'config.yaml');
+  writeFileSync(file, resourcesFor(def).map((r) => JSON.stringify(r)).join('\n---\n'));
+  const child = spawn(process.execPath, ['bin/modelguard.js', 'up', '--config', file, '--http', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const urls = await new Promise<{ httpUrl: string; adminUrl: string }>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const h = /inference HTTP +(http:\/\/\S+)/.exec(out);
+      const a = /admin +(http:\/\/\S+)/.exec(out);
+      if (h && a) resolve({ httpUrl: h[1]!, adminUrl: a[1]! });
+    });
+    child.once('exit', (code) => reject(new Error(`modelguard up exited ${code}: ${out}`)));
+  });
+  return {
+    ...urls,
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
 }
