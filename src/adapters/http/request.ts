@@ -87,6 +87,15 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
   return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
 }
 
+/** KServe binary-data extension: the length of the JSON header before raw tensor bytes. */
+export function binaryHeaderLength(req: IncomingMessage): number | undefined {
+  const v = single(req, 'inference-header-content-length');
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim())) throw new MGError('MG_BAD_REQUEST', 'Inference-Header-Content-Length must be a number of bytes');
+  return n;
+}
+
 export function parseJson(body: Buffer, what: string): unknown {
   try {
     return JSON.parse(body.toString('utf8'));

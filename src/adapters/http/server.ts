@@ -10,7 +10,8 @@ import { CancelledError } from '../../broker/work.ts';
 import type { Pipeline } from '../../pipeline/pipeline.ts';
 import { writeError } from './encode.ts';
 import { decodeOpenAi } from './openai.ts';
-import { clientTimeoutMs, credentials, forwardHeaders, parseJson, readBody, requestId } from './request.ts';
+import { binaryHeaderLength, clientTimeoutMs, credentials, forwardHeaders, parseJson, readBody, requestId } from './request.ts';
+import { validateKserveInfer } from '../../security/kserve-validate.ts';
 import { route } from './routes.ts';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-connection']);
@@ -115,12 +116,7 @@ async function handle(
     path = r.backendPath(model.backendModel);
     if (method !== 'GET' && method !== 'HEAD') {
       body = await readBody(req, pipeline.maxBodyBytes(model));
-      if (api === 'kserve-v2' && op === 'infer') {
-        const doc = parseJson(body, 'KServe v2 infer');
-        if (typeof doc !== 'object' || doc === null || !Array.isArray((doc as { inputs?: unknown }).inputs)) {
-          throw new MGError('MG_BAD_REQUEST', 'KServe v2 infer: body needs an "inputs" array');
-        }
-      }
+      if (api === 'kserve-v2' && op === 'infer') validateKserveInfer(body, binaryHeaderLength(req));
     }
   }
 

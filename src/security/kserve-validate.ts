@@ -1,0 +1,149 @@
+/**
+ * KServe v2 (Open Inference Protocol) request validation at the edge of the system: a tensor whose
+ * datatype, shape and data disagree never reaches an accelerator. Handles the JSON form and the
+ * binary-data extension (a JSON header of `Inference-Header-Content-Length` bytes followed by raw
+ * tensor bytes).
+ */
+import { MGError } from '../core/errors.ts';
+
+/** Bytes per element; BYTES is variable-length (strings). */
+const ELEMENT_SIZE: Record<string, number> = {
+  BOOL: 1,
+  UINT8: 1,
+  UINT16: 2,
+  UINT32: 4,
+  UINT64: 8,
+  INT8: 1,
+  INT16: 2,
+  INT32: 4,
+  INT64: 8,
+  FP16: 2,
+  BF16: 2,
+  FP32: 4,
+  FP64: 8,
+  BYTES: 0,
+};
+
+const INT_RANGE: Record<string, [number, number]> = {
+  UINT8: [0, 255],
+  UINT16: [0, 65535],
+  UINT32: [0, 4294967295],
+  UINT64: [0, Number.MAX_SAFE_INTEGER],
+  INT8: [-128, 127],
+  INT16: [-32768, 32767],
+  INT32: [-2147483648, 2147483647],
+  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+};
+
+/** Largest element count accepted for one tensor (guards the shape product against overflow tricks). */
+const MAX_ELEMENTS = 2 ** 31;
+
+function bad(message: string): MGError {
+  return new MGError('MG_BAD_REQUEST', `KServe v2 infer: ${message}`);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Counts leaf elements of (possibly nested) data, checking each against the datatype. */
+function countData(data: unknown, datatype: string, where: string): number {
+  const range = INT_RANGE[datatype];
+  let n = 0;
+  const stack: unknown[] = [data];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push(v[i]);
+      continue;
+    }
+    n++;
+    if (datatype === 'BYTES') {
+      if (typeof v !== 'string') throw bad(`${where}: BYTES data must be strings`);
+    } else if (datatype === 'BOOL') {
+      if (typeof v !== 'boolean') throw bad(`${where}: BOOL data must be true or false`);
+    } else if (typeof v !== 'number' || !Number.isFinite(v)) {
+      throw bad(`${where}: ${datatype} data must be finite numbers`);
+    } else if (range && (!Number.isInteger(v) || v < range[0] || v > range[1])) {
+      throw bad(`${where}: ${v} is not a valid ${datatype}`);
+    }
+  }
+  return n;
+}
+
+export interface KserveBody {
+  /** Bytes of binary tensor data after the JSON header (binary-data extension). */
+  readonly binaryLength: number;
+}
+
+/**
+ * Validates an infer request. `headerLength` is the `Inference-Header-Content-Length` value when the
+ * binary-data extension is used (the JSON is the first `headerLength` bytes of the body).
+ */
+export function validateKserveInfer(body: Buffer, headerLength: number | undefined): void {
+  if (headerLength !== undefined && (!Number.isInteger(headerLength) || headerLength < 0 || headerLength > body.length)) {
+    throw bad(`Inference-Header-Content-Length ${headerLength} does not fit a body of ${body.length} bytes`);
+  }
+  const jsonBytes = headerLength === undefined ? body : body.subarray(0, headerLength);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(jsonBytes.toString('utf8'));
+  } catch {
+    throw bad('body is not valid JSON');
+  }
+  if (!isRecord(doc)) throw bad('body must be a JSON object');
+  if (doc['id'] !== undefined && typeof doc['id'] !== 'string') throw bad('"id" must be a string');
+  if (doc['parameters'] !== undefined && !isRecord(doc['parameters'])) throw bad('"parameters" must be an object');
+  const inputs = doc['inputs'];
+  if (!Array.isArray(inputs) || inputs.length === 0) throw bad('body needs a non-empty "inputs" array');
+  let binaryTotal = 0;
+  const names = new Set<string>();
+  inputs.forEach((input: unknown, i) => {
+    const where = `inputs[${i}]`;
+    if (!isRecord(input)) throw bad(`${where} must be an object`);
+    const { name, shape, datatype, data, parameters } = input;
+    if (typeof name !== 'string' || name === '') throw bad(`${where}.name must be a non-empty string`);
+    if (names.has(name)) throw bad(`input "${name}" given twice`);
+    names.add(name);
+    if (typeof datatype !== 'string' || !(datatype in ELEMENT_SIZE)) {
+      throw bad(`${where}.datatype must be one of ${Object.keys(ELEMENT_SIZE).join(', ')}`);
+    }
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && (d as number) >= 0)) {
+      throw bad(`${where}.shape must be an array of non-negative integers`);
+    }
+    let elements = 1;
+    for (const d of shape as number[]) {
+      elements *= d;
+      if (elements > MAX_ELEMENTS) throw bad(`${where}.shape ${JSON.stringify(shape)} is too large`);
+    }
+    if (parameters !== undefined && !isRecord(parameters)) throw bad(`${where}.parameters must be an object`);
+    const binarySize = parameters?.['binary_data_size'];
+    if (binarySize !== undefined) {
+      if (headerLength === undefined) throw bad(`${where} has binary_data_size but the request has no Inference-Header-Content-Length`);
+      if (typeof binarySize !== 'number' || !Number.isInteger(binarySize) || binarySize < 0) {
+        throw bad(`${where}.parameters.binary_data_size must be a non-negative integer`);
+      }
+      if (data !== undefined) throw bad(`${where} has both data and binary_data_size`);
+      const size = ELEMENT_SIZE[datatype] as number;
+      if (size > 0 && binarySize !== elements * size) {
+        throw bad(`${where}: shape ${JSON.stringify(shape)} of ${datatype} needs ${elements * size} bytes, binary_data_size is ${binarySize}`);
+      }
+      binaryTotal += binarySize;
+      return;
+    }
+    if (data === undefined) throw bad(`${where} has no data`);
+    if (!Array.isArray(data)) throw bad(`${where}.data must be an array`);
+    const count = countData(data, datatype, where);
+    if (count !== elements) throw bad(`${where}: shape ${JSON.stringify(shape)} holds ${elements} elements, data has ${count}`);
+  });
+  const outputs = doc['outputs'];
+  if (outputs !== undefined) {
+    if (!Array.isArray(outputs)) throw bad('"outputs" must be an array');
+    outputs.forEach((o: unknown, i) => {
+      if (!isRecord(o) || typeof o['name'] !== 'string') throw bad(`outputs[${i}] needs a "name" string`);
+    });
+  }
+  if (headerLength !== undefined && binaryTotal !== body.length - headerLength) {
+    throw bad(`binary data is ${body.length - headerLength} bytes, the inputs declare ${binaryTotal}`);
+  }
+}
