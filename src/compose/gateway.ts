@@ -9,6 +9,7 @@ import { Pipeline } from '../pipeline/pipeline.ts';
 import { createHttpServer } from '../adapters/http/server.ts';
 import { createAdminServer } from '../admin/server.ts';
 import { Metrics } from '../observability/metrics.ts';
+import { AuditLog } from '../security/audit.ts';
 import { closeServer, listen } from './listen.ts';
 
 export interface GatewayOptions {
@@ -32,6 +33,8 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
   const broker = new Broker(snapshot);
   const pipeline = new Pipeline(broker);
   const metrics = new Metrics(broker, pipeline.events);
+  // The audit destination is read at start; a reload changes keys and grants, not where audit goes.
+  const audit = snapshot.gateway.audit ? new AuditLog(snapshot.gateway.audit, pipeline.events) : undefined;
   const httpServer: Server = createHttpServer(pipeline);
   const adminServer: Server = createAdminServer(broker, metrics);
   broker.start();
@@ -47,6 +50,7 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
     async close() {
       await Promise.all([closeServer(httpServer), closeServer(adminServer)]);
       metrics.close();
+      audit?.close();
       await broker.close();
     },
   };

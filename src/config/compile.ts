@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { DEFAULT_GROUP } from '../core/snapshot.ts';
-import type { AppSnapshot, BackendSnapshot, GatewaySnapshot, GroupSnapshot, ModelSnapshot, Snapshot } from '../core/snapshot.ts';
+import type { AppSnapshot, BackendSnapshot, GatewaySnapshot, GroupSnapshot, ModelSnapshot, Snapshot, SourcesSnapshot } from '../core/snapshot.ts';
 import { DEFAULTS, GatewaySpecSchema, ServiceGroupSpecSchema, durationMs, sizeBytes } from './schema.ts';
 import type { App, Backend, Gateway, Model, Resource, ServiceGroup } from './schema.ts';
 
@@ -41,6 +41,11 @@ function compileGateway(g: Gateway | undefined): GatewaySnapshot {
     fairness: spec.fairness,
     maxBodyBytes: sizeBytes(spec.maxBodySize),
     mqtt: spec.mqtt === undefined ? undefined : { url: spec.mqtt.url, embedded: spec.mqtt.embedded },
+    sources: compileSources(spec.sources),
+    adminTokenHashes: spec.adminTokens.map((t) => t.sha256).sort(),
+    audit: spec.audit === undefined ? undefined : { destination: spec.audit.destination, maxBytes: sizeBytes(spec.audit.maxSize), maxFiles: spec.audit.maxFiles },
+    // Left out when not configured, so a configuration without it keeps its hash.
+    ...(spec.accessLog === undefined ? {} : { accessLog: { ...spec.accessLog } }),
   };
 }
 
@@ -92,7 +97,16 @@ function compileApp(a: App): AppSnapshot {
     keyHashes: s.apiKeys.map((k) => k.sha256).sort(),
     models: [...s.models].sort(),
     rateLimit: s.rateLimit === undefined ? undefined : { requestsPerSecond: s.rateLimit.requestsPerSecond, burst: s.rateLimit.burst },
+    modelRateLimits: Object.fromEntries(s.modelRateLimits.map((l) => [l.model, { requestsPerSecond: l.requestsPerSecond, burst: l.burst }])),
+    maxInflight: s.maxInflight,
+    quota: s.quota === undefined ? undefined : { requestsPerHour: s.quota.requestsPerHour, requestsPerDay: s.quota.requestsPerDay },
+    operations: [...new Set(s.operations)].sort(),
+    sources: compileSources(s.sources),
   };
+}
+
+function compileSources(s: { allow: string[]; deny: string[] } | undefined): SourcesSnapshot | undefined {
+  return s === undefined ? undefined : { allow: [...s.allow], deny: [...s.deny] };
 }
 
 /**

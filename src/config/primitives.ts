@@ -207,3 +207,29 @@ function sha256Problem(value: unknown): string | undefined {
 export function sha256Hex(): z.ZodPipe<z.ZodCustom<string, string>, z.ZodTransform<string, string>> {
   return checked<string>(sha256Problem).transform((s) => s.toLowerCase());
 }
+
+// ---- source addresses: "10.0.0.0/8", "192.168.1.7", "fd00::/8" ----
+
+/** Splits a CIDR (or a bare address, one host) into address, prefix and family; undefined if invalid. */
+export function parseCidr(text: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {
+  const slash = text.indexOf('/');
+  const address = slash < 0 ? text : text.slice(0, slash);
+  const version = isIP(address);
+  if (version === 0) return undefined;
+  const max = version === 4 ? 32 : 128;
+  const prefixText = slash < 0 ? String(max) : text.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(prefixText)) return undefined;
+  const prefix = Number(prefixText);
+  if (prefix > max) return undefined;
+  return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
+}
+
+function cidrProblem(value: unknown): string | undefined {
+  if (typeof value === 'string' && parseCidr(value) !== undefined) return undefined;
+  return withHint(`expected an IPv4 or IPv6 address or CIDR, got ${show(value)}`, 'for example "10.0.0.0/8", "192.168.1.7" or "fd00::/8"');
+}
+
+/** A source address range. */
+export function cidr(): z.ZodCustom<string, string> {
+  return checked<string>(cidrProblem);
+}

@@ -4,7 +4,8 @@
  */
 import { DEFAULT_GROUP } from '../core/snapshot.ts';
 import type { BackendProtocol } from '../core/snapshot.ts';
-import type { App, Backend, Kind, Model, Resource } from './schema.ts';
+import type { App, Backend, Gateway, Kind, Model, Resource } from './schema.ts';
+import { splitHostPort } from './primitives.ts';
 import { DEFAULTS } from './schema.ts';
 import { formatPlace, suggest } from './issues.ts';
 import type { Reporter, SourceDocument } from './issues.ts';
@@ -110,6 +111,11 @@ function checkApps(rep: Reporter, apps: readonly Located<App>[], models: readonl
         rep.warn(doc, ['spec', 'models', i], `Model "${name}" is public, so this grant has no effect`, { hint: 'grants matter for visibility: private models only' });
       }
     });
+    a.spec.modelRateLimits.forEach((l, i) => {
+      if (!declared.names.Model.has(l.model)) {
+        rep.error(doc, ['spec', 'modelRateLimits', i, 'model'], `Model "${l.model}" does not exist`, { hint: refHint(l.model, 'Model', declared.names.Model) });
+      }
+    });
     a.spec.apiKeys.forEach((k, i) => {
       const owner = keyOwner.get(k.sha256);
       if (owner === undefined) keyOwner.set(k.sha256, { app: a.metadata.name, doc, index: i });
@@ -136,6 +142,17 @@ function checkApps(rep: Reporter, apps: readonly Located<App>[], models: readonl
 }
 
 /** Runs every check across the validated resources. */
+/** An admin listener reachable beyond loopback must require a token. */
+function checkAdminExposure(rep: Reporter, g: Gateway, doc: SourceDocument): void {
+  const host = splitHostPort(g.spec.listeners.admin)?.host;
+  const loopback = host === undefined || host === 'localhost' || host === '::1' || host.startsWith('127.');
+  if (!loopback && g.spec.adminTokens.length === 0) {
+    rep.error(doc, ['spec', 'listeners', 'admin'], `the admin listener ${g.spec.listeners.admin} is reachable beyond loopback but no adminTokens are set`, {
+      hint: 'add spec.adminTokens: [{ sha256: ... }] (`modelguard keys create --app admin` makes a token and its digest), or listen on 127.0.0.1',
+    });
+  }
+}
+
 export function checkReferences(rep: Reporter, all: readonly Located[], declared: Declared): void {
   checkUnique(rep, declared);
   checkGateways(rep, declared);
@@ -145,5 +162,6 @@ export function checkReferences(rep: Reporter, all: readonly Located[], declared
   checkBackends(rep, backends);
   checkModels(rep, models, backends, declared);
   const auth = gateways[0]?.resource.spec.auth ?? DEFAULTS.gateway.auth;
+  for (const { resource: g, doc } of gateways) checkAdminExposure(rep, g, doc);
   checkApps(rep, byKind(all, 'App'), models, declared, auth);
 }

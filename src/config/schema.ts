@@ -6,8 +6,8 @@
  */
 import { z } from 'zod';
 import { DEFAULT_GROUP } from '../core/snapshot.ts';
-import type { AuthMode, BackendProtocol, Fairness, Visibility } from '../core/snapshot.ts';
-import { dnsName, duration, hostPort, httpUrl, mqttUrl, parseSize, sha256Hex, show, size, splitHostPort, withHint } from './primitives.ts';
+import type { AccessLogLevel, AuthMode, BackendProtocol, Fairness, Visibility } from '../core/snapshot.ts';
+import { dnsName, duration, hostPort, httpUrl, mqttUrl, parseSize, sha256Hex, show, size, splitHostPort, withHint, cidr } from './primitives.ts';
 import { parseDuration } from '../core/duration.ts';
 
 export const API_VERSION = 'modelguard.io/v1alpha1';
@@ -19,6 +19,7 @@ export const VISIBILITIES = ['public', 'private'] as const satisfies readonly Vi
 export const OFFLOAD_WHEN = ['saturated', 'failover', 'never'] as const;
 export const AUTH_MODES = ['apiKey', 'none'] as const satisfies readonly AuthMode[];
 export const FAIRNESS = ['compute', 'requests'] as const satisfies readonly Fairness[];
+export const ACCESS_LOG_LEVELS = ['info', 'warn', 'error'] as const satisfies readonly AccessLogLevel[];
 
 /** Every default of the language, in one place. Derived defaults are noted where they apply. */
 export const DEFAULTS = {
@@ -39,6 +40,7 @@ export const DEFAULTS = {
     fairness: 'compute',
     maxBodySize: '8Mi',
     mqtt: { url: 'mqtt://127.0.0.1:1883', embedded: false },
+    accessLog: { enabled: true, level: 'info', sampleRate: 1, destination: 'stdout' },
   },
 } as const;
 
@@ -177,6 +179,24 @@ const RateLimit = z
   // Derived default: a burst of one second's worth of requests.
   .transform((r) => ({ requestsPerSecond: r.requestsPerSecond, burst: r.burst ?? Math.max(1, Math.ceil(r.requestsPerSecond)) }));
 
+/** Source-address rules: a request must match `allow` (when given) and must not match `deny`. */
+const Sources = z
+  .strictObject({
+    allow: z.array(cidr()).default(() => []).describe('addresses or CIDRs allowed to call; empty allows every address; default empty'),
+    deny: z.array(cidr()).default(() => []).describe('addresses or CIDRs refused, checked before allow; default empty'),
+  })
+  .describe('source-address firewall (IPv4 and IPv6 CIDRs); default none');
+
+const OPERATIONS = ['infer', 'metadata', 'admin'] as const;
+
+const ModelRateLimit = z
+  .strictObject({
+    model: ref('Model').describe('the model this limit applies to; required'),
+    requestsPerSecond: z.number().positive().describe('steady request rate allowed for this app on this model; required'),
+    burst: z.int().min(1).optional().describe('requests allowed at once above the steady rate; default ceil(requestsPerSecond)'),
+  })
+  .transform((r) => ({ model: r.model, requestsPerSecond: r.requestsPerSecond, burst: r.burst ?? Math.max(1, Math.ceil(r.requestsPerSecond)) }));
+
 export const AppSpecSchema = z.strictObject({
   serviceGroup: ref('ServiceGroup').default(D.app.serviceGroup).describe(`ServiceGroup whose share this app uses; default "${D.app.serviceGroup}"`),
   apiKeys: z
@@ -185,6 +205,20 @@ export const AppSpecSchema = z.strictObject({
     .describe('keys that identify this app; default none'),
   models: z.array(ref('Model')).default(() => []).describe('private models granted to this app; default none'),
   rateLimit: RateLimit.optional().describe('token-bucket limit on the app\'s requests; default unlimited'),
+  modelRateLimits: z.array(ModelRateLimit).default(() => []).describe('token-bucket limits on this app\'s requests to one model each; default none'),
+  maxInflight: z.int().min(1).optional().describe('requests of this app queued or running at once; beyond it MG_RATE_LIMITED; default unlimited'),
+  quota: z
+    .strictObject({
+      requestsPerHour: z.int().min(1).optional().describe('requests allowed per clock hour (UTC); default unlimited'),
+      requestsPerDay: z.int().min(1).optional().describe('requests allowed per day (UTC); default unlimited'),
+    })
+    .optional()
+    .describe('period quotas; beyond them MG_RATE_LIMITED until the period ends; default none'),
+  operations: z
+    .array(z.enum(OPERATIONS))
+    .default((): ('infer' | 'metadata' | 'admin')[] => ['infer', 'metadata'])
+    .describe('what the app may do: infer, metadata, admin (model repository load/unload and other backend admin paths); default [infer, metadata]'),
+  sources: Sources.optional(),
 });
 
 export const AppSchema = z.strictObject({
@@ -237,12 +271,45 @@ const Mqtt = z
     }
   });
 
+const AccessLog = z.strictObject({
+  enabled: z.boolean().default(D.gateway.accessLog.enabled).describe(`write the access log; false keeps the settings but writes nothing; default ${D.gateway.accessLog.enabled}`),
+  level: z
+    .enum(ACCESS_LOG_LEVELS)
+    .default(D.gateway.accessLog.level)
+    .describe(`lowest level written: info (every request), warn (rejections and failures), error (failures only); default ${D.gateway.accessLog.level}`),
+  sampleRate: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(D.gateway.accessLog.sampleRate)
+    .describe(`fraction of info lines (answered requests) written, 0 to 1; warn and error lines are always written; default ${D.gateway.accessLog.sampleRate}`),
+  destination: z
+    .string()
+    .min(1)
+    .default(D.gateway.accessLog.destination)
+    .describe(`stdout, stderr, or a file path the lines are appended to; default ${D.gateway.accessLog.destination}`),
+});
+
 export const GatewaySpecSchema = z.strictObject({
   listeners: Listeners.prefault({}).describe('listen addresses "host:port"; defaults below'),
   auth: z.enum(AUTH_MODES).default(D.gateway.auth).describe(`apiKey: every request needs an app key; none: trusted networks and demos only; default ${D.gateway.auth}`),
   fairness: z.enum(FAIRNESS).default(D.gateway.fairness).describe(`what weights share: compute (accelerator time) or requests (counts); default ${D.gateway.fairness}`),
   maxBodySize: size().default(D.gateway.maxBodySize).describe(`largest request body accepted (bytes, Ki, Mi, Gi); default ${D.gateway.maxBodySize}`),
   mqtt: Mqtt.optional().describe('MQTT ingress; default off'),
+  sources: Sources.optional(),
+  adminTokens: z
+    .array(z.strictObject({ sha256: sha256Hex().describe('hex sha256 of one admin token (never the token); required') }))
+    .default(() => [])
+    .describe('tokens the admin API accepts (Authorization: Bearer); required when the admin listener is not on loopback; default none'),
+  audit: z
+    .strictObject({
+      destination: z.string().min(1).default('stdout').describe('stdout, stderr, or a file path (rotated by size); default stdout'),
+      maxSize: size().default('10Mi').describe('a file is rotated when it reaches this size; default 10Mi'),
+      maxFiles: z.int().min(1).default(5).describe('rotated files kept (file.1 … file.N); default 5'),
+    })
+    .optional()
+    .describe('one JSON line per allow or deny decision; default off'),
+  accessLog: AccessLog.optional().describe('one JSON line per request (see docs/observability.md); default off, `accessLog: {}` turns it on'),
 });
 
 export const GatewaySchema = z.strictObject({

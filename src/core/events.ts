@@ -25,6 +25,8 @@ export interface RequestRecord {
   endpoint: string | undefined;
   backend: string | undefined;
   servedBy: 'edge' | 'cloud' | undefined;
+  /** Client address (the socket's remote address), for the firewall and the audit log. */
+  source: string | undefined;
   /** performance.now() at receipt. */
   readonly startedAt: number;
   /** Wall-clock ms since the epoch at receipt (for logs). */
@@ -46,6 +48,7 @@ export function newRecord(id: string, protocol: Protocol, startedAt: number): Re
     endpoint: undefined,
     backend: undefined,
     servedBy: undefined,
+    source: undefined,
     startedAt,
     time: Date.now(),
   };

@@ -8,6 +8,7 @@ export type BackendProtocol = 'kserve-v2-http' | 'kserve-v2-grpc' | 'openai' | '
 export type AuthMode = 'apiKey' | 'none';
 export type Fairness = 'compute' | 'requests';
 export type Visibility = 'public' | 'private';
+export type AccessLogLevel = 'info' | 'warn' | 'error';
 
 export interface EndpointSnapshot {
   /** Base URL of one replica, without a trailing slash. */
@@ -60,6 +61,15 @@ export interface GroupSnapshot {
   readonly queue: { readonly maxLength: number; readonly maxWaitMs: number };
 }
 
+/** Source-address rules: allowed when `allow` is empty or matches, and `deny` does not match. */
+export interface SourcesSnapshot {
+  readonly allow: readonly string[];
+  readonly deny: readonly string[];
+}
+
+/** What an app may do: inference, metadata, and backend admin paths (repository load/unload). */
+export type AppOperation = 'infer' | 'metadata' | 'admin';
+
 export interface AppSnapshot {
   readonly name: string;
   readonly serviceGroup: string;
@@ -68,6 +78,13 @@ export interface AppSnapshot {
   /** Private models this app is granted. */
   readonly models: readonly string[];
   readonly rateLimit: { readonly requestsPerSecond: number; readonly burst: number } | undefined;
+  /** Per-model token buckets, by model name. */
+  readonly modelRateLimits: Readonly<Record<string, { readonly requestsPerSecond: number; readonly burst: number }>>;
+  /** Requests queued or running at once. */
+  readonly maxInflight: number | undefined;
+  readonly quota: { readonly requestsPerHour: number | undefined; readonly requestsPerDay: number | undefined } | undefined;
+  readonly operations: readonly AppOperation[];
+  readonly sources: SourcesSnapshot | undefined;
 }
 
 export interface GatewaySnapshot {
@@ -78,6 +95,23 @@ export interface GatewaySnapshot {
   /** Largest request body accepted, bytes. */
   readonly maxBodyBytes: number;
   readonly mqtt: { readonly url: string; readonly embedded: boolean } | undefined;
+  readonly sources: SourcesSnapshot | undefined;
+  /** Lower-case hex sha256 digests of the admin tokens. */
+  readonly adminTokenHashes: readonly string[];
+  readonly audit: { readonly destination: string; readonly maxBytes: number; readonly maxFiles: number } | undefined;
+  /** One JSON line per request (src/observability/access-log.ts); absent when not configured (off). */
+  readonly accessLog?: AccessLogSnapshot;
+}
+
+export interface AccessLogSnapshot {
+  /** false keeps the settings but writes nothing. */
+  readonly enabled: boolean;
+  /** Lowest level written: info (every request), warn (rejections and failures), error (failures). */
+  readonly level: AccessLogLevel;
+  /** Fraction of info lines written, 0..1; warn and error lines are always written. */
+  readonly sampleRate: number;
+  /** `stdout`, `stderr`, or a file path the lines are appended to. */
+  readonly destination: string;
 }
 
 export interface Snapshot {

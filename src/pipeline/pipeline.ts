@@ -1,24 +1,28 @@
 /**
- * The governed path every adapter enters: identity → policy → admission (broker) → scheduler →
- * dispatch. Adapters decode their protocol, call these steps in order, and encode the result.
- * A new snapshot swaps identity and policy atomically; the broker keeps its queues across it.
+ * The governed path every adapter enters: source firewall → identity → policy (grants,
+ * operations) → limits → admission (broker) → scheduler → dispatch. Adapters decode their protocol,
+ * call these steps in order, and encode the result. A new snapshot swaps identity and policy
+ * atomically; the broker keeps its queues and the limits keep their spent tokens across it.
  */
 import { RequestEvents, type RequestRecord } from '../core/events.ts';
 import type { BackendReply, Identity, InferenceCall } from '../core/request.ts';
-import type { ModelSnapshot, Snapshot } from '../core/snapshot.ts';
+import type { AppOperation, ModelSnapshot, Snapshot } from '../core/snapshot.ts';
 import type { Broker } from '../broker/broker.ts';
 import { type Credentials, IdentityResolver } from '../security/identity.ts';
+import { Limits } from '../security/limits.ts';
 import { Policy } from '../security/policy.ts';
 
 export class Pipeline {
   private identity: IdentityResolver;
   private policy: Policy;
+  private readonly limits: Limits;
   /** Every finished request, published once by its adapter. */
   readonly events = new RequestEvents();
 
   constructor(readonly broker: Broker) {
     this.identity = new IdentityResolver(broker.current);
     this.policy = new Policy(broker.current);
+    this.limits = new Limits(broker.current);
   }
 
   get snapshot(): Snapshot {
@@ -29,26 +33,50 @@ export class Pipeline {
     this.broker.apply(next);
     this.identity = new IdentityResolver(next);
     this.policy = new Policy(next);
+    this.limits.apply(next);
   }
 
+  /** Box-wide source rules and identity. */
   authenticate(creds: Credentials, record: RequestRecord): Identity {
+    this.policy.checkSource(record.source);
     const id = this.identity.resolve(creds);
     record.app = id.app;
     record.group = id.group;
     return id;
   }
 
-  authorize(identity: Identity, model: string, record: RequestRecord): ModelSnapshot {
-    const m = this.policy.authorize(identity, model);
+  authorize(identity: Identity, model: string, operation: AppOperation, record: RequestRecord): ModelSnapshot {
+    const m = this.policy.authorize(identity, model, operation, record.source);
     record.model = m.name;
     return m;
   }
 
-  /** Scheduled work goes through the queues; metadata is answered directly. */
-  run(call: InferenceCall, identity: Identity, record: RequestRecord): Promise<BackendReply> {
-    if (call.op === 'metadata') return this.broker.metadata(call, record);
-    this.policy.admitRate(identity);
-    return this.broker.submit(call, identity, record);
+  /**
+   * Counts the call against the app's limits, then schedules it (metadata is answered directly).
+   * The app's in-flight count drops when the answer has been delivered or has failed.
+   */
+  async run(call: InferenceCall, identity: Identity, record: RequestRecord): Promise<BackendReply> {
+    const app = identity.app;
+    if (app !== undefined) this.limits.admit(app, call.model);
+    let released = false;
+    const release = (): void => {
+      if (released || app === undefined) return;
+      released = true;
+      this.limits.release(app);
+    };
+    try {
+      const reply = call.op === 'metadata' ? await this.broker.metadata(call, record) : await this.broker.submit(call, identity, record);
+      reply.body.once('close', release);
+      if (reply.body.destroyed) release();
+      return reply;
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  inflight(app: string): number {
+    return this.limits.inflight(app);
   }
 
   visibleModels(identity: Identity): ModelSnapshot[] {

@@ -1,41 +1,28 @@
 /**
- * What an identity may do: which models it may call (private models only when granted) and how
- * fast (a token bucket per app, whose Retry-After is the true time until the next token).
+ * What an identity may do: from where (source-address rules), which models (private models only
+ * when granted) and which operations (inference, metadata, backend admin paths).
  */
 import { MGError } from '../core/errors.ts';
 import type { Identity } from '../core/request.ts';
-import type { ModelSnapshot, Snapshot } from '../core/snapshot.ts';
+import type { AppOperation, ModelSnapshot, Snapshot } from '../core/snapshot.ts';
+import { SourceRules } from './firewall.ts';
 
-class TokenBucket {
-  private tokens: number;
-  private last = performance.now();
-
-  constructor(
-    private readonly rate: number,
-    private readonly burst: number,
-  ) {
-    this.tokens = burst;
-  }
-
-  /** Takes a token, or returns the ms until one is available. */
-  take(): number {
-    const now = performance.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
-    this.last = now;
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
-      return 0;
-    }
-    return ((1 - this.tokens) / this.rate) * 1000;
-  }
-}
+/** Anonymous callers (auth: none) may infer and read metadata, never administer a backend. */
+const ANONYMOUS_OPERATIONS: readonly AppOperation[] = ['infer', 'metadata'];
 
 export class Policy {
-  private readonly buckets = new Map<string, TokenBucket>();
+  private readonly gatewaySources: SourceRules | undefined;
+  private readonly appSources = new Map<string, SourceRules>();
 
   constructor(private readonly snapshot: Snapshot) {
-    for (const app of Object.values(snapshot.apps)) {
-      if (app.rateLimit) this.buckets.set(app.name, new TokenBucket(app.rateLimit.requestsPerSecond, app.rateLimit.burst));
+    this.gatewaySources = snapshot.gateway.sources ? new SourceRules(snapshot.gateway.sources) : undefined;
+    for (const app of Object.values(snapshot.apps)) if (app.sources) this.appSources.set(app.name, new SourceRules(app.sources));
+  }
+
+  /** The box-wide firewall, checked before anything else is read. */
+  checkSource(address: string | undefined): void {
+    if (this.gatewaySources && !this.gatewaySources.permits(address)) {
+      throw new MGError('MG_FORBIDDEN', 'source address not allowed');
     }
   }
 
@@ -45,21 +32,25 @@ export class Policy {
     return this.snapshot.apps[identity.app]?.models.includes(model.name) === true;
   }
 
-  /** The model a call may use; 404 for unknown, 403 for a private model the app was not granted. */
-  authorize(identity: Identity, modelName: string): ModelSnapshot {
+  /**
+   * The model a call may use: 403 for a source the app may not call from, 404 for an unknown model,
+   * 403 for a private model the app was not granted or an operation it may not perform.
+   */
+  authorize(identity: Identity, modelName: string, operation: AppOperation, address: string | undefined): ModelSnapshot {
+    const app = identity.app === undefined ? undefined : this.snapshot.apps[identity.app];
+    if (identity.app !== undefined && this.appSources.get(identity.app)?.permits(address) === false) {
+      throw new MGError('MG_FORBIDDEN', `app "${identity.app}" may not call from this source address`);
+    }
     const model = Object.hasOwn(this.snapshot.models, modelName) ? this.snapshot.models[modelName] : undefined;
     if (!model) throw new MGError('MG_MODEL_NOT_FOUND', `model "${modelName}" is not configured`);
     if (!this.canSee(identity, model)) {
       throw new MGError('MG_FORBIDDEN', `app "${identity.app ?? '(anonymous)'}" is not granted private model "${modelName}"`);
     }
+    const allowed = app?.operations ?? ANONYMOUS_OPERATIONS;
+    if (!allowed.includes(operation)) {
+      throw new MGError('MG_FORBIDDEN', `app "${identity.app ?? '(anonymous)'}" may not perform ${operation} operations`);
+    }
     return model;
-  }
-
-  /** Counts one request against the app's rate limit. */
-  admitRate(identity: Identity): void {
-    if (identity.app === undefined) return;
-    const wait = this.buckets.get(identity.app)?.take() ?? 0;
-    if (wait > 0) throw new MGError('MG_RATE_LIMITED', `app "${identity.app}" is over its rate limit`, { retryAfterMs: wait });
   }
 
   visibleModels(identity: Identity): ModelSnapshot[] {

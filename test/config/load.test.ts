@@ -28,6 +28,9 @@ describe('loadConfig: a valid multi-file directory', () => {
       fairness: 'requests',
       maxBodyBytes: 16 * 1024 * 1024,
       mqtt: { url: 'mqtt://127.0.0.1:1883', embedded: true },
+      sources: { allow: [], deny: ['192.0.2.0/24'] },
+      adminTokenHashes: ['24927b80004eab8cf30f991f02e329e4a633c569053d5e8a25a5f6a33de7ae90'],
+      audit: { destination: '/var/log/modelguard/audit.log', maxBytes: 1024 * 1024, maxFiles: 5 },
     });
   });
 
@@ -88,6 +91,11 @@ describe('loadConfig: a valid multi-file directory', () => {
         ],
         models: ['resnet50'],
         rateLimit: { requestsPerSecond: 50, burst: 100 },
+        modelRateLimits: { resnet50: { requestsPerSecond: 5, burst: 5 } },
+        maxInflight: 4,
+        quota: { requestsPerHour: undefined, requestsPerDay: 10000 },
+        operations: ['admin', 'infer', 'metadata'],
+        sources: { allow: ['10.0.0.0/8', 'fd00::/8'], deny: ['10.6.6.6'] },
       },
       dashboard: {
         name: 'dashboard',
@@ -95,6 +103,11 @@ describe('loadConfig: a valid multi-file directory', () => {
         keyHashes: ['24927b80004eab8cf30f991f02e329e4a633c569053d5e8a25a5f6a33de7ae90'],
         models: [],
         rateLimit: { requestsPerSecond: 2.5, burst: 3 },
+        modelRateLimits: {},
+        maxInflight: undefined,
+        quota: undefined,
+        operations: ['infer', 'metadata'],
+        sources: undefined,
       },
     });
   });
@@ -119,6 +132,9 @@ describe('loadConfig: a single file and the defaults', () => {
       fairness: 'compute',
       maxBodyBytes: 8 * 1024 * 1024,
       mqtt: undefined,
+      sources: undefined,
+      adminTokenHashes: [],
+      audit: undefined,
     });
   });
 
@@ -133,7 +149,18 @@ describe('loadConfig: a single file and the defaults', () => {
       healthCheck: { intervalMs: 5000, timeoutMs: 1000, path: undefined, failureThreshold: 3 },
     });
     assert.deepEqual(models.mnist, { name: 'mnist', backend: 'triton', visibility: 'public', backendModel: 'mnist', offload: undefined, maxBodyBytes: undefined });
-    assert.deepEqual(apps.demo, { name: 'demo', serviceGroup: 'default', keyHashes: [], models: [], rateLimit: undefined });
+    assert.deepEqual(apps.demo, {
+      name: 'demo',
+      serviceGroup: 'default',
+      keyHashes: [],
+      models: [],
+      rateLimit: undefined,
+      modelRateLimits: {},
+      maxInflight: undefined,
+      quota: undefined,
+      operations: ['infer', 'metadata'],
+      sources: undefined,
+    });
     assert.deepEqual(Object.keys(groups), ['default']);
   });
 

@@ -5,6 +5,7 @@
  */
 import { MGError } from '../../core/errors.ts';
 import type { ApiKind, Operation } from '../../core/request.ts';
+import type { AppOperation } from '../../core/snapshot.ts';
 
 export type Route =
   | { kind: 'live' }
@@ -12,7 +13,7 @@ export type Route =
   | { kind: 'server-metadata' }
   | { kind: 'openai-models' }
   /** A call to a model named in the path; `rest` is what follows the model (and version) segments. */
-  | { kind: 'model'; api: ApiKind; op: Operation; model: string; backendPath: (backendModel: string) => string }
+  | { kind: 'model'; api: ApiKind; op: Operation; permission: AppOperation; model: string; backendPath: (backendModel: string) => string }
   /** A call whose model is named in the JSON body (OpenAI). */
   | { kind: 'openai'; path: string };
 
@@ -41,6 +42,16 @@ function segments(pathname: string): string[] {
   });
 }
 
+/** Backend paths that change the server rather than use a model (KServe repository, Triton's admin extensions). */
+const ADMIN_PREFIXES = [['v2', 'repository'], ['v2', 'logging'], ['v2', 'trace'], ['v2', 'systemsharedmemory'], ['v2', 'cudasharedmemory']];
+
+/** What a pass-through call needs to be allowed: admin for the paths above, else infer. */
+function passthroughPermission(rest: readonly string[]): AppOperation {
+  // Compared on decoded, lower-cased segments: `/V2/%72epository` is the repository too.
+  const lower = rest.map((s) => s.toLowerCase());
+  return ADMIN_PREFIXES.some((p) => p.every((s, i) => lower[i] === s)) || lower.some((s) => s === 'load' || s === 'unload') ? 'admin' : 'infer';
+}
+
 export function route(method: string, rawUrl: string): Route {
   const q = rawUrl.indexOf('?');
   const pathname = q < 0 ? rawUrl : rawUrl.slice(0, q);
@@ -67,15 +78,15 @@ export function route(method: string, rawUrl: string): Route {
       const prefix = (m: string): string => `/v2/models/${encodeURIComponent(m)}${version ? `/versions/${encodeURIComponent(version)}` : ''}`;
       if (tail.length === 0) {
         need(method, 'GET');
-        return { kind: 'model', api: 'kserve-v2', op: 'metadata', model: c, backendPath: (m) => prefix(m) + query };
+        return { kind: 'model', api: 'kserve-v2', op: 'metadata', permission: 'metadata', model: c, backendPath: (m) => prefix(m) + query };
       }
       if (tail.length === 1 && tail[0] === 'ready') {
         need(method, 'GET');
-        return { kind: 'model', api: 'kserve-v2', op: 'metadata', model: c, backendPath: (m) => `${prefix(m)}/ready${query}` };
+        return { kind: 'model', api: 'kserve-v2', op: 'metadata', permission: 'metadata', model: c, backendPath: (m) => `${prefix(m)}/ready${query}` };
       }
       if (tail.length === 1 && tail[0] === 'infer') {
         need(method, 'POST');
-        return { kind: 'model', api: 'kserve-v2', op: 'infer', model: c, backendPath: (m) => `${prefix(m)}/infer${query}` };
+        return { kind: 'model', api: 'kserve-v2', op: 'infer', permission: 'infer', model: c, backendPath: (m) => `${prefix(m)}/infer${query}` };
       }
     }
   }
@@ -86,7 +97,7 @@ export function route(method: string, rawUrl: string): Route {
   if (a === 'models' && b) {
     // Pass-through: /models/{name}/rest → /rest on the model's backend, any method.
     const rest = '/' + pathname.split('/').slice(3).join('/');
-    return { kind: 'model', api: 'passthrough', op: 'infer', model: b, backendPath: () => rest + query };
+    return { kind: 'model', api: 'passthrough', op: 'infer', permission: passthroughPermission(seg.slice(2)), model: b, backendPath: () => rest + query };
   }
   throw new MGError('MG_BAD_REQUEST', `no such endpoint: ${method} ${pathname}`, { httpStatus: 404 });
 }

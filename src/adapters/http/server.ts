@@ -39,6 +39,7 @@ export function createHttpHandler(pipeline: Pipeline): (req: IncomingMessage, re
     const started = performance.now();
     const id = requestId(req);
     const record = newRecord(id, 'http', started);
+    record.source = req.socket.remoteAddress;
     const ac = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) {
@@ -101,7 +102,7 @@ async function handle(
     api = record.api = 'openai';
     body = await readBody(req, pipeline.snapshot.gateway.maxBodyBytes);
     const decoded = decodeOpenAi(parseJson(body, 'OpenAI request'), r.path);
-    const model = pipeline.authorize(identity, decoded.model, record);
+    const model = pipeline.authorize(identity, decoded.model, 'infer', record);
     if (model.maxBodyBytes !== undefined && body.length > model.maxBodyBytes) {
       throw new MGError('MG_TOO_LARGE', `body is over model "${model.name}"'s limit of ${model.maxBodyBytes} bytes`);
     }
@@ -111,7 +112,7 @@ async function handle(
     costHint = decoded.tokens;
   } else {
     api = record.api = r.api;
-    const model = pipeline.authorize(identity, r.model, record);
+    const model = pipeline.authorize(identity, r.model, r.permission, record);
     modelName = model.name;
     path = r.backendPath(model.backendModel);
     if (method !== 'GET' && method !== 'HEAD') {
