@@ -40,6 +40,7 @@ function compileGateway(g: Gateway | undefined): GatewaySnapshot {
     auth: spec.auth,
     fairness: spec.fairness,
     maxBodyBytes: sizeBytes(spec.maxBodySize),
+    requestReadTimeoutMs: durationMs(spec.requestReadTimeout),
     mqtt: spec.mqtt === undefined ? undefined : { url: spec.mqtt.url, embedded: spec.mqtt.embedded },
     sources: compileSources(spec.sources),
     adminTokenHashes: spec.adminTokens.map((t) => t.sha256).sort(),

@@ -295,6 +295,7 @@ export const GatewaySpecSchema = z.strictObject({
   auth: z.enum(AUTH_MODES).default(D.gateway.auth).describe(`apiKey: every request needs an app key; none: trusted networks and demos only; default ${D.gateway.auth}`),
   fairness: z.enum(FAIRNESS).default(D.gateway.fairness).describe(`what weights share: compute (accelerator time) or requests (counts); default ${D.gateway.fairness}`),
   maxBodySize: size().default(D.gateway.maxBodySize).describe(`largest request body accepted (bytes, Ki, Mi, Gi); default ${D.gateway.maxBodySize}`),
+  requestReadTimeout: duration().default('30s').describe('time a client has to send its request headers and body; slower clients get 408; default 30s'),
   mqtt: Mqtt.optional().describe('MQTT ingress; default off'),
   sources: Sources.optional(),
   adminTokens: z

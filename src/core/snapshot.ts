@@ -94,6 +94,8 @@ export interface GatewaySnapshot {
   readonly fairness: Fairness;
   /** Largest request body accepted, bytes. */
   readonly maxBodyBytes: number;
+  /** Time a client has to send its whole request (slow clients cannot hold a connection). */
+  readonly requestReadTimeoutMs: number;
   readonly mqtt: { readonly url: string; readonly embedded: boolean } | undefined;
   readonly sources: SourcesSnapshot | undefined;
   /** Lower-case hex sha256 digests of the admin tokens. */

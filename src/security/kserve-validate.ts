@@ -46,17 +46,25 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Counts leaf elements of (possibly nested) data, checking each against the datatype. */
-function countData(data: unknown, datatype: string, where: string): number {
+/**
+ * Counts leaf elements of data, checking each against the datatype. Data is flat, or nested in
+ * row-major form exactly as deep as the shape: every leaf must sit at depth 1 or at depth `rank`.
+ */
+function countData(data: unknown, datatype: string, where: string, rank: number): number {
   const range = INT_RANGE[datatype];
   let n = 0;
-  const stack: unknown[] = [data];
+  let leafDepth = 0;
+  const stack: [unknown, number][] = [[data, 0]];
   while (stack.length > 0) {
-    const v = stack.pop();
+    const [v, depth] = stack.pop() as [unknown, number];
     if (Array.isArray(v)) {
-      for (let i = v.length - 1; i >= 0; i--) stack.push(v[i]);
+      if (depth >= Math.max(1, rank)) throw bad(`${where}: data is nested deeper than its shape`);
+      for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], depth + 1]);
       continue;
     }
+    if (leafDepth === 0) leafDepth = depth;
+    else if (depth !== leafDepth) throw bad(`${where}: data is nested unevenly`);
+    if (depth !== 1 && depth !== rank) throw bad(`${where}: data must be flat or nested as deep as the shape`);
     n++;
     if (datatype === 'BYTES') {
       if (typeof v !== 'string') throw bad(`${where}: BYTES data must be strings`);
@@ -133,7 +141,7 @@ export function validateKserveInfer(body: Buffer, headerLength: number | undefin
     }
     if (data === undefined) throw bad(`${where} has no data`);
     if (!Array.isArray(data)) throw bad(`${where}.data must be an array`);
-    const count = countData(data, datatype, where);
+    const count = countData(data, datatype, where, (shape as number[]).length);
     if (count !== elements) throw bad(`${where}: shape ${JSON.stringify(shape)} holds ${elements} elements, data has ${count}`);
   });
   const outputs = doc['outputs'];

@@ -33,6 +33,9 @@ test('shape, datatype and data must agree', () => {
   rejects({ inputs: [input({ shape: [65536, 65536, 65536] })] }, /too large/);
   rejects({ inputs: [input({ shape: '1,4' })] }, /shape must be an array/);
   rejects({ inputs: [input({ data: undefined })] }, /has no data/);
+  rejects({ inputs: [input({ shape: [4], data: [[[1, 2, 3, 4]]] })] }, /nested deeper than its shape/);
+  rejects({ inputs: [input({ shape: [2, 2], data: [1, [2, 3], 4] })] }, /nested unevenly|flat or nested/);
+  rejects({ inputs: [input({ shape: [1, 2, 2], data: [[1, 2], [3, 4]] })] }, /flat or nested as deep as the shape/);
   rejects({ inputs: [input({}), input({})] }, /given twice/);
 });
 

@@ -30,8 +30,20 @@ function single(req: IncomingMessage, name: string): string | undefined {
   return v;
 }
 
+/** Headers that carry identity or routing: each may appear once, in any case. */
+const IDENTITY_HEADERS = new Set(['authorization', 'x-api-key', 'x-service-group']);
+
 export function credentials(req: IncomingMessage): Credentials {
-  // Node joins duplicate Authorization headers' values with ", " — refuse those too.
+  // Node keeps only the first of repeated Authorization headers and joins others; a proxy in
+  // front may pick another one. Refuse any repetition, whatever its case.
+  const seen = new Set<string>();
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    if (!IDENTITY_HEADERS.has(name)) continue;
+    if (seen.has(name)) throw new MGError('MG_BAD_REQUEST', `header ${name} given more than once`);
+    seen.add(name);
+  }
   const auth = single(req, 'authorization');
   const apiKey = single(req, 'x-api-key');
   let key: string | undefined;

@@ -149,7 +149,9 @@ async function handle(
 }
 
 export function createHttpServer(pipeline: Pipeline): http.Server {
-  const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, createHttpHandler(pipeline));
-  server.headersTimeout = 30_000;
+  // A slow client (slowloris, a stalled body) gets 408 after requestReadTimeout instead of holding
+  // a connection; the answer itself may take as long as the backend needs.
+  const readMs = pipeline.snapshot.gateway.requestReadTimeoutMs;
+  const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: readMs, headersTimeout: readMs }, createHttpHandler(pipeline));
   return server;
 }
