@@ -2,6 +2,7 @@
  * KServe v2 / Open Inference Protocol tensors in their JSON form: decoding and validating an
  * inference request body. Data may be flat or nested row-major arrays; it comes out flat.
  */
+import { INT_RANGE } from '../core/kserve.ts';
 import { badRequest, isRecord } from './http.ts';
 
 export const DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'] as const;
@@ -30,16 +31,6 @@ export interface InferRequest {
   readonly outputs: readonly string[] | undefined;
 }
 
-const INT_RANGE: Partial<Record<Datatype, readonly [number, number]>> = {
-  UINT8: [0, 255],
-  UINT16: [0, 65535],
-  UINT32: [0, 4294967295],
-  UINT64: [0, Number.MAX_SAFE_INTEGER],
-  INT8: [-128, 127],
-  INT16: [-32768, 32767],
-  INT32: [-2147483648, 2147483647],
-  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-};
 
 function isDatatype(value: unknown): value is Datatype {
   return typeof value === 'string' && (DATATYPES as readonly string[]).includes(value);

@@ -5,35 +5,7 @@
  * tensor bytes).
  */
 import { MGError } from '../core/errors.ts';
-
-/** Bytes per element; BYTES is variable-length (strings). */
-const ELEMENT_SIZE: Record<string, number> = {
-  BOOL: 1,
-  UINT8: 1,
-  UINT16: 2,
-  UINT32: 4,
-  UINT64: 8,
-  INT8: 1,
-  INT16: 2,
-  INT32: 4,
-  INT64: 8,
-  FP16: 2,
-  BF16: 2,
-  FP32: 4,
-  FP64: 8,
-  BYTES: 0,
-};
-
-const INT_RANGE: Record<string, [number, number]> = {
-  UINT8: [0, 255],
-  UINT16: [0, 65535],
-  UINT32: [0, 4294967295],
-  UINT64: [0, Number.MAX_SAFE_INTEGER],
-  INT8: [-128, 127],
-  INT16: [-32768, 32767],
-  INT32: [-2147483648, 2147483647],
-  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-};
+import { ELEMENT_SIZE, INT_RANGE, isKserveDatatype, type KserveDatatype } from '../core/kserve.ts';
 
 /** Largest element count accepted for one tensor (guards the shape product against overflow tricks). */
 const MAX_ELEMENTS = 2 ** 31;
@@ -50,7 +22,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
  * Counts leaf elements of data, checking each against the datatype. Data is flat, or nested in
  * row-major form exactly as deep as the shape: every leaf must sit at depth 1 or at depth `rank`.
  */
-function countData(data: unknown, datatype: string, where: string, rank: number): number {
+function countData(data: unknown, datatype: KserveDatatype, where: string, rank: number): number {
   const range = INT_RANGE[datatype];
   let n = 0;
   let leafDepth = 0;
@@ -113,7 +85,7 @@ export function validateKserveInfer(body: Buffer, headerLength: number | undefin
     if (typeof name !== 'string' || name === '') throw bad(`${where}.name must be a non-empty string`);
     if (names.has(name)) throw bad(`input "${name}" given twice`);
     names.add(name);
-    if (typeof datatype !== 'string' || !(datatype in ELEMENT_SIZE)) {
+    if (!isKserveDatatype(datatype)) {
       throw bad(`${where}.datatype must be one of ${Object.keys(ELEMENT_SIZE).join(', ')}`);
     }
     if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && (d as number) >= 0)) {
@@ -132,7 +104,7 @@ export function validateKserveInfer(body: Buffer, headerLength: number | undefin
         throw bad(`${where}.parameters.binary_data_size must be a non-negative integer`);
       }
       if (data !== undefined) throw bad(`${where} has both data and binary_data_size`);
-      const size = ELEMENT_SIZE[datatype] as number;
+      const size: number = ELEMENT_SIZE[datatype];
       if (size > 0 && binarySize !== elements * size) {
         throw bad(`${where}: shape ${JSON.stringify(shape)} of ${datatype} needs ${elements * size} bytes, binary_data_size is ${binarySize}`);
       }

@@ -1,0 +1,37 @@
+/** Facts of the KServe v2 / Open Inference Protocol tensor format, shared by validation and the demo server. */
+
+/** Bytes per element of each datatype; BYTES is variable-length (strings). */
+export const ELEMENT_SIZE = {
+  BOOL: 1,
+  UINT8: 1,
+  UINT16: 2,
+  UINT32: 4,
+  UINT64: 8,
+  INT8: 1,
+  INT16: 2,
+  INT32: 4,
+  INT64: 8,
+  FP16: 2,
+  BF16: 2,
+  FP32: 4,
+  FP64: 8,
+  BYTES: 0,
+} as const;
+
+export type KserveDatatype = keyof typeof ELEMENT_SIZE;
+
+/** Valid values of the integer datatypes (64-bit ones limited to what JSON numbers carry exactly). */
+export const INT_RANGE: Partial<Record<KserveDatatype, readonly [number, number]>> = {
+  UINT8: [0, 255],
+  UINT16: [0, 65535],
+  UINT32: [0, 4294967295],
+  UINT64: [0, Number.MAX_SAFE_INTEGER],
+  INT8: [-128, 127],
+  INT16: [-32768, 32767],
+  INT32: [-2147483648, 2147483647],
+  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+};
+
+export function isKserveDatatype(value: unknown): value is KserveDatatype {
+  return typeof value === 'string' && Object.hasOwn(ELEMENT_SIZE, value);
+}
