@@ -98,7 +98,7 @@ export class Domain {
     const wait = work.queueDeadline - performance.now();
     work.timer = setTimeout(() => this.expire(work), Math.max(0, wait));
     work.onAbort = () => this.cancel(work);
-    work.call.signal.addEventListener('abort', work.onAbort, { once: true });
+    work.call.signal.once('abort', work.onAbort);
   }
 
   private unqueue(work: Work): void {

@@ -93,7 +93,7 @@ export class Work {
   detach(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.onAbort) this.call.signal.removeEventListener('abort', this.onAbort);
+    if (this.onAbort) this.call.signal.removeListener('abort', this.onAbort);
     this.onAbort = undefined;
   }
 }

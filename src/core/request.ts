@@ -4,6 +4,7 @@
  * back; nothing downstream of the adapter knows which protocol a call came in on.
  */
 import type { Readable } from 'node:stream';
+import type { CancelSignal } from './cancel.ts';
 
 export type Protocol = 'http' | 'grpc' | 'mqtt';
 
@@ -38,7 +39,7 @@ export interface InferenceCall {
   /** Client-requested timeout, ms (X-Request-Timeout, grpc-timeout, timeoutMs). */
   readonly timeoutMs: number | undefined;
   /** Aborts when the client goes away. */
-  readonly signal: AbortSignal;
+  readonly signal: CancelSignal;
   /** performance.now() when the adapter received the call. */
   readonly receivedAt: number;
   /** Predicted accelerator cost hint in abstract units (LLM tokens); undefined for fixed-cost calls. */
@@ -48,8 +49,11 @@ export interface InferenceCall {
 export interface BackendReply {
   readonly status: number;
   readonly headers: Record<string, string>;
-  /** The backend's body, streamed as it arrives; the slot is released when it ends or fails. */
-  readonly body: Readable;
+  /**
+   * The backend's body: a Buffer when ModelGuard has already read it (validated answers), else a
+   * stream passed through as it arrives; the slot is released when it ends or fails.
+   */
+  readonly body: Readable | Buffer;
   /** Which endpoint answered. */
   readonly endpoint: string;
   readonly servedBy: 'edge' | 'cloud';

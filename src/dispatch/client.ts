@@ -1,5 +1,6 @@
 /** Backend client contract: one per endpoint, reusing its connections. */
 import type { Readable } from 'node:stream';
+import type { CancelSignal } from '../core/cancel.ts';
 
 export interface BackendRequest {
   readonly method: string;
@@ -7,7 +8,7 @@ export interface BackendRequest {
   readonly headers: Record<string, string>;
   readonly body: Buffer | undefined;
   /** Aborts the call (client gone, or the call's deadline). */
-  readonly signal: AbortSignal;
+  readonly signal: CancelSignal;
 }
 
 export interface BackendResponse {

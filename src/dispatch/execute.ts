@@ -3,7 +3,8 @@
  * promises. The result says when the accelerator is done (the body has ended), which is when the
  * caller frees the slot and measures the cost.
  */
-import { Readable, finished } from 'node:stream';
+import { type Readable, finished } from 'node:stream';
+import { Cancel } from '../core/cancel.ts';
 import { MGError } from '../core/errors.ts';
 import type { BackendReply, InferenceCall } from '../core/request.ts';
 import { CancelledError } from '../broker/work.ts';
@@ -18,19 +19,40 @@ export interface CallResult {
   readonly done: Promise<{ units: number | undefined }>;
 }
 
-async function readAll(body: Readable, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    const buf = chunk as Buffer;
-    size += buf.length;
-    if (size > limit) {
-      body.destroy();
-      throw new MGError('MG_BACKEND_ERROR', `backend answer larger than ${limit} bytes`);
-    }
-    chunks.push(buf);
-  }
-  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+/** Reads a whole body (events, not an async iterator: this is on every request's path). */
+function readAll(body: Readable, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    body.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        body.destroy();
+        reject(new MGError('MG_BACKEND_ERROR', `backend answer larger than ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    body.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
+    body.once('error', reject);
+  });
+}
+
+function isSpace(byte: number | undefined): boolean {
+  return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
+}
+
+/**
+ * A cheap structural check of a KServe answer: one JSON object, complete (first and last
+ * non-blank bytes are braces). It catches truncated bodies, HTML error pages and plain text
+ * without parsing every output tensor on the hot path.
+ */
+function isJsonObjectFrame(buf: Buffer): boolean {
+  let i = 0;
+  let j = buf.length - 1;
+  while (i <= j && isSpace(buf[i])) i++;
+  while (j >= i && isSpace(buf[j])) j--;
+  return j > i && buf[i] === 0x7b && buf[j] === 0x7d;
 }
 
 function isJson(headers: Record<string, string>): boolean {
@@ -45,7 +67,7 @@ function usageTokens(doc: unknown): number | undefined {
 }
 
 export async function callBackend(ep: Endpoint, call: InferenceCall, deadline: number): Promise<CallResult> {
-  const ac = new AbortController();
+  const ac = new Cancel();
   let timedOut = false;
   const timer = setTimeout(
     () => {
@@ -55,10 +77,10 @@ export async function callBackend(ep: Endpoint, call: InferenceCall, deadline: n
     Math.max(0, deadline - performance.now()),
   );
   const onClientAbort = (): void => ac.abort();
-  call.signal.addEventListener('abort', onClientAbort, { once: true });
+  call.signal.once('abort', onClientAbort);
   const cleanup = (): void => {
     clearTimeout(timer);
-    call.signal.removeEventListener('abort', onClientAbort);
+    call.signal.removeListener('abort', onClientAbort);
   };
   const failure = (err: unknown): Error => {
     if (timedOut) return new MGError('MG_BACKEND_TIMEOUT', `backend ${ep.url} did not answer in time`);
@@ -72,7 +94,7 @@ export async function callBackend(ep: Endpoint, call: InferenceCall, deadline: n
       path: call.path,
       headers: call.headers,
       body: call.body,
-      signal: ac.signal,
+      signal: ac,
     });
     if (res.status >= 500) {
       const text = (await readAll(res.body, 4096).catch(() => Buffer.alloc(0))).toString('utf8').slice(0, 300);
@@ -82,18 +104,23 @@ export async function callBackend(ep: Endpoint, call: InferenceCall, deadline: n
     const mustValidate = ok && call.op === 'infer' && (call.api === 'kserve-v2' || (call.api === 'openai' && isJson(res.headers)));
     if (mustValidate) {
       const buf = await readAll(res.body, MAX_BUFFERED_REPLY);
-      let doc: unknown;
-      try {
-        doc = JSON.parse(buf.toString('utf8'));
-      } catch {
-        throw new MGError('MG_BACKEND_ERROR', `backend ${ep.url} answered with invalid JSON`);
+      let units: number | undefined;
+      if (call.api === 'openai') {
+        // LLM answers are parsed in full: their `usage` corrects the cost of the call.
+        let doc: unknown;
+        try {
+          doc = JSON.parse(buf.toString('utf8'));
+        } catch {
+          throw new MGError('MG_BACKEND_ERROR', `backend ${ep.url} answered with invalid JSON`);
+        }
+        units = usageTokens(doc);
+      } else if (!isJsonObjectFrame(buf)) {
+        throw new MGError('MG_BACKEND_ERROR', `backend ${ep.url} answered with invalid JSON (not one complete object)`);
       }
-      if (typeof doc !== 'object' || doc === null) throw new MGError('MG_BACKEND_ERROR', `backend ${ep.url} answered with a non-object`);
       cleanup();
-      const headers = { ...res.headers, 'content-length': String(buf.length) };
       return {
-        reply: { status: res.status, headers, body: Readable.from([buf]), endpoint: ep.url, servedBy: 'edge' },
-        done: Promise.resolve({ units: usageTokens(doc) }),
+        reply: { status: res.status, headers: res.headers, body: buf, endpoint: ep.url, servedBy: 'edge' },
+        done: Promise.resolve({ units }),
       };
     }
     const done = new Promise<{ units: number | undefined }>((resolve, reject) => {

@@ -66,8 +66,8 @@ export class Pipeline {
     };
     try {
       const reply = call.op === 'metadata' ? await this.broker.metadata(call, record) : await this.broker.submit(call, identity, record);
-      reply.body.once('close', release);
-      if (reply.body.destroyed) release();
+      if (Buffer.isBuffer(reply.body) || reply.body.destroyed) release();
+      else reply.body.once('close', release);
       return reply;
     } catch (err) {
       release();

@@ -3,6 +3,7 @@
  * neutral InferenceCall, run through the pipeline, and answered in the API's own format.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { Cancel, type CancelSignal } from '../../core/cancel.ts';
 import { isMGError, MGError, toMGError } from '../../core/errors.ts';
 import { newRecord, type RequestRecord } from '../../core/events.ts';
 import type { ApiKind, BackendReply, InferenceCall } from '../../core/request.ts';
@@ -28,6 +29,12 @@ function writeReply(res: ServerResponse, reply: BackendReply, id: string, onErro
   for (const [k, v] of Object.entries(reply.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = v;
   headers['x-request-id'] = id;
   headers['x-modelguard-served-by'] = reply.servedBy;
+  if (Buffer.isBuffer(reply.body)) {
+    headers['content-length'] = String(reply.body.length);
+    res.writeHead(reply.status, headers);
+    res.end(reply.body);
+    return;
+  }
   res.writeHead(reply.status, headers);
   // Streamed answers (SSE) go out chunk by chunk as the backend produces them.
   reply.body.on('error', onError);
@@ -40,7 +47,7 @@ export function createHttpHandler(pipeline: Pipeline): (req: IncomingMessage, re
     const id = requestId(req);
     const record = newRecord(id, 'http', started);
     record.source = req.socket.remoteAddress;
-    const ac = new AbortController();
+    const ac = new Cancel();
     res.on('close', () => {
       if (!res.writableFinished) {
         ac.abort();
@@ -49,8 +56,8 @@ export function createHttpHandler(pipeline: Pipeline): (req: IncomingMessage, re
       record.status = res.statusCode;
       pipeline.events.publish(record);
     });
-    handle(pipeline, req, res, id, record, ac.signal, started).catch((err: unknown) => {
-      if (err instanceof CancelledError || ac.signal.aborted) {
+    handle(pipeline, req, res, id, record, ac, started).catch((err: unknown) => {
+      if (err instanceof CancelledError || ac.aborted) {
         record.outcome = 'CANCELLED';
         if (!res.headersSent) res.destroy();
         return;
@@ -71,7 +78,7 @@ async function handle(
   res: ServerResponse,
   id: string,
   record: RequestRecord,
-  signal: AbortSignal,
+  signal: CancelSignal,
   started: number,
 ): Promise<void> {
   const method = req.method ?? 'GET';
@@ -139,7 +146,7 @@ async function handle(
   const reply = await pipeline.run(call, identity, record);
   record.servedBy = reply.servedBy;
   if (signal.aborted) {
-    reply.body.destroy();
+    if (!Buffer.isBuffer(reply.body)) reply.body.destroy();
     throw new CancelledError();
   }
   writeReply(res, reply, id, () => {
