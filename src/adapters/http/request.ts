@@ -36,13 +36,13 @@ const IDENTITY_HEADERS = new Set(['authorization', 'x-api-key', 'x-service-group
 export function credentials(req: IncomingMessage): Credentials {
   // Node keeps only the first of repeated Authorization headers and joins others; a proxy in
   // front may pick another one. Refuse any repetition, whatever its case.
-  const seen = new Set<string>();
+  let seen = '';
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
     if (!IDENTITY_HEADERS.has(name)) continue;
-    if (seen.has(name)) throw new MGError('MG_BAD_REQUEST', `header ${name} given more than once`);
-    seen.add(name);
+    if (seen.includes(`|${name}|`)) throw new MGError('MG_BAD_REQUEST', `header ${name} given more than once`);
+    seen += `|${name}|`;
   }
   const auth = single(req, 'authorization');
   const apiKey = single(req, 'x-api-key');
@@ -83,20 +83,29 @@ export function forwardHeaders(req: IncomingMessage, requestId: string): Record<
 }
 
 /** Reads the whole body, refusing it (413) as soon as it passes `limit` bytes. */
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) {
-    throw new MGError('MG_TOO_LARGE', `body of ${declared} bytes is over the limit of ${limit}`);
+    return Promise.reject(new MGError('MG_TOO_LARGE', `body of ${declared} bytes is over the limit of ${limit}`));
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buf = chunk as Buffer;
-    size += buf.length;
-    if (size > limit) throw new MGError('MG_TOO_LARGE', `body is over the limit of ${limit} bytes`);
-    chunks.push(buf);
-  }
-  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+  // Events rather than an async iterator: this runs for every request.
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off('data', onData);
+        reject(new MGError('MG_TOO_LARGE', `body is over the limit of ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
+    req.once('error', reject);
+    req.once('aborted', () => reject(new MGError('MG_BAD_REQUEST', 'client aborted the request body')));
+  });
 }
 
 /** KServe binary-data extension: the length of the JSON header before raw tensor bytes. */
