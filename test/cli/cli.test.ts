@@ -85,3 +85,52 @@ test('status without a running ModelGuard: a clear message, exit 1', { timeout: 
   assert.equal(r.code, 1);
   assert.match(r.stderr, /cannot reach the admin listener/);
 });
+
+test('up --config reloads on file change and on SIGHUP; an invalid change is refused and the last good configuration stays', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mg-reload-'));
+  const file = join(dir, 'config.yaml');
+  const base = [
+    'kind: Gateway',
+    'metadata: { name: g }',
+    'spec: { auth: none }',
+    '---',
+    'kind: Backend',
+    'metadata: { name: b }',
+    'spec: { endpoints: [{ url: "http://127.0.0.1:9", slots: 1 }], healthCheck: { interval: 1s } }',
+    '---',
+    'kind: Model',
+    'metadata: { name: m }',
+    'spec: { backend: b }',
+    '',
+  ].join('\n');
+  writeFileSync(file, base);
+  const child = spawn(process.execPath, [BIN, 'up', '--config', file, '--http', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const until = async (cond: () => boolean, what: string): Promise<void> => {
+    for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(cond(), `${what}\nstdout: ${out}\nstderr: ${err}`);
+  };
+  try {
+    await until(() => /admin +http/.test(out), 'started');
+    const admin = /admin +(http:\/\/\S+)/.exec(out)![1]!;
+    const groups = async (): Promise<string[]> => ((await (await fetch(`${admin}/api/v1/status`)).json()) as { groups: { name: string }[] }).groups.map((g) => g.name);
+    assert.deepEqual(await groups(), ['default']);
+    writeFileSync(file, `${base}---\nkind: ServiceGroup\nmetadata: { name: gold }\nspec: { weight: 3 }\n`);
+    await until(() => /configuration reloaded \(file change\): version 2/.test(out), 'reloaded on file change');
+    assert.deepEqual((await groups()).sort(), ['default', 'gold']);
+    writeFileSync(file, `${base}---\nkind: ServiceGroup\nmetadata: { name: gold }\nspec: { weigth: 3 }\n`);
+    await until(() => /configuration not reloaded \(file change\); keeping version 2/.test(err), 'refused the bad change');
+    assert.match(err, /config\.yaml:15:\d+: .*weigth.*hint: .*weight/);
+    assert.deepEqual((await groups()).sort(), ['default', 'gold'], 'the last good configuration stays');
+    writeFileSync(file, `${base}---\nkind: ServiceGroup\nmetadata: { name: silver }\n`);
+    child.kill('SIGHUP');
+    await until(() => /configuration reloaded \((SIGHUP|file change)\): version 3/.test(out), 'reloaded again');
+    assert.deepEqual((await groups()).sort(), ['default', 'silver']);
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  }
+});
