@@ -3,6 +3,10 @@
  * ModelGuard compiled from resources exactly as `modelguard up` does — and a closed-loop load
  * generator on undici.
  */
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Pool } from 'undici';
 import { compileResources } from '../../src/config/index.ts';
 import type { ResourceInput } from '../../src/config/schema.ts';
@@ -141,7 +145,6 @@ const ROOT = new URL('../../', import.meta.url).pathname;
 
 /** The demo model server in its own process (`modelguard demo-model`), for latency-sensitive tests. */
 export async function acceleratorProcess(args: string[]): Promise<{ url: string; close: () => Promise<void> }> {
-  const { spawn } = await import('node:child_process');
   const child = spawn(process.execPath, ['bin/modelguard.js', 'demo-model', '--listen', '127.0.0.1:0', '--mode', 'simulated', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
@@ -165,7 +168,6 @@ export async function acceleratorProcess(args: string[]): Promise<{ url: string;
 
 /** Open-loop load from another process; resolves with its summary when done. */
 export async function loadProcess(url: string, path: string, key: string, ratePerSecond: number, durationMs: number): Promise<{ sent: number; byStatus: Record<string, number> }> {
-  const { execFile } = await import('node:child_process');
   return new Promise((resolve, reject) => {
     execFile(process.execPath, ['--import', 'tsx', 'test/helpers/load-child.ts', url, path, key, String(ratePerSecond), String(durationMs)], { cwd: ROOT }, (err, stdout) => {
       if (err) reject(new Error(`load process failed: ${err.message}`));
@@ -189,10 +191,6 @@ export async function waitFor(cond: () => boolean, what: string, timeoutMs = 500
  * is YAML).
  */
 export async function gatewayProcess(def: SetupDef): Promise<{ httpUrl: string; adminUrl: string; close: () => Promise<void> }> {
-  const { spawn } = await import('node:child_process');
-  const { mkdtempSync, writeFileSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
   const file = join(mkdtempSync(join(tmpdir(), 'mg-gw-')), 'config.yaml');
   writeFileSync(file, resourcesFor(def).map((r) => JSON.stringify(r)).join('\n---\n'));
   const child = spawn(process.execPath, ['bin/modelguard.js', 'up', '--config', file, '--http', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
