@@ -1,16 +1,49 @@
-/** The admin listener: health, readiness, Prometheus metrics and the JSON admin API. */
+/** The admin listener: health, readiness, Prometheus metrics, the JSON admin API and the dashboard. */
 import http from 'node:http';
 import type { Broker } from '../broker/broker.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { LiveFeed } from '../observability/live.ts';
+import { serveDashboard } from '../dashboard/server.ts';
+import { sha256Hex } from '../security/identity.ts';
 
-export function createAdminServer(broker: Broker, metrics: Metrics): http.Server {
+/** The token a request presents: `Authorization: Bearer`, or `?token=` (browsers' EventSource cannot send headers). */
+function presentedToken(req: http.IncomingMessage): string | undefined {
+  const auth = req.headers.authorization;
+  const m = auth === undefined ? null : /^Bearer +(\S+)$/i.exec(auth);
+  if (m) return m[1];
+  const q = /[?&]token=([^&]*)/.exec(req.url ?? '');
+  if (!q) return undefined;
+  try {
+    return decodeURIComponent(q[1] ?? '');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Data paths (/metrics, /api/...) need an admin token when `Gateway.spec.adminTokens` lists any;
+ * probes (/healthz, /readyz) and the dashboard's static page and assets do not.
+ */
+function authorized(req: http.IncomingMessage, path: string, hashes: readonly string[]): boolean {
+  if (hashes.length === 0 || !(path === '/metrics' || path.startsWith('/api/'))) return true;
+  const token = presentedToken(req);
+  return token !== undefined && hashes.includes(sha256Hex(token));
+}
+
+export function createAdminServer(broker: Broker, metrics: Metrics, live: LiveFeed): http.Server {
   return http.createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
     const send = (status: number, type: string, body: string): void => {
       res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
       res.end(body);
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
+    if (!authorized(req, path, broker.current.gateway.adminTokenHashes)) {
+      res.setHeader('www-authenticate', 'Bearer realm="modelguard-admin"');
+      return send(401, 'text/plain', 'admin token required: Authorization: Bearer <token> (or ?token= for the dashboard)\n');
+    }
+    // The page, its assets, /api/v1/live and the /api/v1/events stream.
+    if (serveDashboard(live, path, req, res)) return;
     switch (path) {
       case '/healthz':
         return send(200, 'text/plain', 'ok\n');
@@ -26,8 +59,6 @@ export function createAdminServer(broker: Broker, metrics: Metrics): http.Server
         return;
       case '/api/v1/status':
         return send(200, 'application/json', JSON.stringify(broker.status()));
-      case '/':
-        return send(200, 'text/plain', 'ModelGuard admin: /healthz /readyz /metrics /api/v1/status\n');
       default:
         return send(404, 'text/plain', 'not found\n');
     }

@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from '../config/index.ts';
 import { demoModelCommand } from '../demo/index.ts';
 import { appSnippet, createKey } from '../security/keys.ts';
 import { printStatus } from './status.ts';
+import { top } from './top.ts';
 import { up } from './up.ts';
 
 function fail(err: unknown): never {
@@ -70,9 +71,26 @@ program
   .command('status')
   .description('what is running and how the accelerator is shared')
   .option('--admin <url>', 'admin listener URL', 'http://127.0.0.1:9090')
-  .action(async (o: { admin: string }) => {
+  .option('--token <token>', 'admin token (or MODELGUARD_ADMIN_TOKEN)')
+  .action(async (o: { admin: string; token?: string }) => {
     try {
+      if (o.token) process.env['MODELGUARD_ADMIN_TOKEN'] = o.token;
       await printStatus(o.admin);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command('top')
+  .description('the live view of the dashboard in a terminal (q quits)')
+  .option('--admin <url>', 'admin listener URL', 'http://127.0.0.1:9090')
+  .option('-n, --iterations <n>', 'draw n frames and exit', (v: string) => Number.parseInt(v, 10))
+  .option('--token <token>', 'admin token (or MODELGUARD_ADMIN_TOKEN)')
+  .action(async (o: { admin: string; iterations?: number; token?: string }) => {
+    try {
+      if (o.token) process.env['MODELGUARD_ADMIN_TOKEN'] = o.token;
+      await top(o.admin, o.iterations === undefined ? {} : { iterations: o.iterations });
     } catch (err) {
       fail(err);
     }

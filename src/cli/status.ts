@@ -1,13 +1,15 @@
 /** `modelguard status`: the admin API's view, as a table. */
 import type { BrokerStatus } from '../broker/broker.ts';
+import { adminFetch } from './admin-client.ts';
 
 export async function printStatus(adminUrl: string): Promise<void> {
   let res: Response;
   try {
-    res = await fetch(new URL('/api/v1/status', adminUrl), { signal: AbortSignal.timeout(3000) });
+    res = await adminFetch(adminUrl, '/api/v1/status');
   } catch (err) {
     throw new Error(`cannot reach the admin listener at ${adminUrl} (${(err as Error).message}); is ModelGuard running? pass --admin URL`);
   }
+  if (res.status === 401) throw new Error('the admin listener needs a token: pass --token or set MODELGUARD_ADMIN_TOKEN');
   if (!res.ok) throw new Error(`admin listener answered ${res.status}`);
   const s = (await res.json()) as BrokerStatus;
   const out: string[] = [];

@@ -39,7 +39,7 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
 
   log(`ModelGuard is up (configuration version ${snapshot.version}, ${snapshot.hash.slice(0, 12)})`);
   log(`  inference HTTP  ${gateway.httpUrl}`);
-  log(`  admin           ${gateway.adminUrl}   (/metrics /healthz /readyz /api/v1/status)`);
+  log(`  admin           ${gateway.adminUrl}   (dashboard at /, /metrics /healthz /readyz /api/v1/status)`);
   if (modelServer && demoKeys) {
     log(`  demo model server (ONNX, real iris classifier) ${modelServer.url}`);
     log('');

@@ -9,6 +9,8 @@ import { Pipeline } from '../pipeline/pipeline.ts';
 import { createHttpServer } from '../adapters/http/server.ts';
 import { createAdminServer } from '../admin/server.ts';
 import { Metrics } from '../observability/metrics.ts';
+import { AccessLog } from '../observability/access-log.ts';
+import { LiveFeed } from '../observability/live.ts';
 import { AuditLog } from '../security/audit.ts';
 import { closeServer, listen } from './listen.ts';
 
@@ -24,6 +26,9 @@ export interface Gateway {
   readonly broker: Broker;
   readonly pipeline: Pipeline;
   readonly metrics: Metrics;
+  /** The recent window behind the dashboard and `modelguard top`. */
+  readonly live: LiveFeed;
+  readonly accessLog: AccessLog;
   /** Swaps configuration without dropping queued or in-flight work. */
   reload(next: Snapshot): void;
   close(): Promise<void>;
@@ -33,10 +38,12 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
   const broker = new Broker(snapshot);
   const pipeline = new Pipeline(broker);
   const metrics = new Metrics(broker, pipeline.events);
+  const live = new LiveFeed(broker, pipeline.events);
+  const accessLog = new AccessLog(pipeline.events, snapshot.gateway.accessLog);
   // The audit destination is read at start; a reload changes keys and grants, not where audit goes.
   const audit = snapshot.gateway.audit ? new AuditLog(snapshot.gateway.audit, pipeline.events) : undefined;
   const httpServer: Server = createHttpServer(pipeline);
-  const adminServer: Server = createAdminServer(broker, metrics);
+  const adminServer: Server = createAdminServer(broker, metrics, live);
   broker.start();
   const httpUrl = await listen(httpServer, opts.http ?? snapshot.gateway.listeners.http);
   const adminUrl = await listen(adminServer, opts.admin ?? snapshot.gateway.listeners.admin);
@@ -46,10 +53,17 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
     broker,
     pipeline,
     metrics,
-    reload: (next) => pipeline.apply(next),
+    live,
+    accessLog,
+    reload: (next) => {
+      pipeline.apply(next);
+      void accessLog.configure(next.gateway.accessLog);
+    },
     async close() {
+      live.close(); // ends the dashboards' event streams, so the admin listener closes at once
       await Promise.all([closeServer(httpServer), closeServer(adminServer)]);
       metrics.close();
+      await accessLog.close();
       audit?.close();
       await broker.close();
     },

@@ -3,10 +3,16 @@
  * broker at scrape time, so the data path does no metrics work of its own. Every label value comes
  * from configuration (group, app, model, backend, endpoint URL) or a fixed enum (outcome, protocol),
  * never from raw client input.
+ *
+ * The request path costs a few map lookups: request counters are summed at scrape time from a tally
+ * per label combination (tally.ts), and the histograms take label values positionally
+ * (lean-histogram.ts). prom-client formats everything; it is not called per request.
  */
 import client from 'prom-client';
 import type { RequestRecord, RequestEvents } from '../core/events.ts';
 import type { Broker } from '../broker/broker.ts';
+import { LeanHistogram } from './lean-histogram.ts';
+import { RequestTally } from './tally.ts';
 
 /** Buckets that resolve milliseconds up to a minute. */
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -17,15 +23,39 @@ export class Metrics {
 
   constructor(broker: Broker, events: RequestEvents) {
     const r = [this.registry];
+    const tally = new RequestTally();
     // The original ModelGuard's four names, kept for dashboards that already use them.
-    const received = new client.Counter({ name: 'broker_received_request_total', help: 'Requests received, by service group', labelNames: ['group'], registers: r });
-    const handled = new client.Counter({ name: 'broker_backend_handled_request_total', help: 'Requests answered by a backend, by group', labelNames: ['group'], registers: r });
-    const queueWait = new client.Histogram({ name: 'broker_processing_duration_seconds', help: 'Time requests waited in the queue', labelNames: ['group'], buckets: BUCKETS, registers: r });
-    const backendTime = new client.Histogram({ name: 'broker_backend_processing_duration_seconds', help: 'Backend time per request (dispatch to full answer)', labelNames: ['group', 'model'], buckets: BUCKETS, registers: r });
+    new client.Counter({
+      name: 'broker_received_request_total', help: 'Requests received, by service group', labelNames: ['group'], registers: r,
+      collect() { this.reset(); for (const [group, n] of tally.sum((t) => t.group, (t) => t.count)) this.inc({ group }, n); },
+    });
+    new client.Counter({
+      name: 'broker_backend_handled_request_total', help: 'Requests answered by a backend, by group', labelNames: ['group'], registers: r,
+      collect() { this.reset(); for (const [group, n] of tally.sum((t) => t.group, (t) => t.handled)) this.inc({ group }, n); },
+    });
+    const queueWait = new LeanHistogram('broker_processing_duration_seconds', 'Time requests waited in the queue', ['group'], BUCKETS, this.registry);
+    const backendTime = new LeanHistogram('broker_backend_processing_duration_seconds', 'Backend time per request (dispatch to full answer)', ['group', 'model'], BUCKETS, this.registry);
 
-    const requests = new client.Counter({ name: 'modelguard_requests_total', help: 'Requests answered, by group, app, model, protocol and outcome code', labelNames: ['group', 'app', 'model', 'protocol', 'outcome'], registers: r });
-    const rejections = new client.Counter({ name: 'modelguard_rejections_total', help: 'Requests refused or failed, by group and reason code', labelNames: ['group', 'reason'], registers: r });
-    const latency = new client.Histogram({ name: 'modelguard_request_duration_seconds', help: 'End-to-end time in ModelGuard, by group, model and protocol', labelNames: ['group', 'model', 'protocol'], buckets: BUCKETS, registers: r });
+    new client.Counter({
+      name: 'modelguard_requests_total', help: 'Requests answered, by group, app, model, protocol and outcome code', labelNames: ['group', 'app', 'model', 'protocol', 'outcome'], registers: r,
+      collect() { this.reset(); for (const t of tally.rows()) this.inc({ group: t.group, app: t.app, model: t.model, protocol: t.protocol, outcome: t.outcome }, t.count); },
+    });
+    new client.Counter({
+      name: 'modelguard_rejections_total', help: 'Requests refused or failed, by group and reason code', labelNames: ['group', 'reason'], registers: r,
+      collect() {
+        this.reset();
+        for (const t of tally.rows()) if (t.outcome !== 'OK') this.inc({ group: t.group, reason: t.outcome }, t.count);
+      },
+    });
+    const latency = new LeanHistogram('modelguard_request_duration_seconds', 'End-to-end time in ModelGuard, by group, model and protocol', ['group', 'model', 'protocol'], BUCKETS, this.registry);
+    new client.Counter({
+      name: 'modelguard_rate_limited_total', help: 'Requests refused by an app rate limit (MG_RATE_LIMITED), by app', labelNames: ['app'], registers: r,
+      collect() {
+        this.reset();
+        for (const t of tally.rows()) if (t.outcome === 'MG_RATE_LIMITED') this.inc({ app: t.app }, t.count);
+      },
+    });
+    const offloaded = new client.Counter({ name: 'modelguard_offloaded_total', help: 'Requests answered by an offload (cloud) backend, by group, model and backend', labelNames: ['group', 'model', 'backend'], registers: r });
 
     const status = (): ReturnType<Broker['status']> => broker.status();
     new client.Gauge({
@@ -64,19 +94,43 @@ export class Metrics {
       name: 'modelguard_config_version', help: 'Version of the configuration snapshot in use', registers: r,
       collect() { this.set(status().version); },
     });
+    new client.Gauge({
+      name: 'modelguard_config_info', help: 'Always 1; labels: hash of the configuration in use and its fairness mode', labelNames: ['hash', 'fairness'], registers: r,
+      collect() { const s = status(); this.reset(); this.set({ hash: s.hash.slice(0, 12), fairness: s.fairness }, 1); },
+    });
+    new client.Gauge({
+      name: 'modelguard_queue_capacity', help: 'Configured queue length (queue.maxLength), by group', labelNames: ['group'], registers: r,
+      collect() { for (const g of status().groups) this.set({ group: g.name }, g.maxLength); },
+    });
+    new client.Gauge({
+      name: 'modelguard_group_drain_rate', help: 'Dispatches per second over the last 2 s, by group (the rate Retry-After is computed from)', labelNames: ['group'], registers: r,
+      collect() { for (const g of status().groups) this.set({ group: g.name }, g.drainPerSecond); },
+    });
+    new client.Gauge({
+      name: 'modelguard_endpoint_utilization', help: 'Busy slots ÷ slots per endpoint (above 1 with dispatchAhead)', labelNames: ['backend', 'endpoint'], registers: r,
+      collect() { for (const e of status().endpoints) this.set({ backend: e.backend, endpoint: e.url }, e.slots > 0 ? e.inflight / e.slots : 0); },
+    });
+    new client.Counter({
+      name: 'modelguard_endpoint_served_total', help: 'Backend calls answered, per endpoint', labelNames: ['backend', 'endpoint'], registers: r,
+      collect() { this.reset(); for (const e of status().endpoints) this.inc({ backend: e.backend, endpoint: e.url }, e.served); },
+    });
+    new client.Counter({
+      name: 'modelguard_endpoint_failures_total', help: 'Backend calls and probes that failed, per endpoint', labelNames: ['backend', 'endpoint'], registers: r,
+      collect() { this.reset(); for (const e of status().endpoints) this.inc({ backend: e.backend, endpoint: e.url }, e.failures); },
+    });
+    new client.Gauge({
+      name: 'modelguard_endpoint_latency_seconds', help: 'Smoothed backend latency per endpoint (what replica choice uses)', labelNames: ['backend', 'endpoint'], registers: r,
+      collect() { for (const e of status().endpoints) this.set({ backend: e.backend, endpoint: e.url }, e.latencyMs / 1000); },
+    });
 
     this.unsubscribe = events.subscribe((rec: RequestRecord) => {
       const group = rec.group ?? 'none';
       const model = rec.model ?? 'unknown';
-      received.inc({ group });
-      requests.inc({ group, app: rec.app ?? 'none', model, protocol: rec.protocol, outcome: rec.outcome });
-      if (rec.outcome !== 'OK') rejections.inc({ group, reason: rec.outcome });
-      if (rec.queueMs !== undefined) queueWait.observe({ group }, rec.queueMs / 1000);
-      if (rec.backendMs !== undefined) {
-        handled.inc({ group });
-        backendTime.observe({ group, model }, rec.backendMs / 1000);
-      }
-      latency.observe({ group, model, protocol: rec.protocol }, (performance.now() - rec.startedAt) / 1000);
+      tally.add(group, rec.app ?? 'none', model, rec.protocol, rec.outcome, rec.backendMs !== undefined);
+      if (rec.servedBy === 'cloud') offloaded.inc({ group, model, backend: rec.backend ?? 'unknown' });
+      if (rec.queueMs !== undefined) queueWait.observe(rec.queueMs / 1000, group);
+      if (rec.backendMs !== undefined) backendTime.observe(rec.backendMs / 1000, group, model);
+      latency.observe((performance.now() - rec.startedAt) / 1000, group, model, rec.protocol);
     });
   }
 

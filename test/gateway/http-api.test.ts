@@ -184,7 +184,7 @@ test('metrics: queue wait, dispatched and rejections by group and reason are exp
   const res = await request(`${gw.adminUrl}/metrics`);
   const text = await res.body.text();
   assert.match(text, /broker_received_request_total\{group="a"\} \d+/);
-  assert.match(text, /broker_processing_duration_seconds_bucket\{le="0.001",group="a"\} \d+/);
+  assert.match(text, /broker_processing_duration_seconds_bucket\{group="a",le="0.001"\} \d+/);
   assert.match(text, /modelguard_dispatched_total\{group="a"\} [1-9]/);
   assert.match(text, /modelguard_rejections_total\{group="b",reason="MG_RATE_LIMITED"\} [1-9]/);
   assert.match(text, /modelguard_queue_depth\{group="a"\} 0/);

@@ -1,0 +1,44 @@
+/**
+ * Request counts per label combination, as plain numbers: one string key and one map lookup per
+ * request instead of a prom-client call per counter. The counters are summed from these rows when
+ * /metrics is scraped. Rows are bounded like the labels: every value comes from configuration or a
+ * fixed set.
+ */
+
+export interface TallyRow {
+  readonly group: string;
+  readonly app: string;
+  readonly model: string;
+  readonly protocol: string;
+  readonly outcome: string;
+  /** Requests with these labels. */
+  count: number;
+  /** Of those, the ones that held a backend slot. */
+  handled: number;
+}
+
+export class RequestTally {
+  private readonly byKey = new Map<string, TallyRow>();
+
+  add(group: string, app: string, model: string, protocol: string, outcome: string, handled: boolean): void {
+    const key = `${group}\u0000${app}\u0000${model}\u0000${protocol}\u0000${outcome}`;
+    let row = this.byKey.get(key);
+    if (!row) this.byKey.set(key, (row = { group, app, model, protocol, outcome, count: 0, handled: 0 }));
+    row.count++;
+    if (handled) row.handled++;
+  }
+
+  rows(): Iterable<TallyRow> {
+    return this.byKey.values();
+  }
+
+  /** Sums `value` over the rows by `by`, leaving out sums of 0. */
+  sum(by: (row: TallyRow) => string, value: (row: TallyRow) => number): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const row of this.byKey.values()) {
+      const v = value(row);
+      if (v > 0) out.set(by(row), (out.get(by(row)) ?? 0) + v);
+    }
+    return out;
+  }
+}
