@@ -67,6 +67,8 @@ function usageTokens(doc: unknown): number | undefined {
 }
 
 export async function callBackend(ep: Endpoint, call: InferenceCall, deadline: number): Promise<CallResult> {
+  // A Cancel that has fired calls no listener added later: check first.
+  if (call.signal.aborted) throw new CancelledError();
   const ac = new Cancel();
   let timedOut = false;
   const timer = setTimeout(

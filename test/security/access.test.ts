@@ -119,10 +119,12 @@ test('rate limits hold within 5% over 10 s, and Retry-After is the true time to 
   assert.ok(Math.abs(ok - expected) / expected <= 0.05, `served ${ok}, expected ${expected.toFixed(0)} in ${seconds.toFixed(1)} s`);
   assert.ok(limited > 0);
   // Drain the bucket, then wait exactly the advertised time: the next request passes.
-  let r = await send(p, INFER, { key: 'key-lim', body: INFER_BODY });
-  while (r.status === 200) r = await send(p, INFER, { key: 'key-lim', body: INFER_BODY });
-  const res = await p.request({ method: 'POST', path: INFER, headers: { authorization: 'Bearer key-lim' }, body: INFER_BODY });
+  let res = await p.request({ method: 'POST', path: INFER, headers: { authorization: 'Bearer key-lim' }, body: INFER_BODY });
   await res.body.dump();
+  while (res.statusCode === 200) {
+    res = await p.request({ method: 'POST', path: INFER, headers: { authorization: 'Bearer key-lim' }, body: INFER_BODY });
+    await res.body.dump();
+  }
   const waitMs = Number(res.headers['x-modelguard-retry-after-ms']);
   assert.ok(waitMs > 0 && waitMs <= 50, `at 20/s the next token is at most 50 ms away: ${waitMs}`);
   await delay(waitMs + 5);
