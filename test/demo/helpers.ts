@@ -1,5 +1,7 @@
 /** Small HTTP helpers for the demo server tests (undici, one agent per test file). */
+import { after } from 'node:test';
 import { Agent, request } from 'undici';
+import { startModelServer, type ModelServer } from '../../src/demo/index.ts';
 
 export interface Answer {
   readonly status: number;
@@ -43,4 +45,22 @@ export async function until(predicate: () => boolean, timeoutMs = 2000): Promise
     if (performance.now() > deadline) throw new Error(`condition not met within ${timeoutMs}ms`);
     await new Promise((r) => setTimeout(r, 2));
   }
+}
+
+/** Model servers started by a test file, and one agent; all closed after the file's tests. */
+export function useServers(): { agent: Agent; start: (...args: Parameters<typeof startModelServer>) => Promise<ModelServer> } {
+  const agent = newAgent();
+  const servers: ModelServer[] = [];
+  after(async () => {
+    await Promise.all(servers.map((s) => s.close()));
+    await agent.close();
+  });
+  return {
+    agent,
+    start: async (...args) => {
+      const s = await startModelServer(...args);
+      servers.push(s);
+      return s;
+    },
+  };
 }

@@ -1,19 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
-import { startModelServer, type ModelServer } from '../../src/demo/index.ts';
-import { call, inferBody, newAgent, until } from './helpers.ts';
+import { describe, test } from 'node:test';
+import { startModelServer } from '../../src/demo/index.ts';
+import { call, inferBody, until, useServers } from './helpers.ts';
 
-const agent = newAgent();
-const servers: ModelServer[] = [];
-async function start(...args: Parameters<typeof startModelServer>): Promise<ModelServer> {
-  const s = await startModelServer(...args);
-  servers.push(s);
-  return s;
-}
-after(async () => {
-  await Promise.all(servers.map((s) => s.close()));
-  await agent.close();
-});
+const { agent, start } = useServers();
 
 describe('request recording', () => {
   test('echoes x-request-id and records every request, faults included', async () => {

@@ -1,20 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { request } from 'undici';
-import { startModelServer, type ModelServer } from '../../src/demo/index.ts';
-import { call, newAgent, until } from './helpers.ts';
+import { type ModelServer } from '../../src/demo/index.ts';
+import { call, until, useServers } from './helpers.ts';
 
-const agent = newAgent();
-const servers: ModelServer[] = [];
-async function start(...args: Parameters<typeof startModelServer>): Promise<ModelServer> {
-  const s = await startModelServer(...args);
-  servers.push(s);
-  return s;
-}
-after(async () => {
-  await Promise.all(servers.map((s) => s.close()));
-  await agent.close();
-});
+const { agent, start } = useServers();
 
 interface Event {
   readonly at: number;

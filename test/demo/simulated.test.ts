@@ -1,20 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { startModelServer, type ModelServer } from '../../src/demo/index.ts';
-import { call, inferBody, newAgent, until } from './helpers.ts';
+import { call, inferBody, until, useServers } from './helpers.ts';
 
-const agent = newAgent();
-const servers: ModelServer[] = [];
-async function start(...args: Parameters<typeof startModelServer>): Promise<ModelServer> {
-  const s = await startModelServer(...args);
-  servers.push(s);
-  return s;
-}
-after(async () => {
-  await Promise.all(servers.map((s) => s.close()));
-  await agent.close();
-});
+const { agent, start } = useServers();
 
 describe('simulated accelerator', () => {
   test('slots=2, 50ms: six concurrent requests take three rounds (≈150ms), never more than 2 at once', async () => {
