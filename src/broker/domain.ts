@@ -112,7 +112,8 @@ export class Domain {
 
   private expire(work: Work): void {
     this.unqueue(work);
-    work.record.queueMs = performance.now() - work.enqueuedAt;
+    // Accumulates: a request retried on another replica has queued before.
+    work.record.queueMs = (work.record.queueMs ?? 0) + (performance.now() - work.enqueuedAt);
     work.reject(new MGError('MG_QUEUE_TIMEOUT', `waited ${Math.round(work.record.queueMs)}ms in queue of group "${work.group.name}" past its deadline`, {
       retryAfterMs: this.hooks.retryAfterMs(work.group),
     }));
