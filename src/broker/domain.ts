@@ -85,6 +85,7 @@ export class Domain {
   enqueue(work: Work): void {
     const flow = work.flow;
     work.enqueuedAt = performance.now();
+    work.record.queuedAt ??= work.enqueuedAt;
     work.node = work.attempts > 0 ? flow.queue.unshift(work) : flow.queue.push(work);
     this.queued++;
     flow.group.queued++;
@@ -187,6 +188,7 @@ export class Domain {
     ep.inflight++;
     work.attempts++;
     work.dispatchedAt = now;
+    work.record.dispatchedAt = now;
     const group = work.group;
     group.inflight++;
     group.drain.add();

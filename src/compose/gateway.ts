@@ -12,6 +12,7 @@ import { Metrics } from '../observability/metrics.ts';
 import { AccessLog } from '../observability/access-log.ts';
 import { LiveFeed } from '../observability/live.ts';
 import { AuditLog } from '../security/audit.ts';
+import { Tracer } from '../observability/tracing.ts';
 import { closeServer, listen } from './listen.ts';
 
 export interface GatewayOptions {
@@ -29,6 +30,7 @@ export interface Gateway {
   /** The recent window behind the dashboard and `modelguard top`. */
   readonly live: LiveFeed;
   readonly accessLog: AccessLog;
+  readonly tracer: Tracer;
   /** Swaps configuration without dropping queued or in-flight work. */
   reload(next: Snapshot): void;
   close(): Promise<void>;
@@ -42,6 +44,8 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
   const accessLog = new AccessLog(pipeline.events, snapshot.gateway.accessLog);
   // The audit destination is read at start; a reload changes keys and grants, not where audit goes.
   const audit = snapshot.gateway.audit ? new AuditLog(snapshot.gateway.audit, pipeline.events) : undefined;
+  // Always subscribed: requests carry a trace context only while the current snapshot enables tracing.
+  const tracer = new Tracer(pipeline.events, () => broker.current.gateway.tracing);
   const httpServer: Server = createHttpServer(pipeline);
   const adminServer: Server = createAdminServer(broker, metrics, live);
   broker.start();
@@ -55,6 +59,7 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
     metrics,
     live,
     accessLog,
+    tracer,
     reload: (next) => {
       pipeline.apply(next);
       void accessLog.configure(next.gateway.accessLog);
@@ -65,6 +70,7 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
       metrics.close();
       await accessLog.close();
       audit?.close();
+      await tracer.close();
       await broker.close();
     },
   };

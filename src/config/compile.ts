@@ -43,6 +43,7 @@ function compileGateway(g: Gateway | undefined): GatewaySnapshot {
     requestReadTimeoutMs: durationMs(spec.requestReadTimeout),
     mqtt: spec.mqtt === undefined ? undefined : { url: spec.mqtt.url, embedded: spec.mqtt.embedded },
     sources: compileSources(spec.sources),
+    tracing: spec.tracing === undefined ? undefined : { endpoint: spec.tracing.endpoint, sampleRate: spec.tracing.sampleRate, serviceName: spec.tracing.serviceName },
     adminTokenHashes: spec.adminTokens.map((t) => t.sha256).sort(),
     audit: spec.audit === undefined ? undefined : { destination: spec.audit.destination, maxBytes: sizeBytes(spec.audit.maxSize), maxFiles: spec.audit.maxFiles },
     // Left out when not configured, so a configuration without it keeps its hash.

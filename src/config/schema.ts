@@ -297,6 +297,14 @@ export const GatewaySpecSchema = z.strictObject({
   maxBodySize: size().default(D.gateway.maxBodySize).describe(`largest request body accepted (bytes, Ki, Mi, Gi); default ${D.gateway.maxBodySize}`),
   requestReadTimeout: duration().default('30s').describe('time a client has to send its request headers and body; slower clients get 408; default 30s'),
   mqtt: Mqtt.optional().describe('MQTT ingress; default off'),
+  tracing: z
+    .strictObject({
+      endpoint: httpUrl().describe('OTLP/HTTP traces URL spans are posted to (JSON), e.g. http://127.0.0.1:4318/v1/traces; required'),
+      sampleRate: z.number().min(0).max(1).default(1).describe('fraction of requests traced (a sampled client traceparent is always followed); default 1'),
+      serviceName: z.string().min(1).default('modelguard').describe('service.name of the spans; default modelguard'),
+    })
+    .optional()
+    .describe('OpenTelemetry spans per request (request, queue, backend) exported over OTLP; default off'),
   sources: Sources.optional(),
   adminTokens: z
     .array(z.strictObject({ sha256: sha256Hex().describe('hex sha256 of one admin token (never the token); required') }))

@@ -7,6 +7,16 @@ import diagnostics from 'node:diagnostics_channel';
 import type { OutcomeCode } from './errors.ts';
 import type { ApiKind, Protocol } from './request.ts';
 
+export interface TraceContext {
+  readonly traceId: string;
+  /** The client's span, when it sent a traceparent. */
+  readonly parentSpanId: string | undefined;
+  /** ModelGuard's span for the whole request. */
+  readonly spanId: string;
+  /** The backend call's span; the backend sees it as its parent in `traceparent`. */
+  readonly backendSpanId: string;
+}
+
 export interface RequestRecord {
   readonly id: string;
   readonly protocol: Protocol;
@@ -25,6 +35,11 @@ export interface RequestRecord {
   endpoint: string | undefined;
   backend: string | undefined;
   servedBy: 'edge' | 'cloud' | undefined;
+  /** W3C trace context of this request when it is traced (ids in lower-case hex). */
+  trace: TraceContext | undefined;
+  /** performance.now() when the request entered its queue, and when it was dispatched. */
+  queuedAt: number | undefined;
+  dispatchedAt: number | undefined;
   /** Client address (the socket's remote address), for the firewall and the audit log. */
   source: string | undefined;
   /** performance.now() at receipt. */
@@ -48,6 +63,9 @@ export function newRecord(id: string, protocol: Protocol, startedAt: number): Re
     endpoint: undefined,
     backend: undefined,
     servedBy: undefined,
+    trace: undefined,
+    queuedAt: undefined,
+    dispatchedAt: undefined,
     source: undefined,
     startedAt,
     time: Date.now(),

@@ -98,6 +98,8 @@ export interface GatewaySnapshot {
   readonly requestReadTimeoutMs: number;
   readonly mqtt: { readonly url: string; readonly embedded: boolean } | undefined;
   readonly sources: SourcesSnapshot | undefined;
+  /** OTLP/HTTP span export; undefined when tracing is off. */
+  readonly tracing: { readonly endpoint: string; readonly sampleRate: number; readonly serviceName: string } | undefined;
   /** Lower-case hex sha256 digests of the admin tokens. */
   readonly adminTokenHashes: readonly string[];
   readonly audit: { readonly destination: string; readonly maxBytes: number; readonly maxFiles: number } | undefined;

@@ -30,6 +30,7 @@ describe('loadConfig: a valid multi-file directory', () => {
       requestReadTimeoutMs: 30_000,
       mqtt: { url: 'mqtt://127.0.0.1:1883', embedded: true },
       sources: { allow: [], deny: ['192.0.2.0/24'] },
+      tracing: undefined,
       adminTokenHashes: ['24927b80004eab8cf30f991f02e329e4a633c569053d5e8a25a5f6a33de7ae90'],
       audit: { destination: '/var/log/modelguard/audit.log', maxBytes: 1024 * 1024, maxFiles: 5 },
     });
@@ -135,6 +136,7 @@ describe('loadConfig: a single file and the defaults', () => {
       requestReadTimeoutMs: 30_000,
       mqtt: undefined,
       sources: undefined,
+      tracing: undefined,
       adminTokenHashes: [],
       audit: undefined,
     });

@@ -69,7 +69,8 @@ export function clientTimeoutMs(req: IncomingMessage): number | undefined {
   return ms;
 }
 
-export function forwardHeaders(req: IncomingMessage, requestId: string): Record<string, string> {
+/** Headers for the backend; `traceparent` replaces the client's when ModelGuard traces the request. */
+export function forwardHeaders(req: IncomingMessage, requestId: string, traceparent?: string): Record<string, string> {
   const out: Record<string, string> = {};
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
@@ -79,6 +80,7 @@ export function forwardHeaders(req: IncomingMessage, requestId: string): Record<
     out[name] = out[name] === undefined ? value : `${out[name]}, ${value}`;
   }
   out['x-request-id'] = requestId;
+  if (traceparent !== undefined) out['traceparent'] = traceparent;
   return out;
 }
 

@@ -14,6 +14,7 @@ import { decodeOpenAi } from './openai.ts';
 import { binaryHeaderLength, clientTimeoutMs, credentials, forwardHeaders, parseJson, readBody, requestId } from './request.ts';
 import { validateKserveInfer } from '../../security/kserve-validate.ts';
 import { route } from './routes.ts';
+import { backendTraceparent, startTrace } from '../../observability/trace-context.ts';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-connection']);
 const VERSION = '0.1.0';
@@ -47,6 +48,11 @@ export function createHttpHandler(pipeline: Pipeline): (req: IncomingMessage, re
     const id = requestId(req);
     const record = newRecord(id, 'http', started);
     record.source = req.socket.remoteAddress;
+    const tracing = pipeline.snapshot.gateway.tracing;
+    if (tracing) {
+      const tp = req.headers['traceparent'];
+      record.trace = startTrace(typeof tp === 'string' ? tp : undefined, tracing.sampleRate);
+    }
     const ac = new Cancel();
     res.on('close', () => {
       if (!res.writableFinished) {
@@ -136,7 +142,7 @@ async function handle(
     model: modelName,
     method,
     path,
-    headers: forwardHeaders(req, id),
+    headers: forwardHeaders(req, id, record.trace === undefined ? undefined : backendTraceparent(record.trace)),
     body,
     timeoutMs,
     signal,
