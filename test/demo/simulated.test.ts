@@ -31,7 +31,8 @@ describe('simulated accelerator', () => {
     assert.deepEqual({ inService: stats.inService, waiting: stats.waiting }, { inService: 0, waiting: 0 });
     assert.equal(stats.models['m']?.served, 6);
     const busy = stats.models['m']?.busyMs ?? 0;
-    assert.ok(busy >= 295 && busy < 450, `busyMs ${busy}`);
+    // Timers may fire up to a millisecond early.
+    assert.ok(busy >= 290 && busy < 450, `busyMs ${busy}`);
   });
 
   test('all models share the same slots', async () => {

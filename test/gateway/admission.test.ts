@@ -55,7 +55,8 @@ test('Retry-After follows the measured drain rate: a slower accelerator gives a 
     const gw = await gateway({ endpoints: [{ url: acc.url, slots: 1 }], groups: [{ name: 'a', maxLength: 20, maxWait: '30s' }] });
     const p = pool(gw.httpUrl, 64);
     closers.push(() => gw.close(), () => p.close());
-    // 21 clients keep the slot busy and the queue of 20 full; the meter sees the real drain rate.
+    // 24 clients keep the slot busy and the queue of 20 full (the spare ones are refused and back
+    // off briefly); the meter sees the real drain rate.
     let running = true;
     const client = async (): Promise<void> => {
       while (running) {
@@ -63,10 +64,10 @@ test('Retry-After follows the measured drain rate: a slower accelerator gives a 
         if (r.status !== 200) await delay(5); // lost a race with the probe: back off briefly
       }
     };
-    const clients = Array.from({ length: 21 }, client);
+    const clients = Array.from({ length: 24 }, client);
     await delay(serviceMs * 8);
     let over = await send(p, '/v2/models/demo/infer', { key: keyFor('a'), body: INFER_BODY });
-    for (let i = 0; i < 5 && over.status === 200; i++) over = await send(p, '/v2/models/demo/infer', { key: keyFor('a'), body: INFER_BODY });
+    for (let i = 0; i < 20 && over.status === 200; i++) over = await send(p, '/v2/models/demo/infer', { key: keyFor('a'), body: INFER_BODY });
     running = false;
     await Promise.all(clients);
     assert.equal(over.code, 'MG_QUEUE_FULL');
