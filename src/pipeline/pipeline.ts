@@ -75,6 +75,11 @@ export class Pipeline {
     }
   }
 
+  /** True when the data path can serve (an endpoint is healthy). */
+  ready(): boolean {
+    return this.broker.ready();
+  }
+
   inflight(app: string): number {
     return this.limits.inflight(app);
   }

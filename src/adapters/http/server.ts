@@ -91,7 +91,7 @@ async function handle(
   const r = route(method, req.url ?? '/');
   if (r.kind === 'live') return json(res, 200, { live: true }, id);
   if (r.kind === 'ready') {
-    const ready = pipeline.broker.ready();
+    const ready = pipeline.ready();
     return json(res, ready ? 200 : 503, { ready }, id);
   }
   if (r.kind === 'server-metadata') return json(res, 200, { name: 'modelguard', version: VERSION, extensions: [] }, id);
