@@ -103,6 +103,10 @@ export const BackendSpecSchema = z.strictObject({
     .default(D.backend.dispatchAhead)
     .describe(`requests sent beyond slots per endpoint to hide the network round trip; default ${D.backend.dispatchAhead}`),
   healthCheck: HealthCheck.prefault({}).describe('readiness probing of each endpoint; defaults below'),
+  nodes: z
+    .array(dnsName())
+    .optional()
+    .describe('names of the brokers (nodes) that own this model server, for a controller; default every broker'),
 });
 
 export const BackendSchema = z.strictObject({
@@ -319,6 +323,26 @@ export const GatewaySpecSchema = z.strictObject({
     .optional()
     .describe('one JSON line per allow or deny decision; default off'),
   accessLog: AccessLog.optional().describe('one JSON line per request (see docs/observability.md); default off, `accessLog: {}` turns it on'),
+  proxies: z
+    .array(
+      z.strictObject({
+        name: dnsName().describe('name of the proxy credential (shared by the replicas of one sidecar); required'),
+        tokens: z
+          .array(z.strictObject({ sha256: sha256Hex().describe('hex sha256 of one proxy token (never the token); required') }))
+          .min(1)
+          .describe('tokens this proxy presents to brokers; several allow rotation; required'),
+        apps: z
+          .array(ref('App'))
+          .default(() => [])
+          .describe('apps whose identity this proxy may assert; default every app'),
+      }),
+    )
+    .default(() => [])
+    .describe('proxies a broker trusts to assert app identity on its broker listener; default none (the broker listener refuses everything)'),
+  nodeTokens: z
+    .array(z.strictObject({ sha256: sha256Hex().describe('hex sha256 of one node token (never the token); required') }))
+    .default(() => [])
+    .describe('tokens brokers and proxies present to a controller; required when the controller listens beyond loopback; default none'),
 });
 
 export const GatewaySchema = z.strictObject({

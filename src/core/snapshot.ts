@@ -34,6 +34,8 @@ export interface BackendSnapshot {
     /** Consecutive failures (probe or passive) that eject an endpoint. */
     readonly failureThreshold: number;
   };
+  /** Brokers (node names) that own this backend; undefined: every broker. */
+  readonly nodes?: readonly string[];
 }
 
 export interface ModelSnapshot {
@@ -105,6 +107,17 @@ export interface GatewaySnapshot {
   readonly audit: { readonly destination: string; readonly maxBytes: number; readonly maxFiles: number } | undefined;
   /** One JSON line per request (src/observability/access-log.ts); absent when not configured (off). */
   readonly accessLog?: AccessLogSnapshot;
+  /** Proxies a broker trusts to assert app identity (src/link). */
+  readonly proxies: readonly ProxySnapshot[];
+  /** Lower-case hex sha256 digests of the tokens nodes present to a controller. */
+  readonly nodeTokenHashes: readonly string[];
+}
+
+export interface ProxySnapshot {
+  readonly name: string;
+  readonly tokenHashes: readonly string[];
+  /** Apps it may assert; empty: every app. */
+  readonly apps: readonly string[];
 }
 
 export interface AccessLogSnapshot {

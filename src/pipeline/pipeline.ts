@@ -7,21 +7,24 @@
 import { RequestEvents, type RequestRecord } from '../core/events.ts';
 import type { BackendReply, Identity, InferenceCall } from '../core/request.ts';
 import type { AppOperation, ModelSnapshot, Snapshot } from '../core/snapshot.ts';
-import type { Broker } from '../broker/broker.ts';
+import type { DataPlane } from './plane.ts';
 import { type Credentials, IdentityResolver } from '../security/identity.ts';
 import { Limits } from '../security/limits.ts';
 import { Policy } from '../security/policy.ts';
+import { ProxyAuthority } from '../security/proxies.ts';
 
 export class Pipeline {
   private identity: IdentityResolver;
   private policy: Policy;
+  private proxies: ProxyAuthority;
   private readonly limits: Limits;
   /** Every finished request, published once by its adapter. */
   readonly events = new RequestEvents();
 
-  constructor(readonly broker: Broker) {
+  constructor(readonly broker: DataPlane) {
     this.identity = new IdentityResolver(broker.current);
     this.policy = new Policy(broker.current);
+    this.proxies = new ProxyAuthority(broker.current);
     this.limits = new Limits(broker.current);
   }
 
@@ -33,6 +36,7 @@ export class Pipeline {
     this.broker.apply(next);
     this.identity = new IdentityResolver(next);
     this.policy = new Policy(next);
+    this.proxies = new ProxyAuthority(next);
     this.limits.apply(next);
   }
 
@@ -43,6 +47,24 @@ export class Pipeline {
     record.app = id.app;
     record.group = id.group;
     return id;
+  }
+
+  /**
+   * On the broker listener: the calling proxy's credential, then the app it asserts. The client's
+   * address the proxy reports (record.source) meets the same source rules as a direct client.
+   */
+  authenticateProxied(proxyAuthorization: string | undefined, app: string | undefined, group: string | undefined, record: RequestRecord): Identity {
+    const proxy = this.proxies.authenticate(proxyAuthorization);
+    this.policy.checkSource(record.source);
+    const id = this.proxies.assert(proxy, app, group);
+    record.app = id.app;
+    record.group = id.group;
+    return id;
+  }
+
+  /** The proxy presenting this credential (MG_UNAUTHENTICATED otherwise); its name. */
+  proxyName(proxyAuthorization: string | undefined): string {
+    return this.proxies.authenticate(proxyAuthorization).name;
   }
 
   authorize(identity: Identity, model: string, operation: AppOperation, record: RequestRecord): ModelSnapshot {

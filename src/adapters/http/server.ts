@@ -110,6 +110,7 @@ async function handle(
   let body: Buffer | undefined;
   let costHint: number | undefined;
   const op = r.kind === 'model' ? r.op : 'infer';
+  const permission = r.kind === 'model' ? r.permission : 'infer';
 
   if (r.kind === 'openai') {
     api = record.api = 'openai';
@@ -148,6 +149,7 @@ async function handle(
     signal,
     receivedAt: started,
     costHint,
+    permission,
   };
   const reply = await pipeline.run(call, identity, record);
   record.servedBy = reply.servedBy;
