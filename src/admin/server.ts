@@ -7,7 +7,7 @@ import { serveDashboard } from '../dashboard/server.ts';
 import { sha256Hex } from '../security/identity.ts';
 
 /** The token a request presents: `Authorization: Bearer`, or `?token=` (browsers' EventSource cannot send headers). */
-function presentedToken(req: http.IncomingMessage): string | undefined {
+export function presentedToken(req: http.IncomingMessage): string | undefined {
   const auth = req.headers.authorization;
   const m = auth === undefined ? null : /^Bearer +(\S+)$/i.exec(auth);
   if (m) return m[1];
