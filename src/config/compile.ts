@@ -52,6 +52,20 @@ function compileGateway(g: Gateway | undefined): GatewaySnapshot {
       .map((p) => ({ name: p.name, tokenHashes: p.tokens.map((t) => t.sha256).sort(), apps: [...new Set(p.apps)].sort() }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
     nodeTokenHashes: spec.nodeTokens.map((t) => t.sha256).sort(),
+    ...(spec.jwt === undefined
+      ? {}
+      : {
+          jwt: {
+            issuer: spec.jwt.issuer,
+            audience: spec.jwt.audience,
+            jwksFile: spec.jwt.jwksFile,
+            jwksUrl: spec.jwt.jwksUrl,
+            appClaim: spec.jwt.appClaim,
+            algorithms: [...new Set(spec.jwt.algorithms)].sort(),
+            clockToleranceMs: durationMs(spec.jwt.clockTolerance),
+            cacheMaxAgeMs: durationMs(spec.jwt.cacheMaxAge),
+          },
+        }),
   };
 }
 

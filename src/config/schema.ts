@@ -294,6 +294,29 @@ const AccessLog = z.strictObject({
     .describe(`stdout, stderr, or a file path the lines are appended to; default ${D.gateway.accessLog.destination}`),
 });
 
+export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+
+const Jwt = z
+  .strictObject({
+    issuer: z.string().min(1).describe('required `iss` claim; required'),
+    audience: z.string().min(1).describe('required `aud` claim (one of its values); required'),
+    jwksFile: z.string().min(1).optional().describe('path of a JWKS (JSON Web Key Set) file with the public keys; no default: give this or jwksUrl'),
+    jwksUrl: httpUrl().optional().describe('URL of the JWKS, fetched and cached; no default: give this or jwksFile'),
+    appClaim: z.string().min(1).default('sub').describe('claim whose value is the App name; default sub'),
+    algorithms: z
+      .array(z.enum(JWT_ALGORITHMS))
+      .min(1)
+      .default(['RS256', 'PS256', 'ES256', 'EdDSA'])
+      .describe('signature algorithms accepted (never none or HMAC); default RS256, PS256, ES256, EdDSA'),
+    clockTolerance: duration().default('30s').describe('allowed clock skew for exp and nbf; default 30s'),
+    cacheMaxAge: duration().default('10m').describe('how long fetched keys are kept before jwksUrl is fetched again; default 10m'),
+  })
+  .superRefine((j, ctx) => {
+    if ((j.jwksFile === undefined) === (j.jwksUrl === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [], message: withHint('give exactly one of jwksFile and jwksUrl', 'jwksFile: /etc/modelguard/jwks.json, or jwksUrl: https://idp.example/.well-known/jwks.json') });
+    }
+  });
+
 export const GatewaySpecSchema = z.strictObject({
   listeners: Listeners.prefault({}).describe('listen addresses "host:port"; defaults below'),
   auth: z.enum(AUTH_MODES).default(D.gateway.auth).describe(`apiKey: every request needs an app key; none: trusted networks and demos only; default ${D.gateway.auth}`),
@@ -343,6 +366,7 @@ export const GatewaySpecSchema = z.strictObject({
     .array(z.strictObject({ sha256: sha256Hex().describe('hex sha256 of one node token (never the token); required') }))
     .default(() => [])
     .describe('tokens brokers and proxies present to a controller; required when the controller listens beyond loopback; default none'),
+  jwt: Jwt.optional().describe('accept signed JWTs (Authorization: Bearer) besides API keys; default off'),
 });
 
 export const GatewaySchema = z.strictObject({

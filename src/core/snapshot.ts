@@ -111,6 +111,19 @@ export interface GatewaySnapshot {
   readonly proxies: readonly ProxySnapshot[];
   /** Lower-case hex sha256 digests of the tokens nodes present to a controller. */
   readonly nodeTokenHashes: readonly string[];
+  /** JWT identities; absent when not configured. */
+  readonly jwt?: JwtSnapshot;
+}
+
+export interface JwtSnapshot {
+  readonly issuer: string;
+  readonly audience: string;
+  readonly jwksFile: string | undefined;
+  readonly jwksUrl: string | undefined;
+  readonly appClaim: string;
+  readonly algorithms: readonly string[];
+  readonly clockToleranceMs: number;
+  readonly cacheMaxAgeMs: number;
 }
 
 export interface ProxySnapshot {

@@ -12,6 +12,8 @@ import { type Credentials, IdentityResolver } from '../security/identity.ts';
 import { Limits } from '../security/limits.ts';
 import { Policy } from '../security/policy.ts';
 import { ProxyAuthority } from '../security/proxies.ts';
+import { JwtVerifier } from '../security/jwt.ts';
+import { canonicalJson } from '../config/compile.ts';
 
 export class Pipeline {
   private identity: IdentityResolver;
@@ -21,8 +23,11 @@ export class Pipeline {
   /** Every finished request, published once by its adapter. */
   readonly events = new RequestEvents();
 
+  private jwt: JwtVerifier | undefined;
+
   constructor(readonly broker: DataPlane) {
-    this.identity = new IdentityResolver(broker.current);
+    this.jwt = broker.current.gateway.jwt ? new JwtVerifier(broker.current.gateway.jwt) : undefined;
+    this.identity = new IdentityResolver(broker.current, this.jwt);
     this.policy = new Policy(broker.current);
     this.proxies = new ProxyAuthority(broker.current);
     this.limits = new Limits(broker.current);
@@ -33,20 +38,24 @@ export class Pipeline {
   }
 
   apply(next: Snapshot): void {
+    // Built first: an unreadable JWKS file refuses the whole snapshot before anything changed.
+    const jwtConfig = next.gateway.jwt;
+    const jwt =
+      jwtConfig === undefined ? undefined : this.jwt && canonicalJson(this.jwt.config) === canonicalJson(jwtConfig) ? this.jwt : new JwtVerifier(jwtConfig);
     this.broker.apply(next);
-    this.identity = new IdentityResolver(next);
+    this.jwt = jwt;
+    this.identity = new IdentityResolver(next, jwt);
     this.policy = new Policy(next);
     this.proxies = new ProxyAuthority(next);
     this.limits.apply(next);
   }
 
   /** Box-wide source rules and identity. */
-  authenticate(creds: Credentials, record: RequestRecord): Identity {
+  authenticate(creds: Credentials, record: RequestRecord): Identity | Promise<Identity> {
     this.policy.checkSource(record.source);
     const id = this.identity.resolve(creds);
-    record.app = id.app;
-    record.group = id.group;
-    return id;
+    if (id instanceof Promise) return id.then((i) => stamp(i, record));
+    return stamp(id, record);
   }
 
   /**
@@ -113,4 +122,10 @@ export class Pipeline {
   maxBodyBytes(model: ModelSnapshot | undefined): number {
     return model?.maxBodyBytes ?? this.snapshot.gateway.maxBodyBytes;
   }
+}
+
+function stamp(id: Identity, record: RequestRecord): Identity {
+  record.app = id.app;
+  record.group = id.group;
+  return id;
 }

@@ -96,7 +96,7 @@ async function handle(
   }
   if (r.kind === 'server-metadata') return json(res, 200, { name: 'modelguard', version: VERSION, extensions: [] }, id);
 
-  const identity = pipeline.authenticate(credentials(req), record);
+  const identity = await pipeline.authenticate(credentials(req), record);
   if (r.kind === 'openai-models') {
     record.api = 'openai';
     const data = pipeline.visibleModels(identity).map((m) => ({ id: m.name, object: 'model', created: 0, owned_by: 'modelguard' }));
