@@ -115,7 +115,7 @@ export interface GrpcSetup {
  * backend (`accel`), `demo-g` on the gRPC backend (`accel-grpc`, backendModel `demo`), and a
  * private `secret` on the gRPC backend that no app is granted.
  */
-export async function grpcSetup(opts: { demo?: ModelServerOptions; def?: Partial<SetupDef>; grpcBackend?: Record<string, unknown>; grpcModel?: Record<string, unknown> } = {}): Promise<GrpcSetup> {
+export async function grpcSetup(opts: { demo?: ModelServerOptions; def?: Partial<SetupDef>; grpcSlots?: number; grpcBackend?: Record<string, unknown>; grpcModel?: Record<string, unknown> } = {}): Promise<GrpcSetup> {
   const demo = await accelerator({ slots: 4, grpcPort: 0, ...opts.demo });
   const grpcUrl = demo.grpcUrl as string;
   const gw = await gateway({
@@ -127,7 +127,7 @@ export async function grpcSetup(opts: { demo?: ModelServerOptions; def?: Partial
         apiVersion: API,
         kind: 'Backend',
         metadata: { name: 'accel-grpc' },
-        spec: { protocol: 'kserve-v2-grpc', endpoints: [{ url: grpcUrl, slots: 4 }], timeout: '10s', healthCheck: { interval: '200ms', timeout: '150ms' }, ...opts.grpcBackend },
+        spec: { protocol: 'kserve-v2-grpc', endpoints: [{ url: grpcUrl, slots: opts.grpcSlots ?? 4 }], timeout: '10s', healthCheck: { interval: '200ms', timeout: '150ms' }, ...opts.grpcBackend },
       },
       { apiVersion: API, kind: 'Model', metadata: { name: 'demo-g' }, spec: { backend: 'accel-grpc', backendModel: 'demo', ...opts.grpcModel } },
       { apiVersion: API, kind: 'Model', metadata: { name: 'secret' }, spec: { backend: 'accel-grpc', backendModel: 'demo', visibility: 'private' } },

@@ -58,7 +58,7 @@ export function credentials(md: Metadata): Credentials {
  * its x-modelguard-error trailer) to reach the client before the client's timer fires and hides it.
  */
 export function deadlineMargin(ms: number): number {
-  return Math.min(20, ms * 0.1);
+  return Math.min(50, ms * 0.1);
 }
 
 /** grpc-timeout as the call's timeoutMs (less the margin), undefined when the client set none. */
