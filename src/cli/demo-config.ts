@@ -12,10 +12,10 @@ export interface DemoSetup {
 
 const API = 'modelguard.io/v1alpha1';
 
-export function demoResources(modelServerUrl: string, listeners: { http: string; admin: string }): DemoSetup {
+export function demoResources(modelServerUrl: string, listeners: { http: string; grpc?: string; admin: string }): DemoSetup {
   const keys = { 'camera-line-1': createKey(), 'batch-analytics': createKey() };
   const resources: ResourceInput[] = [
-    { apiVersion: API, kind: 'Gateway', metadata: { name: 'default' }, spec: { listeners: { http: listeners.http, admin: listeners.admin }, auth: 'apiKey' } },
+    { apiVersion: API, kind: 'Gateway', metadata: { name: 'default' }, spec: { listeners: { http: listeners.http, ...(listeners.grpc !== undefined && { grpc: listeners.grpc }), admin: listeners.admin }, auth: 'apiKey' } },
     {
       apiVersion: API,
       kind: 'Backend',

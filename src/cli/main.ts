@@ -21,8 +21,9 @@ program
   .description('run everything on one box; without --config, the embedded demo')
   .option('-c, --config <path>', 'configuration file or directory')
   .option('--http <addr>', 'inference HTTP listener (overrides the Gateway)')
+  .option('--grpc <addr>', 'inference gRPC listener (overrides the Gateway)')
   .option('--admin <addr>', 'admin listener (overrides the Gateway)')
-  .action(async (o: { config?: string; http?: string; admin?: string }) => {
+  .action(async (o: { config?: string; http?: string; grpc?: string; admin?: string }) => {
     try {
       const { stop } = await up(o);
       const shutdown = (): void => {

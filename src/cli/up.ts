@@ -13,6 +13,7 @@ import { demoResources } from './demo-config.ts';
 export interface UpOptions {
   readonly config?: string;
   readonly http?: string;
+  readonly grpc?: string;
   readonly admin?: string;
 }
 
@@ -28,17 +29,19 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
     snapshot = (await loadConfig(opts.config)).snapshot;
   } else {
     modelServer = await startModelServer({ mode: 'onnx', slots: 2 });
-    const demo = demoResources(modelServer.url, { http: opts.http ?? '127.0.0.1:8080', admin: opts.admin ?? '127.0.0.1:9090' });
+    const demo = demoResources(modelServer.url, { http: opts.http ?? '127.0.0.1:8080', grpc: opts.grpc ?? '127.0.0.1:8081', admin: opts.admin ?? '127.0.0.1:9090' });
     snapshot = compileResources(demo.resources, { version: 1, sources: ['<embedded demo>'] }).snapshot;
     demoKeys = demo.keys;
   }
-  const overrides: { http?: string; admin?: string } = {};
+  const overrides: { http?: string; grpc?: string; admin?: string } = {};
   if (opts.http) overrides.http = opts.http;
+  if (opts.grpc) overrides.grpc = opts.grpc;
   if (opts.admin) overrides.admin = opts.admin;
   const gateway = await startGateway(snapshot, overrides);
 
   log(`ModelGuard is up (configuration version ${snapshot.version}, ${snapshot.hash.slice(0, 12)})`);
   log(`  inference HTTP  ${gateway.httpUrl}`);
+  log(`  inference gRPC  ${gateway.grpcUrl}`);
   log(`  admin           ${gateway.adminUrl}   (dashboard at /, /metrics /healthz /readyz /api/v1/status)`);
   if (modelServer && demoKeys) {
     log(`  demo model server (ONNX, real iris classifier) ${modelServer.url}`);

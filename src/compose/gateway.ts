@@ -7,6 +7,7 @@ import type { Snapshot } from '../core/snapshot.ts';
 import { Broker } from '../broker/broker.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { createHttpServer } from '../adapters/http/server.ts';
+import { closeGrpc, createGrpcServer, listenGrpc } from '../adapters/grpc/server.ts';
 import { createAdminServer } from '../admin/server.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { AccessLog } from '../observability/access-log.ts';
@@ -18,11 +19,15 @@ import { closeServer, listen } from './listen.ts';
 export interface GatewayOptions {
   /** Override listener addresses (tests use 127.0.0.1:0). */
   readonly http?: string;
+  /** gRPC listener override, like `http`. */
+  readonly grpc?: string;
   readonly admin?: string;
 }
 
 export interface Gateway {
   readonly httpUrl: string;
+  /** gRPC target `host:port` of the inference gRPC listener. */
+  readonly grpcUrl: string;
   readonly adminUrl: string;
   readonly broker: Broker;
   readonly pipeline: Pipeline;
@@ -48,11 +53,14 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
   const tracer = new Tracer(pipeline.events, () => broker.current.gateway.tracing);
   const httpServer: Server = createHttpServer(pipeline);
   const adminServer: Server = createAdminServer(broker, metrics, live);
+  const grpc = createGrpcServer(pipeline);
   broker.start();
   const httpUrl = await listen(httpServer, opts.http ?? snapshot.gateway.listeners.http);
   const adminUrl = await listen(adminServer, opts.admin ?? snapshot.gateway.listeners.admin);
+  const grpcUrl = await listenGrpc(grpc.server, opts.grpc ?? snapshot.gateway.listeners.grpc);
   return {
     httpUrl,
+    grpcUrl,
     adminUrl,
     broker,
     pipeline,
@@ -66,7 +74,7 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
     },
     async close() {
       live.close(); // ends the dashboards' event streams, so the admin listener closes at once
-      await Promise.all([closeServer(httpServer), closeServer(adminServer)]);
+      await Promise.all([closeServer(httpServer), closeServer(adminServer), closeGrpc(grpc.server)]);
       metrics.close();
       await accessLog.close();
       audit?.close();
