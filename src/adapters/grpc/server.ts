@@ -140,7 +140,7 @@ async function runCall(ctx: Ctx, call: InferenceCall, who: Identity): Promise<{ 
 
 async function modelInfer(ctx: Ctx, bytes: Buffer): Promise<Answer> {
   ctx.record.api = 'kserve-v2';
-  const who = ctx.pipeline.authenticate(credentials(ctx.call.metadata), ctx.record);
+  const who = await ctx.pipeline.authenticate(credentials(ctx.call.metadata), ctx.record);
   const req = decode(wire.ModelInferRequest, bytes, 'ModelInferRequest');
   const model = ctx.pipeline.authorize(who, req.model_name, 'infer', ctx.record);
   checkSize(ctx, bytes, model);
@@ -165,7 +165,7 @@ async function modelInfer(ctx: Ctx, bytes: Buffer): Promise<Answer> {
 
 async function modelMetadataOrReady(ctx: Ctx, bytes: Buffer, ready: boolean): Promise<Answer> {
   ctx.record.api = 'kserve-v2';
-  const who = ctx.pipeline.authenticate(credentials(ctx.call.metadata), ctx.record);
+  const who = await ctx.pipeline.authenticate(credentials(ctx.call.metadata), ctx.record);
   const ref = decode(ready ? wire.ModelReadyRequest : wire.ModelMetadataRequest, bytes, ready ? 'ModelReadyRequest' : 'ModelMetadataRequest');
   const model = ctx.pipeline.authorize(who, ref.name, 'metadata', ctx.record);
   const path = modelPath(model.backendModel, ref.version) + (ready ? '/ready' : '');
@@ -191,7 +191,7 @@ async function modelMetadataOrReady(ctx: Ctx, bytes: Buffer, ready: boolean): Pr
  */
 async function passthrough(ctx: Ctx, path: string, bytes: Buffer): Promise<Answer> {
   ctx.record.api = 'passthrough';
-  const who = ctx.pipeline.authenticate(credentials(ctx.call.metadata), ctx.record);
+  const who = await ctx.pipeline.authenticate(credentials(ctx.call.metadata), ctx.record);
   const target = single(ctx.call.metadata, TARGET_METADATA);
   if (target === undefined || target === '') {
     throw new GrpcCoded(Code.UNIMPLEMENTED, `unknown method ${path}; to pass it through to a model's gRPC backend, name the model in ${TARGET_METADATA} metadata`);
