@@ -14,16 +14,27 @@ import { LiveFeed } from '../observability/live.ts';
 import { AuditLog } from '../security/audit.ts';
 import { Tracer } from '../observability/tracing.ts';
 import { closeServer, listen } from './listen.ts';
+import { startMqttIngress, type MqttIngress } from '../adapters/mqtt/ingress.ts';
 
 export interface GatewayOptions {
   /** Override listener addresses (tests use 127.0.0.1:0). */
   readonly http?: string;
   readonly admin?: string;
+  /** Override the MQTT URL (tests: mqtt://127.0.0.1:0 for an embedded broker, or their own mosquitto). */
+  readonly mqtt?: string;
+  /**
+   * Called when the MQTT ingress cannot start (the embedded broker's port is taken); the gateway
+   * then runs without MQTT. Without it, startGateway fails.
+   */
+  readonly onMqttError?: (err: Error) => void;
 }
 
 export interface Gateway {
   readonly httpUrl: string;
   readonly adminUrl: string;
+  /** Where MQTT devices connect (the embedded broker's bound URL), or undefined without MQTT. */
+  readonly mqttUrl: string | undefined;
+  readonly mqtt: MqttIngress | undefined;
   readonly broker: Broker;
   readonly pipeline: Pipeline;
   readonly metrics: Metrics;
@@ -51,9 +62,34 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
   broker.start();
   const httpUrl = await listen(httpServer, opts.http ?? snapshot.gateway.listeners.http);
   const adminUrl = await listen(adminServer, opts.admin ?? snapshot.gateway.listeners.admin);
+  let mqtt: MqttIngress | undefined;
+  const close = async (): Promise<void> => {
+    live.close(); // ends the dashboards' event streams, so the admin listener closes at once
+    await mqtt?.close(); // stops taking MQTT requests and lets those in flight answer
+    await Promise.all([closeServer(httpServer), closeServer(adminServer)]);
+    metrics.close();
+    await accessLog.close();
+    audit?.close();
+    await tracer.close();
+    await broker.close();
+  };
+  const mqttCfg = snapshot.gateway.mqtt;
+  if (mqttCfg) {
+    try {
+      mqtt = await startMqttIngress(pipeline, mqttCfg, opts.mqtt ?? mqttCfg.url);
+    } catch (err) {
+      if (!opts.onMqttError) {
+        await close();
+        throw err;
+      }
+      opts.onMqttError(err as Error);
+    }
+  }
   return {
     httpUrl,
     adminUrl,
+    mqttUrl: mqtt?.url,
+    mqtt,
     broker,
     pipeline,
     metrics,
@@ -64,14 +100,6 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
       pipeline.apply(next);
       void accessLog.configure(next.gateway.accessLog);
     },
-    async close() {
-      live.close(); // ends the dashboards' event streams, so the admin listener closes at once
-      await Promise.all([closeServer(httpServer), closeServer(adminServer)]);
-      metrics.close();
-      await accessLog.close();
-      audit?.close();
-      await tracer.close();
-      await broker.close();
-    },
+    close,
   };
 }
