@@ -39,7 +39,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   const dir = mkdtempSync(join(tmpdir(), 'mg-mosquitto-'));
   chmodSync(dir, 0o755);
   const port = await freePort();
-  const lines = [`listener ${port} 127.0.0.1`, 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', 'user root', 'max_inflight_messages 0'];
+  const lines = [`listener ${port} 127.0.0.1`, 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', 'user root', 'max_inflight_messages 0', 'set_tcp_nodelay true'];
   if (opts.users) {
     const pw = join(dir, 'passwords');
     writeFileSync(pw, '');

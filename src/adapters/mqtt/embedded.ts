@@ -74,7 +74,8 @@ export class EmbeddedBroker implements MqttTransport {
         source: remote,
       });
     });
-    const server = net.createServer(aedes.handle);
+    // TCP_NODELAY: replies are small writes that must not wait for the device's delayed ACK.
+    const server = net.createServer({ noDelay: true }, aedes.handle);
     const u = new URL(this.url);
     const host = u.hostname.replace(/^\[|\]$/g, '');
     await new Promise<void>((resolve, reject) => {

@@ -38,6 +38,16 @@ export function clientOptions(cfg: MqttSnapshot): IClientOptions {
   return opts;
 }
 
+/**
+ * Small request/reply packets must not wait for Nagle's algorithm: with it, a reply written while
+ * the PUBACK before it is unacknowledged waits for the peer's delayed ACK (~40 ms on Linux).
+ * MQTT.js does not set TCP_NODELAY itself.
+ */
+export function noDelay(client: MqttClient): void {
+  const stream = client.stream as { setNoDelay?: (on: boolean) => unknown } | undefined;
+  stream?.setNoDelay?.(true);
+}
+
 export class ExternalBroker implements MqttTransport {
   private client: MqttClient | undefined;
   private readonly filter: string;
@@ -59,7 +69,10 @@ export class ExternalBroker implements MqttTransport {
       if (err.message !== lastError) process.stderr.write(`modelguard: MQTT broker ${this.url}: ${err.message}\n`);
       lastError = err.message;
     });
-    client.on('connect', () => (lastError = ''));
+    client.on('connect', () => {
+      lastError = '';
+      noDelay(client);
+    });
     client.on('message', (topic, payload, packet) => {
       const p = packet.properties;
       onRequest({
