@@ -137,6 +137,12 @@ describe('MQTT ingress on mosquitto', () => {
     assert.equal(errorCode(await v3.request('demo', INFER, { key: keyFor('a') })), undefined);
   });
 
+  it('metrics count MQTT requests by protocol and outcome, like HTTP ones', async () => {
+    const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    assert.match(text, /modelguard_requests_total\{[^}]*protocol="mqtt"[^}]*outcome="OK"[^}]*\} \d+/);
+    assert.match(text, /modelguard_requests_total\{[^}]*protocol="mqtt"[^}]*outcome="MG_FORBIDDEN"[^}]*\} \d+/);
+  });
+
   it('the HTTP path still works beside it (same process, same pipeline)', async () => {
     const p = pool(gw.httpUrl, 2);
     closers.push(() => p.close());
@@ -171,6 +177,29 @@ describe('MQTT ingress under load and deadlines', () => {
     assert.ok(['MG_QUEUE_TIMEOUT', 'MG_BACKEND_TIMEOUT'].includes(errorCode(late) ?? ''), JSON.stringify(late.doc));
     await Promise.all(busy);
     assert.deepEqual(c.strays, []);
+  });
+});
+
+describe('MQTT ingress and app limits', () => {
+  it('an app over its rate limit gets MG_RATE_LIMITED with a retry hint, on the reply topic', { timeout: 20_000 }, async () => {
+    const broker = await startMosquitto();
+    closers.push(() => broker.close());
+    const acc = await accelerator({ slots: 1 });
+    closers.push(() => acc.close());
+    const gw = await gateway({
+      endpoints: [{ url: acc.url, slots: 1 }],
+      groups: [{ name: 'a' }],
+      gateway: { mqtt: { url: broker.url } },
+      extra: [{ apiVersion: API, kind: 'App', metadata: { name: 'slow-app' }, spec: { serviceGroup: 'a', apiKeys: [{ sha256: sha256Hex('key-slow') }], rateLimit: { requestsPerSecond: 0.1, burst: 1 } } }],
+    });
+    closers.push(() => gw.close());
+    const c = await Caller.create(broker.url, 4);
+    closers.push(() => c.close());
+    assert.equal(errorCode(await c.request('demo', INFER, { key: 'key-slow' })), undefined);
+    const limited = await c.request('demo', INFER, { key: 'key-slow' });
+    assert.equal(errorCode(limited), 'MG_RATE_LIMITED');
+    const retry = (limited.doc['error'] as { retryAfterMs?: number }).retryAfterMs ?? 0;
+    assert.ok(retry > 1000 && retry <= 10_000, `retryAfterMs is the time to the next token: ${retry}`);
   });
 });
 
