@@ -23,7 +23,8 @@ program
   .option('--http <addr>', 'inference HTTP listener (overrides the Gateway)')
   .option('--grpc <addr>', 'inference gRPC listener (overrides the Gateway)')
   .option('--admin <addr>', 'admin listener (overrides the Gateway)')
-  .action(async (o: { config?: string; http?: string; grpc?: string; admin?: string }) => {
+  .option('--mqtt <url>', 'MQTT broker URL, or where the embedded broker listens (overrides the Gateway); demo default mqtt://127.0.0.1:1883')
+  .action(async (o: { config?: string; http?: string; grpc?: string; admin?: string; mqtt?: string }) => {
     try {
       const { stop } = await up(o);
       const shutdown = (): void => {

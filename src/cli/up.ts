@@ -8,17 +8,27 @@ import { compileResources, ConfigError, loadConfig } from '../config/index.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import { startGateway, type Gateway } from '../compose/gateway.ts';
 import { startModelServer, type ModelServer } from '../demo/index.ts';
-import { demoResources } from './demo-config.ts';
+import { DEMO_MQTT, demoResources } from './demo-config.ts';
+import { mqttTryLine } from './mqtt-hint.ts';
 
 export interface UpOptions {
   readonly config?: string;
   readonly http?: string;
   readonly grpc?: string;
   readonly admin?: string;
+  /** MQTT URL override (the embedded broker's address in the demo). */
+  readonly mqtt?: string;
 }
 
 function log(line: string): void {
   process.stdout.write(`${line}\n`);
+}
+
+function mqttStartProblem(err: Error, url: string): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') return `${url} is already in use (another MQTT broker?); running without MQTT. Stop it, or pass --mqtt mqtt://127.0.0.1:<free port>`;
+  if (code === 'EACCES') return `not allowed to listen on ${url}; running without MQTT. Pass --mqtt mqtt://127.0.0.1:<port above 1024>`;
+  return `the embedded broker did not start at ${url} (${err.message}); running without MQTT`;
 }
 
 export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () => Promise<void> }> {
@@ -33,16 +43,22 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
     snapshot = compileResources(demo.resources, { version: 1, sources: ['<embedded demo>'] }).snapshot;
     demoKeys = demo.keys;
   }
-  const overrides: { http?: string; grpc?: string; admin?: string } = {};
+  const overrides: { http?: string; grpc?: string; admin?: string; mqtt?: string; onMqttError?: (err: Error) => void } = {};
   if (opts.http) overrides.http = opts.http;
   if (opts.grpc) overrides.grpc = opts.grpc;
   if (opts.admin) overrides.admin = opts.admin;
+  if (opts.mqtt) overrides.mqtt = opts.mqtt;
+  let mqttProblem: string | undefined;
+  // The demo must come up even when something else (a system mosquitto) holds port 1883.
+  if (!opts.config) overrides.onMqttError = (err) => (mqttProblem = mqttStartProblem(err, opts.mqtt ?? DEMO_MQTT));
   const gateway = await startGateway(snapshot, overrides);
 
   log(`ModelGuard is up (configuration version ${snapshot.version}, ${snapshot.hash.slice(0, 12)})`);
   log(`  inference HTTP  ${gateway.httpUrl}`);
   log(`  inference gRPC  ${gateway.grpcUrl}`);
   log(`  admin           ${gateway.adminUrl}   (dashboard at /, /metrics /healthz /readyz /api/v1/status)`);
+  if (gateway.mqtt) log(`  MQTT            ${gateway.mqtt.url}   (${gateway.mqtt.embedded ? 'embedded broker, MQTT 3.1.1; ' : ''}requests on ${snapshot.gateway.mqtt?.topicPrefix}/infer/<model>)`);
+  if (mqttProblem) log(`  MQTT            off: ${mqttProblem}`);
   if (modelServer && demoKeys) {
     log(`  demo model server (ONNX, real iris classifier) ${modelServer.url}`);
     log('');
@@ -58,6 +74,7 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
       `  curl -s -H 'Authorization: Bearer ${key}' -H 'content-type: application/json' ` +
         `-d '{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}' ${gateway.httpUrl}/v2/models/iris/infer`,
     );
+    if (gateway.mqtt) log(`  ${mqttTryLine(gateway.mqtt.url, 'camera-line-1', key)}`);
   }
 
   let version = snapshot.version;

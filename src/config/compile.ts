@@ -41,7 +41,20 @@ function compileGateway(g: Gateway | undefined): GatewaySnapshot {
     fairness: spec.fairness,
     maxBodyBytes: sizeBytes(spec.maxBodySize),
     requestReadTimeoutMs: durationMs(spec.requestReadTimeout),
-    mqtt: spec.mqtt === undefined ? undefined : { url: spec.mqtt.url, embedded: spec.mqtt.embedded },
+    mqtt:
+      spec.mqtt === undefined
+        ? undefined
+        : {
+            url: spec.mqtt.url,
+            embedded: spec.mqtt.embedded,
+            qos: spec.mqtt.qos,
+            topicPrefix: spec.mqtt.topicPrefix,
+            sharedGroup: spec.mqtt.sharedGroup,
+            clientId: spec.mqtt.clientId,
+            username: spec.mqtt.username,
+            passwordFile: spec.mqtt.passwordFile,
+            tls: spec.mqtt.tls === undefined ? undefined : { ca: spec.mqtt.tls.ca, cert: spec.mqtt.tls.cert, key: spec.mqtt.tls.key },
+          },
     sources: compileSources(spec.sources),
     tracing: spec.tracing === undefined ? undefined : { endpoint: spec.tracing.endpoint, sampleRate: spec.tracing.sampleRate, serviceName: spec.tracing.serviceName },
     adminTokenHashes: spec.adminTokens.map((t) => t.sha256).sort(),

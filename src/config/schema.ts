@@ -39,7 +39,7 @@ export const DEFAULTS = {
     auth: 'apiKey',
     fairness: 'compute',
     maxBodySize: '8Mi',
-    mqtt: { url: 'mqtt://127.0.0.1:1883', embedded: false },
+    mqtt: { url: 'mqtt://127.0.0.1:1883', embedded: false, qos: 1, topicPrefix: 'modelguard/v1' },
     accessLog: { enabled: true, level: 'info', sampleRate: 1, destination: 'stdout' },
   },
 } as const;
@@ -264,8 +264,42 @@ const Mqtt = z
   .strictObject({
     url: mqttUrl().default(D.gateway.mqtt.url).describe(`MQTT broker to use, or where the embedded broker listens; default ${D.gateway.mqtt.url}`),
     embedded: z.boolean().default(D.gateway.mqtt.embedded).describe(`start an MQTT broker in-process at url; default ${D.gateway.mqtt.embedded}`),
+    qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(D.gateway.mqtt.qos).describe(`QoS of the request subscription and of replies (0, 1 or 2); default ${D.gateway.mqtt.qos}`),
+    topicPrefix: z
+      .string()
+      .regex(/^(?!\$)[^#+/]+(\/[^#+/]+)*$/, { error: (i) => withHint(`expected topic levels without wildcards, got ${show(i.input)}`, 'for example "modelguard/v1"') })
+      .default(D.gateway.mqtt.topicPrefix)
+      .describe(`requests arrive on <topicPrefix>/infer/<model>; default ${D.gateway.mqtt.topicPrefix}`),
+    sharedGroup: dnsName()
+      .optional()
+      .describe('external broker: subscribe as $share/<sharedGroup>/… so instances in one group split the requests (MQTT 5 shared subscription); default none'),
+    clientId: z.string().min(1).max(128).optional().describe('MQTT client id of ModelGuard on an external broker; default modelguard-<random>'),
+    username: z.string().min(1).optional().describe("ModelGuard's own username on an external broker; default none"),
+    passwordFile: z.string().min(1).optional().describe("file holding ModelGuard's own password on an external broker (trailing newline ignored); default none"),
+    tls: z
+      .strictObject({
+        ca: z.string().min(1).optional().describe('PEM file of the CA that signed the broker certificate; default the system CAs'),
+        cert: z.string().min(1).optional().describe("PEM client certificate file (mutual TLS); default none"),
+        key: z.string().min(1).optional().describe('PEM private key file of cert; default none'),
+      })
+      .optional()
+      .describe('TLS files for an mqtts:// or wss:// external broker; default none'),
   })
   .superRefine((m, ctx) => {
+    if (m.embedded) {
+      for (const field of ['sharedGroup', 'clientId', 'username', 'passwordFile', 'tls'] as const) {
+        if (m[field] !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [field],
+            message: withHint(`${field} applies to an external broker, not the embedded one`, 'remove it, or set embedded: false'),
+          });
+        }
+      }
+    }
+    if ((m.tls?.cert === undefined) !== (m.tls?.key === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['tls'], message: withHint('tls.cert and tls.key go together', 'give both files, or neither') });
+    }
     if (m.embedded && !m.url.startsWith('mqtt://')) {
       ctx.addIssue({
         code: 'custom',

@@ -98,7 +98,7 @@ export interface GatewaySnapshot {
   readonly maxBodyBytes: number;
   /** Time a client has to send its whole request (slow clients cannot hold a connection). */
   readonly requestReadTimeoutMs: number;
-  readonly mqtt: { readonly url: string; readonly embedded: boolean } | undefined;
+  readonly mqtt: MqttSnapshot | undefined;
   readonly sources: SourcesSnapshot | undefined;
   /** OTLP/HTTP span export; undefined when tracing is off. */
   readonly tracing: { readonly endpoint: string; readonly sampleRate: number; readonly serviceName: string } | undefined;
@@ -131,6 +131,22 @@ export interface ProxySnapshot {
   readonly tokenHashes: readonly string[];
   /** Apps it may assert; empty: every app. */
   readonly apps: readonly string[];
+}
+
+/** MQTT ingress (src/adapters/mqtt): an external broker ModelGuard subscribes to, or an embedded one. */
+export interface MqttSnapshot {
+  readonly url: string;
+  readonly embedded: boolean;
+  readonly qos: 0 | 1 | 2;
+  /** Requests arrive on `<topicPrefix>/infer/<model>`. */
+  readonly topicPrefix: string;
+  /** Shared-subscription group on an external broker; undefined: a plain subscription. */
+  readonly sharedGroup: string | undefined;
+  readonly clientId: string | undefined;
+  readonly username: string | undefined;
+  /** File paths; read when the ingress connects. */
+  readonly passwordFile: string | undefined;
+  readonly tls: { readonly ca: string | undefined; readonly cert: string | undefined; readonly key: string | undefined } | undefined;
 }
 
 export interface AccessLogSnapshot {

@@ -63,7 +63,7 @@ describe('JWT identities', () => {
       res.end(JSON.stringify(jwks));
     });
     jwksUrl = await listen(jwksServer, '127.0.0.1:0');
-    gw = await startGateway(setup({ jwksFile }), { http: '127.0.0.1:0', admin: '127.0.0.1:0' });
+    gw = await startGateway(setup({ jwksFile }), { http: '127.0.0.1:0', grpc: '127.0.0.1:0', admin: '127.0.0.1:0' });
     gw.pipeline.events.subscribe((r) => records.push(r));
   });
 

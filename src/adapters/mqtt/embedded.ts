@@ -1,0 +1,119 @@
+/**
+ * The embedded broker of the all-in-one box: aedes (MQTT 3.1.1) on a TCP listener, with ModelGuard
+ * inside it rather than connected to it. Devices authenticate on CONNECT with username = app name
+ * and password = the app's API key; the ingress then knows who published each request without a
+ * key in the payload. Devices may connect without credentials (their requests must then carry a
+ * key, or get MG_UNAUTHENTICATED), but a wrong password is refused at CONNECT.
+ */
+import net, { type AddressInfo } from 'node:net';
+import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
+import type { MqttSnapshot } from '../../core/snapshot.ts';
+import { filterReachesRequests, modelOfTopic } from './topics.ts';
+import type { MqttTransport, ReplyMessage, RequestMessage } from './transport.ts';
+
+/** CONNACK return code 4 (MQTT 3.1.1): bad user name or password. */
+const BAD_USERNAME_OR_PASSWORD = 4;
+
+/** Answers which app a key belongs to (undefined: not a key of any app). */
+export type KeyCheck = (key: string) => { app: string | undefined } | undefined;
+
+function authError(message: string): AuthenticateError {
+  return Object.assign<Error, { returnCode: AuthenticateError["returnCode"] }>(new Error(message), { returnCode: BAD_USERNAME_OR_PASSWORD });
+}
+
+export class EmbeddedBroker implements MqttTransport {
+  private aedes: Aedes | undefined;
+  private server: net.Server | undefined;
+  private onRequest: ((msg: RequestMessage) => void) | undefined;
+  /** The key each device proved at CONNECT. */
+  private readonly keys = new WeakMap<Client, string>();
+  url: string;
+
+  constructor(
+    private readonly cfg: MqttSnapshot,
+    url: string,
+    private readonly checkKey: KeyCheck,
+  ) {
+    this.url = url;
+  }
+
+  async start(onRequest: (msg: RequestMessage) => void): Promise<void> {
+    this.onRequest = onRequest;
+    const prefix = this.cfg.topicPrefix;
+    const aedes = await Aedes.createBroker({
+      authenticate: (client, username, password, done) => {
+        if (password === undefined) {
+          if (username !== undefined) return done(authError('a username needs a password (the app\'s API key)'), false);
+          return done(null, true);
+        }
+        const key = password.toString('utf8');
+        const who = this.checkKey(key);
+        if (who === undefined || (username !== undefined && username !== '' && who.app !== undefined && username !== who.app)) {
+          return done(authError('bad username or password'), false);
+        }
+        this.keys.set(client, key);
+        done(null, true);
+      },
+      authorizeSubscribe: (_client, sub, done) => {
+        // Requests can carry API keys: only ModelGuard reads the request topics. A null
+        // subscription answers SUBACK 0x80 and keeps the connection (an error would close it).
+        if (filterReachesRequests(prefix, sub.topic)) return done(null, null);
+        done(null, sub);
+      },
+    });
+    aedes.on('publish', (packet, client) => {
+      if (client === null || this.onRequest === undefined || modelOfTopic(prefix, packet.topic) === undefined) return;
+      const remote = (client.conn as net.Socket).remoteAddress;
+      this.onRequest({
+        topic: packet.topic,
+        payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
+        responseTopic: undefined,
+        correlationData: undefined,
+        userProperties: undefined,
+        connectionKey: this.keys.get(client),
+        source: remote,
+      });
+    });
+    // TCP_NODELAY: replies are small writes that must not wait for the device's delayed ACK.
+    const server = net.createServer({ noDelay: true }, aedes.handle);
+    const u = new URL(this.url);
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(u.port === '' ? 1883 : Number(u.port), host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    }).catch((err: unknown) => {
+      aedes.close();
+      throw err;
+    });
+    server.on('error', (err) => process.stderr.write(`modelguard: embedded MQTT broker: ${err.message}\n`));
+    this.aedes = aedes;
+    this.server = server;
+    const a = server.address() as AddressInfo;
+    const h = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+    this.url = `mqtt://${h === '0.0.0.0' ? '127.0.0.1' : h === '[::]' ? '[::1]' : h}:${a.port}`;
+  }
+
+  reply(msg: ReplyMessage): Promise<void> {
+    const aedes = this.aedes;
+    if (!aedes || aedes.closed) return Promise.reject(new Error('embedded MQTT broker is closed'));
+    const packet: PublishPacket = { cmd: 'publish', topic: msg.topic, payload: msg.payload, qos: this.cfg.qos, retain: false, dup: false };
+    return new Promise((resolve, reject) => aedes.publish(packet, (err) => (err ? reject(err) : resolve())));
+  }
+
+  stopIntake(): Promise<void> {
+    this.onRequest = undefined;
+    return Promise.resolve();
+  }
+
+  async close(): Promise<void> {
+    this.onRequest = undefined;
+    const { aedes, server } = this;
+    this.aedes = undefined;
+    this.server = undefined;
+    if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}

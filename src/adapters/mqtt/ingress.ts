@@ -1,0 +1,227 @@
+/**
+ * MQTT ingress: a PUBLISH on `<prefix>/infer/<model>` is decoded into the neutral InferenceCall,
+ * run through the same pipeline as HTTP (identity, grants, limits, queues, deadlines, metrics,
+ * access log, audit), and answered with exactly one reply on the caller's reply topic. A request
+ * without any reply address cannot be answered: it is counted, logged and dropped.
+ *
+ *   device ──PUBLISH──▶ broker ──▶ transport ──▶ handle() ──▶ pipeline.run() ──▶ backend
+ *   device ◀──reply──── broker ◀── transport ◀── encode ◀─────────┘
+ */
+import type { Readable } from 'node:stream';
+import { Cancel } from '../../core/cancel.ts';
+import { isMGError, MGError, toMGError } from '../../core/errors.ts';
+import { newRecord, type RequestRecord } from '../../core/events.ts';
+import type { InferenceCall } from '../../core/request.ts';
+import type { MqttSnapshot } from '../../core/snapshot.ts';
+import type { Pipeline } from '../../pipeline/pipeline.ts';
+import { IdentityResolver } from '../../security/identity.ts';
+import { validateKserveInfer } from '../../security/kserve-validate.ts';
+import { backendTraceparent, startTrace } from '../../observability/trace-context.ts';
+import { decodeRequest, parsePayload, replyAddress, type ReplyAddress } from './decode.ts';
+import { errorReply, successReply } from './encode.ts';
+import { EmbeddedBroker } from './embedded.ts';
+import { ExternalBroker } from './external.ts';
+import { modelOfTopic } from './topics.ts';
+import type { MqttTransport, ReplyMessage, RequestMessage } from './transport.ts';
+
+/** How long close() lets requests in flight finish and answer. */
+const DRAIN_MS = 5000;
+/** Largest backend error body read to explain a 4xx. */
+const MAX_ERROR_BODY = 16 * 1024;
+
+export interface MqttIngressStats {
+  /** Requests answered (with a result or an error). */
+  replied: number;
+  /** Requests dropped because they named no usable reply topic. */
+  dropped: number;
+  /** Replies the broker did not take (connection lost). */
+  replyFailures: number;
+}
+
+export interface MqttIngress {
+  /** Where devices connect: the external broker, or the embedded broker's bound address. */
+  readonly url: string;
+  readonly embedded: boolean;
+  readonly stats: Readonly<MqttIngressStats>;
+  close(): Promise<void>;
+}
+
+let counter = 0;
+const ID_PREFIX = `m${Math.random().toString(36).slice(2, 7)}`;
+
+function readAll(body: Readable, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    body.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= limit) chunks.push(c);
+    });
+    body.once('end', () => resolve(Buffer.concat(chunks)));
+    body.once('error', reject);
+  });
+}
+
+/** A backend's non-2xx KServe answer as an error: its own message, the closest code. */
+function backendRejection(status: number, body: Buffer): MGError {
+  let message = body.toString('utf8').slice(0, 300);
+  try {
+    const doc = JSON.parse(body.toString('utf8')) as { error?: unknown };
+    if (typeof doc.error === 'string') message = doc.error;
+  } catch {
+    // not JSON: keep the text
+  }
+  const text = `backend answered ${status}${message ? `: ${message}` : ''}`;
+  if (status === 404) return new MGError('MG_MODEL_NOT_FOUND', text);
+  if (status === 413) return new MGError('MG_TOO_LARGE', text);
+  if (status >= 400 && status < 500) return new MGError('MG_BAD_REQUEST', text);
+  return new MGError('MG_BACKEND_ERROR', text);
+}
+
+class Ingress implements MqttIngress {
+  readonly stats: MqttIngressStats = { replied: 0, dropped: 0, replyFailures: 0 };
+  private inflight = 0;
+  private lastDropLog = 0;
+  private closing = false;
+
+  constructor(
+    private readonly pipeline: Pipeline,
+    private readonly cfg: MqttSnapshot,
+    private readonly transport: MqttTransport,
+    readonly embedded: boolean,
+  ) {}
+
+  get url(): string {
+    return this.transport.url;
+  }
+
+  start(): Promise<void> {
+    return this.transport.start((msg) => {
+      if (this.closing) return;
+      this.inflight++;
+      this.handle(msg)
+        .catch((err: unknown) => console.error('modelguard: MQTT request failed:', err))
+        .finally(() => this.inflight--);
+    });
+  }
+
+  private async handle(msg: RequestMessage): Promise<void> {
+    const started = performance.now();
+    const id = `${ID_PREFIX}-${(counter++).toString(36)}`;
+    const record = newRecord(id, 'mqtt', started);
+    record.api = 'kserve-v2';
+    record.source = msg.source;
+    const doc = parsePayload(msg.payload);
+    const to = replyAddress(msg, doc);
+    if (to === undefined) {
+      this.drop(record, msg.topic);
+      return;
+    }
+    let reply: ReplyMessage;
+    try {
+      reply = await this.serve(msg, doc, to, record, id, started);
+      record.status = 200;
+    } catch (err) {
+      const mg = toMGError(err);
+      if (!isMGError(err)) console.error(`modelguard: MQTT request ${id} failed:`, err);
+      record.outcome = mg.code;
+      record.status = mg.httpStatus;
+      reply = errorReply(to, mg, id, record.servedBy);
+    }
+    try {
+      await this.transport.reply(reply);
+      this.stats.replied++;
+    } catch (err) {
+      // The broker connection went away: the device will not hear back; say so in the record.
+      this.stats.replyFailures++;
+      if (record.outcome === 'OK') record.outcome = 'CANCELLED';
+      process.stderr.write(`modelguard: MQTT reply to ${to.topic} for ${id} not sent: ${(err as Error).message}\n`);
+    }
+    this.pipeline.events.publish(record);
+  }
+
+  private async serve(msg: RequestMessage, doc: unknown, to: ReplyAddress, record: RequestRecord, id: string, started: number): Promise<ReplyMessage> {
+    const tracing = this.pipeline.snapshot.gateway.tracing;
+    if (tracing) {
+      const tp = msg.userProperties?.['traceparent'];
+      record.trace = startTrace(typeof tp === 'string' ? tp : undefined, tracing.sampleRate);
+    }
+    const modelName = modelOfTopic(this.cfg.topicPrefix, msg.topic);
+    if (modelName === undefined) throw new MGError('MG_BAD_REQUEST', `topic ${msg.topic} is not ${this.cfg.topicPrefix}/infer/<model>`);
+    if (msg.payload.length > this.pipeline.snapshot.gateway.maxBodyBytes) {
+      throw new MGError('MG_TOO_LARGE', `payload of ${msg.payload.length} bytes is over the limit of ${this.pipeline.snapshot.gateway.maxBodyBytes}`);
+    }
+    const d = decodeRequest(msg, doc);
+    const identity = await this.pipeline.authenticate(d.creds, record);
+    const model = this.pipeline.authorize(identity, modelName, 'infer', record);
+    const limit = this.pipeline.maxBodyBytes(model);
+    if (d.body.length > limit) throw new MGError('MG_TOO_LARGE', `payload is over model "${model.name}"'s limit of ${limit} bytes`);
+    validateKserveInfer(d.body, undefined);
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'x-request-id': id };
+    if (record.trace !== undefined) headers['traceparent'] = backendTraceparent(record.trace);
+    const call: InferenceCall = {
+      id,
+      protocol: 'mqtt',
+      api: 'kserve-v2',
+      op: 'infer',
+      model: model.name,
+      method: 'POST',
+      path: `/v2/models/${encodeURIComponent(model.backendModel)}/infer`,
+      headers,
+      body: d.body,
+      timeoutMs: d.timeoutMs,
+      // MQTT has no way to take a request back: the call is never cancelled by the client.
+      signal: new Cancel(),
+      receivedAt: started,
+      costHint: undefined,
+    };
+    const answer = await this.pipeline.run(call, identity, record);
+    record.servedBy = answer.servedBy;
+    const body = Buffer.isBuffer(answer.body) ? answer.body : await readAll(answer.body, MAX_ERROR_BODY);
+    if (answer.status < 200 || answer.status >= 300) throw backendRejection(answer.status, body);
+    return successReply(to, body, answer.servedBy, id);
+  }
+
+  /** No reply topic at all: nobody to tell, so count it, log it (at most every 10 s) and move on. */
+  private drop(record: RequestRecord, topic: string): void {
+    this.stats.dropped++;
+    record.outcome = 'MG_BAD_REQUEST';
+    record.status = 400;
+    record.model = undefined;
+    const now = performance.now();
+    if (now - this.lastDropLog > 10_000) {
+      this.lastDropLog = now;
+      process.stderr.write(`modelguard: MQTT request on ${topic} dropped: no responseTopic (MQTT 5) or "replyTo" (MQTT 3.1.1) to answer on (${this.stats.dropped} so far)\n`);
+    }
+    this.pipeline.events.publish(record);
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.transport.stopIntake();
+    const end = performance.now() + DRAIN_MS;
+    while (this.inflight > 0 && performance.now() < end) await new Promise((r) => setTimeout(r, 10));
+    await this.transport.close();
+  }
+}
+
+/**
+ * Starts the MQTT ingress of a gateway: the embedded broker at `url`, or a client of the external
+ * broker there. `url` overrides the configured one (tests use mqtt://127.0.0.1:0).
+ */
+export async function startMqttIngress(pipeline: Pipeline, cfg: MqttSnapshot, url = cfg.url): Promise<MqttIngress> {
+  const transport: MqttTransport = cfg.embedded
+    ? new EmbeddedBroker(cfg, url, (key) => {
+        try {
+          // API keys only at CONNECT (a JWT can still come with each request).
+          const id = new IdentityResolver(pipeline.snapshot).resolve({ key, group: undefined });
+          return id instanceof Promise ? undefined : { app: id.app };
+        } catch {
+          return undefined;
+        }
+      })
+    : new ExternalBroker(cfg, url);
+  const ingress = new Ingress(pipeline, cfg, transport, cfg.embedded);
+  await ingress.start();
+  return ingress;
+}
