@@ -15,6 +15,7 @@ import type { CostModel } from '../dispatch/cost.ts';
 import { Endpoint, pickEndpoint } from '../dispatch/endpoint.ts';
 import { callBackend } from '../dispatch/execute.ts';
 import { HealthChecker } from '../dispatch/health.ts';
+import { type LinkOptions, linkOptions } from '../dispatch/link.ts';
 import { VirtualTimePolicy } from './fairness/virtual-time.ts';
 import { LinkedQueue } from './queue.ts';
 import { CancelledError, type DomainFlow, type GroupState, type Work } from './work.ts';
@@ -28,6 +29,11 @@ export interface DomainHooks {
   fairness(): Fairness;
   /** Slots that groups above `priority` keep free (their reservedSlots, summed). */
   reservedAbove(priority: number): number;
+  /**
+   * Work this domain cannot serve (no healthy replica left): true when someone else took it (the
+   * offloader sends it to the cloud); otherwise it is answered MG_NO_BACKEND / MG_BACKEND_ERROR.
+   */
+  rescue?(work: Work): boolean;
 }
 
 let flowSeq = 0;
@@ -37,7 +43,10 @@ export class Domain {
   private readonly policy = new VirtualTimePolicy<DomainFlow>();
   endpoints: Endpoint[] = [];
   queued = 0;
+  /** Works dispatched so far (the offload predictor counts how many went ahead of a queued one). */
+  dispatched = 0;
   private readonly health: HealthChecker;
+  private link: LinkOptions;
   private pumping = false;
 
   constructor(
@@ -45,6 +54,7 @@ export class Domain {
     private readonly cost: CostModel,
     private readonly hooks: DomainHooks,
   ) {
+    this.link = linkOptions(backend);
     this.endpoints = backend.endpoints.map((e) => this.makeEndpoint(e.url, e.slots));
     this.health = new HealthChecker(backend, () => this.endpoints, (ep) => {
       if (ep.healthy) this.pump();
@@ -102,6 +112,25 @@ export class Domain {
     work.call.signal.once('abort', work.onAbort);
   }
 
+  /** Takes queued work out (the offloader moves it to the cloud); false when it is no longer queued. */
+  withdraw(work: Work): boolean {
+    if (!work.node?.list) return false;
+    this.unqueue(work);
+    work.detach();
+    work.record.queueMs = (work.record.queueMs ?? 0) + (performance.now() - work.enqueuedAt);
+    return true;
+  }
+
+  /** Outcome of a call the offloader made on one of this domain's replicas (the cloud's). */
+  reportSuccess(ep: Endpoint): void {
+    this.health.success(ep);
+  }
+
+  reportFailure(ep: Endpoint, refused: boolean): void {
+    if (refused) this.health.eject(ep);
+    else this.health.failure(ep);
+  }
+
   private unqueue(work: Work): void {
     const flow = work.flow;
     if (!work.node || !flow.queue.remove(work.node)) return;
@@ -130,6 +159,9 @@ export class Domain {
     for (const flow of this.flows.values()) {
       for (const work of [...flow.queue]) {
         this.unqueue(work);
+        work.detach();
+        work.record.queueMs = (work.record.queueMs ?? 0) + (performance.now() - work.enqueuedAt);
+        if (this.hooks.rescue?.(work) === true) continue;
         work.reject(new MGError('MG_NO_BACKEND', `no healthy endpoint for backend "${this.name}"`, {
           retryAfterMs: this.backend.healthCheck.intervalMs,
         }));
@@ -186,6 +218,7 @@ export class Domain {
 
   private dispatch(work: Work, ep: Endpoint, now: number): void {
     ep.inflight++;
+    this.dispatched++;
     work.attempts++;
     work.dispatchedAt = now;
     work.record.dispatchedAt = now;
@@ -239,6 +272,7 @@ export class Domain {
             this.enqueue(work); // back to the front of its queue, for another replica
             return;
           }
+          if (!this.anyHealthy && this.hooks.rescue?.(work) === true) return;
           work.reject(new MGError('MG_BACKEND_ERROR', err.message, { cause: err }));
           return;
         }
@@ -262,6 +296,7 @@ export class Domain {
   reconfigure(backend: BackendSnapshot): void {
     const old = new Map(this.endpoints.map((e) => [e.url, e]));
     this.backend = backend;
+    this.link = linkOptions(backend);
     this.endpoints = backend.endpoints.map((e) => {
       const kept = old.get(e.url);
       old.delete(e.url);
@@ -278,7 +313,7 @@ export class Domain {
 
   private makeEndpoint(url: string, slots: number): Endpoint {
     const capacity = slots + this.backend.dispatchAhead;
-    return new Endpoint(this.backend.name, url, slots, capacity, new HttpBackendClient(url, capacity + 2));
+    return new Endpoint(this.backend.name, url, slots, capacity, new HttpBackendClient(url, capacity + 2, this.link));
   }
 
   private closeWhenIdle(ep: Endpoint): void {
