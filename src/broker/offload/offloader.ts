@@ -306,6 +306,8 @@ export class Offloader {
       outcome.failed(reason);
     };
     const slowAt = now + st.offload.breaker.slowCallMs;
+    // Which limit a timeout means: the request's own deadline (nobody's fault) or slowCall (the link's).
+    const ownDeadline = work.callDeadline < slowAt;
     callBackend(ep, call, Math.min(work.callDeadline, slowAt)).then(
       (result) => {
         done();
@@ -331,13 +333,12 @@ export class Offloader {
       (err: unknown) => {
         done();
         free();
-        const late = performance.now();
         if (err instanceof CancelledError) {
           st.breaker.trialAbandoned();
           outcome.cancelled(err);
           return;
         }
-        if (err instanceof MGError && err.code === 'MG_BACKEND_TIMEOUT' && late < slowAt) {
+        if (err instanceof MGError && err.code === 'MG_BACKEND_TIMEOUT' && ownDeadline) {
           // The request's own deadline ran out before the link counted as slow: not the link's fault.
           st.breaker.trialAbandoned();
           outcome.cancelled(err);
