@@ -171,6 +171,10 @@ export class Offloader {
   admit(work: Work, local: Domain): boolean {
     const st = this.stateFor(work.call);
     if (!st || st.offload.when !== 'saturated') return false;
+    if (this.isPrivate(st)) {
+      work.record.offload = 'denied-private';
+      return false;
+    }
     const ahead = queuedAhead(local);
     const wait = edgeWaitMs(local, this.env.cost.estimate(local.name, st.model.name), ahead);
     if (wait > this.cloudMs(st, local) && this.trySend(work, st, this.requeue(work, local))) return true;
@@ -200,8 +204,12 @@ export class Offloader {
     const o = st?.offload;
     if (!st || o?.when !== 'hard-example' || o.confidenceThreshold === undefined) return reply;
     if (reply.status !== 200 || !Buffer.isBuffer(reply.body)) return reply;
-    const confidence = answerConfidence(reply.body, o.confidenceOutput);
     const record = work.record;
+    if (this.isPrivate(st)) {
+      record.offload = 'denied-private';
+      return reply;
+    }
+    const confidence = answerConfidence(reply.body, o.confidenceOutput);
     if (confidence === undefined || confidence >= o.confidenceThreshold) {
       record.offload = 'edge';
       return reply;
@@ -250,9 +258,14 @@ export class Offloader {
     return st.cloudTime.predict(this.env.cost.estimate(local.name, st.model.name));
   }
 
+  /** A private model leaves the box only when it says so. */
+  private isPrivate(st: ModelState): boolean {
+    return st.model.visibility === 'private' && !st.offload.allowPrivate;
+  }
+
   /** The checks every send passes, in order; the budget is only looked at, not spent. */
   private permit(st: ModelState): Verdict {
-    if (st.model.visibility === 'private' && !st.offload.allowPrivate) return { ok: false, decision: 'denied-private' };
+    if (this.isPrivate(st)) return { ok: false, decision: 'denied-private' };
     if (!st.breaker.allows()) return { ok: false, decision: 'breaker-open' };
     const cloud = this.env.domain(st.offload.backend);
     const ep = cloud === undefined ? undefined : pickEndpoint(cloud.endpoints);
