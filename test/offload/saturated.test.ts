@@ -71,10 +71,10 @@ describe('saturated offload at 2x overload', () => {
     // With offload: fewer rejections and a much lower tail.
     assert.ok(rejected(off) <= total * 0.02, summary);
     assert.ok(p99(off) < p99(base) * 0.5, summary);
-    // The edge stayed busy (at least 85% of what its slots can do over the run): the cloud took
+    // The edge stayed busy (at least 80% of what its slots can do over the run): the cloud took
     // only what the edge could not.
     const edgeCapacity = ((EDGE_SLOTS * 1000) / SERVICE_MS) * (RUN_MS / 1000);
-    assert.ok(off.edgeServed >= edgeCapacity * 0.85, summary);
+    assert.ok(off.edgeServed >= edgeCapacity * 0.8, summary);
     assert.ok(off.cloudReceived <= total - off.edgeServed + 2, summary);
     assert.ok(off.cloudReceived >= total * 0.3, summary);
     // Every request the cloud received was answered as served by it, and counted as such.
