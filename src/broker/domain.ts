@@ -38,6 +38,13 @@ export interface DomainHooks {
 
 let flowSeq = 0;
 
+/** What identifies a link's settings (the secret compared as it was read, never logged). */
+function linkKey(link: LinkOptions): string {
+  const t = link.connect;
+  const pem = (b: Buffer | undefined): string => (b === undefined ? '' : b.toString('base64'));
+  return JSON.stringify([link.headers, link.problem, t?.servername, t?.rejectUnauthorized, pem(t?.ca), pem(t?.cert), pem(t?.key)]);
+}
+
 export class Domain {
   readonly flows = new Map<string, DomainFlow>();
   private readonly policy = new VirtualTimePolicy<DomainFlow>();
@@ -296,10 +303,13 @@ export class Domain {
   reconfigure(backend: BackendSnapshot): void {
     const old = new Map(this.endpoints.map((e) => [e.url, e]));
     this.backend = backend;
-    this.link = linkOptions(backend);
+    // A changed link (TLS files, a rotated secret) needs new connections: no replica is kept then.
+    const link = linkOptions(backend);
+    const relink = linkKey(link) !== linkKey(this.link);
+    this.link = link;
     this.endpoints = backend.endpoints.map((e) => {
-      const kept = old.get(e.url);
-      old.delete(e.url);
+      const kept = relink ? undefined : old.get(e.url);
+      if (!relink) old.delete(e.url);
       if (kept && kept.slots === e.slots) {
         kept.capacity = e.slots + backend.dispatchAhead;
         return kept;

@@ -15,7 +15,9 @@ import type { TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import type { ModelServer } from '../../src/demo/index.ts';
 import { accelerator } from '../helpers/harness.ts';
-import { infer, newPool, offloadGateway } from './helpers.ts';
+import { compileResources } from '../../src/config/index.ts';
+import { startGateway } from '../../src/compose/gateway.ts';
+import { infer, newPool, offloadGateway, offloadResources } from './helpers.ts';
 
 interface Seen {
   auth: string | undefined;
@@ -55,7 +57,7 @@ describe('cloud link: TLS and credentials', () => {
       const cn = (req.socket as TLSSocket).getPeerCertificate().subject?.CN;
       const s: Seen = { auth: req.headers.authorization, apiKey: req.headers['x-api-key'] as string | undefined, clientCN: typeof cn === 'string' ? cn : undefined };
       if (req.method === 'POST') seen.push(s);
-      if (s.auth !== 'Bearer s3cret' && s.apiKey !== 'k3y') {
+      if (s.auth !== 'Bearer s3cret' && !s.apiKey?.startsWith('k3y')) {
         res.writeHead(401).end();
         return;
       }
@@ -109,6 +111,30 @@ describe('cloud link: TLS and credentials', () => {
     const r = await through({ tls: tls(), credentials: { file: keyFile, header: 'x-api-key', scheme: '' } });
     assert.equal(r.servedBy, 'cloud');
     assert.deepEqual(seen, [{ auth: undefined, apiKey: 'k3y', clientCN: 'modelguard-box' }]);
+  });
+
+  it('reads a rotated secret file on reload', async () => {
+    const keyFile = join(dir, 'rotating-key');
+    writeFileSync(keyFile, 'k3y-1\n');
+    const resources = offloadResources({
+      edge: [{ url: edge.url, slots: 1 }],
+      cloud: [{ url: frontUrl, slots: 4 }],
+      cloudSpec: { tls: tls(), credentials: { file: keyFile, header: 'x-api-key', scheme: '' } },
+      models: [{ name: 'demo', offload: { when: 'failover' } }],
+    });
+    const gw = await startGateway(compileResources(resources, { version: 1 }).snapshot, { http: '127.0.0.1:0', admin: '127.0.0.1:0' });
+    const pool = newPool(gw.httpUrl);
+    try {
+      seen.length = 0;
+      assert.equal((await infer(pool, 'demo')).servedBy, 'cloud');
+      writeFileSync(keyFile, 'k3y-2\n');
+      gw.reload(compileResources(resources, { version: 2 }).snapshot);
+      assert.equal((await infer(pool, 'demo')).servedBy, 'cloud');
+      assert.deepEqual(seen.map((x) => x.apiKey), ['k3y-1', 'k3y-2']);
+    } finally {
+      await pool.close();
+      await gw.close();
+    }
   });
 
   it('refuses a server whose certificate our CA did not sign, and sends nothing without its secret', async () => {

@@ -34,6 +34,8 @@ import { CloudTime, edgeWaitMs, queuedAhead } from './predictor.ts';
 
 /** How often queued work is revisited while any waits, ms. */
 const REVISIT_MS = 20;
+/** While nothing can be offloaded, revisits only sweep finished work, every this many ticks. */
+const SWEEP_EVERY = 50;
 
 interface ModelState {
   model: ModelSnapshot;
@@ -89,6 +91,7 @@ export class Offloader {
   private readonly watched = new Set<Watched>();
   private timer: NodeJS.Timeout | undefined;
   private kicked = false;
+  private idleTicks = 0;
 
   constructor(
     private readonly env: OffloadEnv,
@@ -382,33 +385,45 @@ export class Offloader {
     });
   }
 
-  /** Moves queued work to the cloud when its predicted remaining edge wait now exceeds the cloud time; newest first. */
+  /**
+   * Moves queued work to the cloud when its predicted remaining edge wait now exceeds the cloud
+   * time, newest first (the back of the queue waits longest). The decision recorded at admission
+   * stands for work that stays. While no model can send at all, the list is only swept of work that
+   * has left the queue, once a second.
+   */
   private revisit(): void {
     if (this.watched.size === 0) {
       if (this.timer) clearInterval(this.timer);
       this.timer = undefined;
       return;
     }
-    const blocked = new Set<ModelState>();
+    const verdicts = new Map<ModelState, Verdict>();
+    let anyOpen = false;
+    for (const st of this.states.values()) {
+      const v = this.permit(st);
+      verdicts.set(st, v);
+      anyOpen ||= v.ok;
+    }
+    if (!anyOpen && ++this.idleTicks % SWEEP_EVERY !== 0) return;
     for (const w of [...this.watched].reverse()) {
       const { work, state: st, local } = w;
       if (work.settled || !work.node?.list || this.states.get(st.model.name) !== st) {
         this.watched.delete(w);
         continue;
       }
-      if (blocked.has(st)) continue;
-      const verdict = this.permit(st);
-      if (!verdict.ok) {
-        work.record.offload = verdict.decision;
-        blocked.add(st);
-        continue;
+      let verdict = verdicts.get(st);
+      if (verdict === undefined) {
+        verdict = this.permit(st);
+        verdicts.set(st, verdict);
       }
+      if (!verdict.ok) continue;
       const ahead = Math.max(0, w.ahead - (local.dispatched - w.dispatched));
       const wait = edgeWaitMs(local, this.env.cost.estimate(local.name, st.model.name), ahead);
       if (wait <= this.cloudMs(st, local)) continue;
       if (!local.withdraw(work)) continue;
       this.watched.delete(w);
       this.send(work, st, verdict, this.requeue(work, local), undefined);
+      verdicts.delete(st); // a slot and some budget are spent: ask again for the next one
     }
   }
 
