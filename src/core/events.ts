@@ -20,10 +20,10 @@ export interface TraceContext {
 /**
  * Why an offload-enabled request was served where it was: `cloud` (offloaded), `edge` (the edge was
  * predicted faster, or a hard example was confident), or the reason it could not go: the model is
- * private, the budget is spent, the breaker is open, every cloud slot is busy, or the cloud call
- * failed and the edge served it.
+ * private, the budget is spent, the breaker is open, no cloud replica is healthy, every cloud slot is
+ * busy, or the cloud call failed and the edge served it.
  */
-export type OffloadDecision = 'edge' | 'cloud' | 'denied-private' | 'budget' | 'breaker-open' | 'cloud-busy' | 'cloud-failed';
+export type OffloadDecision = 'edge' | 'cloud' | 'denied-private' | 'budget' | 'breaker-open' | 'cloud-down' | 'cloud-busy' | 'cloud-failed';
 
 export interface RequestRecord {
   readonly id: string;

@@ -57,7 +57,7 @@ export class Metrics {
     });
     const offloaded = new client.Counter({ name: 'modelguard_offloaded_total', help: 'Requests answered by an offload (cloud) backend, by group, model and backend', labelNames: ['group', 'model', 'backend'], registers: r });
     const offloadDecisions = new client.Counter({
-      name: 'modelguard_offload_decisions_total', help: 'Offload decisions of finished requests of offload-enabled models, by group, model and decision (edge, cloud, denied-private, budget, breaker-open, cloud-busy, cloud-failed)', labelNames: ['group', 'model', 'decision'], registers: r,
+      name: 'modelguard_offload_decisions_total', help: 'Offload decisions of finished requests of offload-enabled models, by group, model and decision (edge, cloud, denied-private, budget, breaker-open, cloud-down, cloud-busy, cloud-failed)', labelNames: ['group', 'model', 'decision'], registers: r,
     });
     const offload = (): ReturnType<Broker['offloader']['status']> => broker.offloader.status();
     const BREAKER = { closed: 0, 'half-open': 1, open: 2 } as const;

@@ -11,7 +11,7 @@ import type { Gateway } from '../../src/compose/gateway.ts';
 import { startModelServer, type ModelServer } from '../../src/demo/index.ts';
 import { accelerator } from '../helpers/harness.ts';
 import { answerConfidence } from '../../src/broker/offload/confidence.ts';
-import { infer, inferencesAt, irisBody, metric, newPool, offloadGateway } from './helpers.ts';
+import { infer, inferencesAt, irisBody, metric, metricSettles, newPool, offloadGateway } from './helpers.ts';
 
 const SETOSA = [5.1, 3.5, 1.4, 0.2];
 /** Rows near the versicolor/virginica border: the least confident of them is the hard example. */
@@ -95,7 +95,7 @@ describe('hard-example offload', () => {
     assert.equal(r.servedBy, 'edge');
     assert.match(r.body, /"probabilities"/);
     assert.ok(r.ms >= 250 && r.ms < 1500, `answered after ${r.ms.toFixed(0)}ms (cloudWait 300ms)`);
-    assert.equal(await metric(gw.adminUrl, 'modelguard_offload_decisions_total', { decision: 'cloud-failed' }), before + 1);
+    assert.equal(await metricSettles(gw.adminUrl, 'modelguard_offload_decisions_total', { decision: 'cloud-failed' }, before + 1), before + 1);
     // A late cloud is not a broken link: the breaker stays closed.
     assert.equal(await metric(gw.adminUrl, 'modelguard_offload_breaker_state', { model: 'iris' }), 0);
   });

@@ -126,3 +126,17 @@ export async function metric(adminUrl: string, name: string, labels: Record<stri
   }
   return sum;
 }
+
+/**
+ * Polls a metric until it equals `expected` (a request's record is published when the server closes
+ * its answer, which can come after the client has read it), then returns the last value read.
+ */
+export async function metricSettles(adminUrl: string, name: string, labels: Record<string, string>, expected: number, timeoutMs = 2000): Promise<number> {
+  const end = performance.now() + timeoutMs;
+  let value = await metric(adminUrl, name, labels);
+  while (value !== expected && performance.now() < end) {
+    await delay(20);
+    value = await metric(adminUrl, name, labels);
+  }
+  return value;
+}

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ModelServer } from '../../src/demo/index.ts';
 import { accelerator, percentile } from '../helpers/harness.ts';
-import { inferencesAt, metric, newPool, offloadGateway, openLoop, type Reply } from './helpers.ts';
+import { inferencesAt, metricSettles, newPool, offloadGateway, openLoop, type Reply } from './helpers.ts';
 
 const SERVICE_MS = 50;
 const EDGE_SLOTS = 2;
@@ -46,7 +46,8 @@ describe('saturated offload at 2x overload', () => {
     const pool = newPool(gw.httpUrl);
     try {
       const replies = await openLoop(pool, 'demo', RATE, RUN_MS);
-      const decisionsCloud = await metric(gw.adminUrl, 'modelguard_offload_decisions_total', { decision: 'cloud' });
+      const cloudAnswers = replies.filter((x) => x.servedBy === 'cloud').length;
+      const decisionsCloud = await metricSettles(gw.adminUrl, 'modelguard_offload_decisions_total', { decision: 'cloud' }, cloudAnswers);
       return { replies, edgeServed: edge.stats().models['demo']?.served ?? 0, cloudReceived: inferencesAt(cloud), decisionsCloud };
     } finally {
       await pool.close();

@@ -11,7 +11,7 @@
  *                                                                      in time wins, else the edge's
  *
  *   every send passes: privacy (private models only with allowPrivate) → breaker (closed, or the
- *   half-open trial) → a free cloud slot → budget (per second, per day). A failed or slow cloud call
+ *   half-open trial) → a healthy cloud replica with a free slot → budget (per second, per day). A failed or slow cloud call
  *   counts against the breaker and the request goes back to the edge queue (front), so losing the
  *   cloud costs time, never an answer the edge could have given.
  */
@@ -271,8 +271,10 @@ export class Offloader {
     if (this.isPrivate(st)) return { ok: false, decision: 'denied-private' };
     if (!st.breaker.allows()) return { ok: false, decision: 'breaker-open' };
     const cloud = this.env.domain(st.offload.backend);
-    const ep = cloud === undefined ? undefined : pickEndpoint(cloud.endpoints);
-    if (!cloud || !ep) return { ok: false, decision: 'cloud-busy' };
+    if (!cloud?.anyHealthy) return { ok: false, decision: 'cloud-down' };
+    // A cloud Backend that also serves its own models: offload never jumps its queue.
+    const ep = cloud.queued > 0 ? undefined : pickEndpoint(cloud.endpoints);
+    if (!ep) return { ok: false, decision: 'cloud-busy' };
     if (st.budget.check(performance.now()) !== 'ok') return { ok: false, decision: 'budget' };
     return { ok: true, cloud, ep };
   }
@@ -305,6 +307,7 @@ export class Offloader {
       if (freed) return;
       freed = true;
       ep.inflight--;
+      cloud.pump(); // work queued on the cloud Backend itself (if it serves models of its own)
       this.kick();
     };
     const cancel = new Cancel();
