@@ -12,6 +12,7 @@ import { pickEndpoint } from '../dispatch/endpoint.ts';
 import { callBackend } from '../dispatch/execute.ts';
 import type { DataPlane } from '../pipeline/plane.ts';
 import { Domain } from './domain.ts';
+import { Offloader } from './offload/offloader.ts';
 import { RateMeter } from './rate.ts';
 import { CancelledError, type GroupState, Work } from './work.ts';
 
@@ -57,11 +58,13 @@ export class Broker implements DataPlane {
   private readonly groups = new Map<string, GroupState>();
   private readonly domains = new Map<string, Domain>();
   readonly cost = new CostModel();
+  readonly offloader: Offloader;
 
   constructor(snapshot: Snapshot) {
     this.snapshot = snapshot;
     this.applyGroups(snapshot);
     for (const b of Object.values(snapshot.backends)) this.domains.set(b.name, this.newDomain(b));
+    this.offloader = new Offloader({ domain: (name) => this.domains.get(name), cost: this.cost }, snapshot);
   }
 
   start(): void {
@@ -81,26 +84,34 @@ export class Broker implements DataPlane {
     if (!domain || !group || !group.live) return Promise.reject(new MGError('MG_INTERNAL', `no route for group "${identity.group}"`));
     record.backend = domain.name;
     if (call.signal.aborted) return Promise.reject(new CancelledError());
+    // Effective deadline: the client's timeout, capped by the group's maxWait plus the backend timeout.
+    const clientMs = call.timeoutMs ?? Infinity;
+    const queueDeadline = call.receivedAt + Math.min(group.maxWaitMs, clientMs);
+    const callDeadline = call.receivedAt + Math.min(clientMs, group.maxWaitMs + domain.backend.timeoutMs);
+    const offload = this.offloader.covers(call);
+    const work = (): Work => new Work(call, domain.flowFor(group), record, queueDeadline, callDeadline);
     if (!domain.anyHealthy) {
+      const w = offload ? work() : undefined;
+      if (w && this.offloader.rescue(w, domain, 'no-edge')) return w.promise;
       return Promise.reject(new MGError('MG_NO_BACKEND', `no healthy endpoint for backend "${domain.name}"`, {
         retryAfterMs: domain.backend.healthCheck.intervalMs,
       }));
     }
     if (group.queued >= group.maxLength) {
+      const w = offload ? work() : undefined;
+      if (w && this.offloader.rescue(w, domain, 'queue-full')) return w.promise;
       return Promise.reject(new MGError('MG_QUEUE_FULL', `queue of group "${group.name}" is full (${group.maxLength})`, {
         retryAfterMs: this.retryAfterMs(group),
       }));
     }
-    // Effective deadline: the client's timeout, capped by the group's maxWait plus the backend timeout.
-    const clientMs = call.timeoutMs ?? Infinity;
-    const queueDeadline = call.receivedAt + Math.min(group.maxWaitMs, clientMs);
-    const callDeadline = call.receivedAt + Math.min(clientMs, group.maxWaitMs + domain.backend.timeoutMs);
     if (performance.now() >= queueDeadline) {
       return Promise.reject(new MGError('MG_QUEUE_TIMEOUT', 'deadline passed before admission', { retryAfterMs: this.retryAfterMs(group) }));
     }
-    const work = new Work(call, domain.flowFor(group), record, queueDeadline, callDeadline);
-    domain.enqueue(work);
-    return work.promise;
+    const w = work();
+    if (offload && this.offloader.admit(w, domain)) return w.promise;
+    domain.enqueue(w);
+    // hard-example: the edge answer is reviewed, and may be replaced by the cloud's.
+    return offload && this.offloader.reviews(call) ? w.promise.then((reply) => this.offloader.review(w, reply)) : w.promise;
   }
 
   /** Metadata and readiness: answered by a healthy replica without queueing (not accelerator work). */
@@ -135,6 +146,7 @@ export class Broker implements DataPlane {
   apply(next: Snapshot): void {
     this.snapshot = next;
     this.applyGroups(next);
+    this.offloader.apply(next);
     for (const b of Object.values(next.backends)) {
       const d = this.domains.get(b.name);
       if (d) d.reconfigure(b);
@@ -184,13 +196,19 @@ export class Broker implements DataPlane {
     return { version: this.snapshot.version, hash: this.snapshot.hash, fairness: this.snapshot.gateway.fairness, groups, endpoints };
   }
 
-  /** True when every backend has at least one healthy replica. */
+  offloadStatus(): ReturnType<Offloader['status']> {
+    return this.offloader.status();
+  }
+
+  /** True when every backend has at least one healthy replica (cloud-only offload targets are not local capacity). */
   ready(): boolean {
-    for (const d of this.domains.values()) if (!d.anyHealthy) return false;
+    const cloudOnly = Offloader.cloudOnly(this.snapshot);
+    for (const d of this.domains.values()) if (!d.anyHealthy && !cloudOnly.has(d.name)) return false;
     return true;
   }
 
   async close(): Promise<void> {
+    this.offloader.close();
     await Promise.all([...this.domains.values()].map((d) => d.close()));
   }
 
@@ -199,6 +217,7 @@ export class Broker implements DataPlane {
       retryAfterMs: (g) => this.retryAfterMs(g),
       fairness: () => this.snapshot.gateway.fairness,
       reservedAbove: (p) => this.reservedAbove(p),
+      rescue: (work) => this.offloader.rescue(work, this.domains.get(b.name) as Domain, 'no-edge'),
     });
   }
 

@@ -15,6 +15,7 @@ import type { CostModel } from '../dispatch/cost.ts';
 import { Endpoint, pickEndpoint } from '../dispatch/endpoint.ts';
 import { callBackend } from '../dispatch/execute.ts';
 import { HealthChecker } from '../dispatch/health.ts';
+import { type LinkOptions, linkOptions } from '../dispatch/link.ts';
 import { VirtualTimePolicy } from './fairness/virtual-time.ts';
 import { LinkedQueue } from './queue.ts';
 import { CancelledError, type DomainFlow, type GroupState, type Work } from './work.ts';
@@ -28,16 +29,31 @@ export interface DomainHooks {
   fairness(): Fairness;
   /** Slots that groups above `priority` keep free (their reservedSlots, summed). */
   reservedAbove(priority: number): number;
+  /**
+   * Work this domain cannot serve (no healthy replica left): true when someone else took it (the
+   * offloader sends it to the cloud); otherwise it is answered MG_NO_BACKEND / MG_BACKEND_ERROR.
+   */
+  rescue?(work: Work): boolean;
 }
 
 let flowSeq = 0;
+
+/** What identifies a link's settings (the secret compared as it was read, never logged). */
+function linkKey(link: LinkOptions): string {
+  const t = link.connect;
+  const pem = (b: Buffer | undefined): string => (b === undefined ? '' : b.toString('base64'));
+  return JSON.stringify([link.headers, link.problem, t?.servername, t?.rejectUnauthorized, pem(t?.ca), pem(t?.cert), pem(t?.key)]);
+}
 
 export class Domain {
   readonly flows = new Map<string, DomainFlow>();
   private readonly policy = new VirtualTimePolicy<DomainFlow>();
   endpoints: Endpoint[] = [];
   queued = 0;
+  /** Works dispatched so far (the offload predictor counts how many went ahead of a queued one). */
+  dispatched = 0;
   private readonly health: HealthChecker;
+  private link: LinkOptions;
   private pumping = false;
 
   constructor(
@@ -45,6 +61,7 @@ export class Domain {
     private readonly cost: CostModel,
     private readonly hooks: DomainHooks,
   ) {
+    this.link = linkOptions(backend);
     this.endpoints = backend.endpoints.map((e) => this.makeEndpoint(e.url, e.slots));
     this.health = new HealthChecker(backend, () => this.endpoints, (ep) => {
       if (ep.healthy) this.pump();
@@ -102,6 +119,25 @@ export class Domain {
     work.call.signal.once('abort', work.onAbort);
   }
 
+  /** Takes queued work out (the offloader moves it to the cloud); false when it is no longer queued. */
+  withdraw(work: Work): boolean {
+    if (!work.node?.list) return false;
+    this.unqueue(work);
+    work.detach();
+    work.record.queueMs = (work.record.queueMs ?? 0) + (performance.now() - work.enqueuedAt);
+    return true;
+  }
+
+  /** Outcome of a call the offloader made on one of this domain's replicas (the cloud's). */
+  reportSuccess(ep: Endpoint): void {
+    this.health.success(ep);
+  }
+
+  reportFailure(ep: Endpoint, refused: boolean): void {
+    if (refused) this.health.eject(ep);
+    else this.health.failure(ep);
+  }
+
   private unqueue(work: Work): void {
     const flow = work.flow;
     if (!work.node || !flow.queue.remove(work.node)) return;
@@ -130,6 +166,9 @@ export class Domain {
     for (const flow of this.flows.values()) {
       for (const work of [...flow.queue]) {
         this.unqueue(work);
+        work.detach();
+        work.record.queueMs = (work.record.queueMs ?? 0) + (performance.now() - work.enqueuedAt);
+        if (this.hooks.rescue?.(work) === true) continue;
         work.reject(new MGError('MG_NO_BACKEND', `no healthy endpoint for backend "${this.name}"`, {
           retryAfterMs: this.backend.healthCheck.intervalMs,
         }));
@@ -186,6 +225,7 @@ export class Domain {
 
   private dispatch(work: Work, ep: Endpoint, now: number): void {
     ep.inflight++;
+    this.dispatched++;
     work.attempts++;
     work.dispatchedAt = now;
     work.record.dispatchedAt = now;
@@ -239,6 +279,7 @@ export class Domain {
             this.enqueue(work); // back to the front of its queue, for another replica
             return;
           }
+          if (!this.anyHealthy && this.hooks.rescue?.(work) === true) return;
           work.reject(new MGError('MG_BACKEND_ERROR', err.message, { cause: err }));
           return;
         }
@@ -262,9 +303,13 @@ export class Domain {
   reconfigure(backend: BackendSnapshot): void {
     const old = new Map(this.endpoints.map((e) => [e.url, e]));
     this.backend = backend;
+    // A changed link (TLS files, a rotated secret) needs new connections: no replica is kept then.
+    const link = linkOptions(backend);
+    const relink = linkKey(link) !== linkKey(this.link);
+    this.link = link;
     this.endpoints = backend.endpoints.map((e) => {
-      const kept = old.get(e.url);
-      old.delete(e.url);
+      const kept = relink ? undefined : old.get(e.url);
+      if (!relink) old.delete(e.url);
       if (kept && kept.slots === e.slots) {
         kept.capacity = e.slots + backend.dispatchAhead;
         return kept;
@@ -278,7 +323,7 @@ export class Domain {
 
   private makeEndpoint(url: string, slots: number): Endpoint {
     const capacity = slots + this.backend.dispatchAhead;
-    return new Endpoint(this.backend.name, url, slots, capacity, createBackendClient(this.backend.protocol, url, capacity + 2));
+    return new Endpoint(this.backend.name, url, slots, capacity, createBackendClient(this.backend.protocol, url, capacity + 2, this.link));
   }
 
   private closeWhenIdle(ep: Endpoint): void {

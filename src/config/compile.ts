@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { DEFAULT_GROUP } from '../core/snapshot.ts';
-import type { AppSnapshot, BackendSnapshot, GatewaySnapshot, GroupSnapshot, ModelSnapshot, Snapshot, SourcesSnapshot } from '../core/snapshot.ts';
+import type { AppSnapshot, BackendSnapshot, GatewaySnapshot, GroupSnapshot, ModelSnapshot, OffloadSnapshot, Snapshot, SourcesSnapshot } from '../core/snapshot.ts';
 import { DEFAULTS, GatewaySpecSchema, ServiceGroupSpecSchema, durationMs, sizeBytes } from './schema.ts';
 import type { App, Backend, Gateway, Model, Resource, ServiceGroup } from './schema.ts';
 
@@ -107,6 +107,29 @@ function compileBackend(b: Backend): BackendSnapshot {
       failureThreshold: s.healthCheck.failureThreshold,
     },
     ...(s.nodes === undefined ? {} : { nodes: [...new Set(s.nodes)].sort() }),
+    // Left out when not configured, so a configuration without them keeps its hash.
+    ...(s.tls === undefined
+      ? {}
+      : { tls: { ca: s.tls.ca, cert: s.tls.cert, key: s.tls.key, serverName: s.tls.serverName, insecureSkipVerify: s.tls.insecureSkipVerify } }),
+    ...(s.credentials === undefined
+      ? {}
+      : { credentials: { env: s.credentials.env, file: s.credentials.file, header: s.credentials.header.toLowerCase(), scheme: s.credentials.scheme } }),
+  };
+}
+
+function compileOffload(m: Model): OffloadSnapshot | undefined {
+  const o = m.spec.offload;
+  if (o === undefined) return undefined;
+  return {
+    backend: o.backend,
+    when: o.when,
+    backendModel: o.backendModel ?? m.spec.backendModel,
+    allowPrivate: o.allowPrivate,
+    confidenceThreshold: o.confidenceThreshold,
+    confidenceOutput: o.confidenceOutput,
+    cloudWaitMs: o.cloudWait === undefined ? undefined : durationMs(o.cloudWait),
+    budget: o.budget === undefined ? undefined : { requestsPerSecond: o.budget.requestsPerSecond, requestsPerDay: o.budget.requestsPerDay },
+    breaker: { failureThreshold: o.breaker.failureThreshold, slowCallMs: durationMs(o.breaker.slowCall), openForMs: durationMs(o.breaker.openFor) },
   };
 }
 
@@ -117,7 +140,7 @@ function compileModel(m: Model): ModelSnapshot {
     backend: s.backend,
     visibility: s.visibility,
     backendModel: s.backendModel,
-    offload: s.offload === undefined ? undefined : { backend: s.offload.backend, when: s.offload.when },
+    offload: compileOffload(m),
     maxBodyBytes: s.maxBodySize === undefined ? undefined : sizeBytes(s.maxBodySize),
   };
 }

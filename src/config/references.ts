@@ -2,6 +2,7 @@
  * Checks across resources: unique names, at most one Gateway, references that resolve, offload that
  * can work, API keys that identify one app. Warnings flag settings that are valid but have no effect.
  */
+import { existsSync } from 'node:fs';
 import { DEFAULT_GROUP } from '../core/snapshot.ts';
 import type { BackendProtocol } from '../core/snapshot.ts';
 import type { App, Backend, Gateway, Kind, Model, Resource } from './schema.ts';
@@ -56,8 +57,33 @@ function checkGateways(rep: Reporter, declared: Declared): void {
   }
 }
 
+/** The link's secret and TLS files must be there on this machine; a warning, as a controller may validate for another box. */
+function checkLink(rep: Reporter, b: Backend, doc: SourceDocument): void {
+  const cred = b.spec.credentials;
+  if (cred?.env !== undefined && process.env[cred.env] === undefined) {
+    rep.warn(doc, ['spec', 'credentials', 'env'], `environment variable ${cred.env} is not set here`, {
+      hint: 'set it where ModelGuard runs; until then calls to this backend fail and offload stays on the edge',
+    });
+  }
+  const files: [string, string | undefined][] = [
+    ['credentials', cred?.file],
+    ['tls.ca', b.spec.tls?.ca],
+    ['tls.cert', b.spec.tls?.cert],
+    ['tls.key', b.spec.tls?.key],
+  ];
+  for (const [field, file] of files) {
+    if (file === undefined || existsSync(file)) continue;
+    const path = field === 'credentials' ? ['spec', 'credentials', 'file'] : ['spec', 'tls', field.slice(4)];
+    rep.warn(doc, path, `file ${file} does not exist here`, { hint: 'give an absolute path to a readable file on the box that runs ModelGuard' });
+  }
+  if (b.spec.tls !== undefined && !b.spec.endpoints.some((e) => e.url.startsWith('https://'))) {
+    rep.warn(doc, ['spec', 'tls'], 'tls is set but no endpoint uses https://', { hint: 'write the endpoint URLs with https://, or remove tls' });
+  }
+}
+
 function checkBackends(rep: Reporter, backends: readonly Located<Backend>[]): void {
   for (const { resource: b, doc } of backends) {
+    checkLink(rep, b, doc);
     const seen = new Map<string, number>();
     b.spec.endpoints.forEach((e, i) => {
       const url = e.url.replace(/\/+$/, '');
@@ -90,6 +116,14 @@ function checkModels(rep: Reporter, models: readonly Located<Model>[], backends:
           hint: `requests cannot be translated between ${FAMILY[from]} and ${FAMILY[to]}; offload to a backend of the same protocol family`,
         });
       }
+      if (offload.when === 'hard-example' && from !== undefined && FAMILY[from] !== 'KServe v2') {
+        rep.error(doc, ['spec', 'offload', 'when'], `hard-example reads classification outputs of KServe v2 answers, but "${m.spec.backend}" speaks ${from}`, {
+          hint: 'use when: saturated or failover for this model',
+        });
+      }
+    }
+    if (m.spec.visibility === 'private' && !offload.allowPrivate && offload.when !== 'never') {
+      rep.warn(doc, ['spec', 'offload'], 'is private, so it is never offloaded', { hint: 'set offload.allowPrivate: true to let its requests leave the box, or remove offload' });
     }
   }
 }

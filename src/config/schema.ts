@@ -16,7 +16,7 @@ export type Kind = (typeof KINDS)[number];
 
 export const BACKEND_PROTOCOLS = ['kserve-v2-http', 'kserve-v2-grpc', 'openai', 'http'] as const satisfies readonly BackendProtocol[];
 export const VISIBILITIES = ['public', 'private'] as const satisfies readonly Visibility[];
-export const OFFLOAD_WHEN = ['saturated', 'failover', 'never'] as const;
+export const OFFLOAD_WHEN = ['saturated', 'failover', 'hard-example', 'never'] as const;
 export const AUTH_MODES = ['apiKey', 'none'] as const satisfies readonly AuthMode[];
 export const FAIRNESS = ['compute', 'requests'] as const satisfies readonly Fairness[];
 export const ACCESS_LOG_LEVELS = ['info', 'warn', 'error'] as const satisfies readonly AccessLogLevel[];
@@ -31,6 +31,8 @@ export const DEFAULTS = {
     healthCheck: { interval: '5s', timeout: '1s', failureThreshold: 3 },
   },
   model: { visibility: 'public', offloadWhen: 'saturated' },
+  offload: { allowPrivate: false, breaker: { failureThreshold: 3, slowCall: '1s', openFor: '1s' } },
+  credentials: { header: 'authorization', scheme: 'Bearer' },
   serviceGroup: { priority: 0, weight: 1, reservedSlots: 0, queue: { maxLength: 100, maxWait: '5s' } },
   app: { serviceGroup: DEFAULT_GROUP },
   gateway: {
@@ -93,6 +95,43 @@ const HealthCheck = z
     }
   });
 
+/** TLS for the link to a backend over https:// (usually the cloud). Files are PEM, read when the link is built. */
+const Tls = z
+  .strictObject({
+    ca: z.string().min(1).optional().describe('PEM file of the CA(s) that sign the server certificate; default the system CAs'),
+    cert: z.string().min(1).optional().describe('PEM file of the client certificate (mutual TLS), with key; default none'),
+    key: z.string().min(1).optional().describe('PEM file of the client private key, with cert; default none'),
+    serverName: z.string().min(1).optional().describe('name checked against the server certificate (SNI); default the URL host'),
+    insecureSkipVerify: z.boolean().default(false).describe('accept any server certificate (tests only: it allows a man in the middle); default false'),
+  })
+  .superRefine((t, ctx) => {
+    if ((t.cert === undefined) !== (t.key === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [t.cert === undefined ? 'cert' : 'key'],
+        message: withHint('a client certificate needs both cert and key', 'give both PEM files, or neither'),
+      });
+    }
+  });
+
+/** The secret for the link is never written inline: it is read from an environment variable or a file. */
+const Credentials = z
+  .strictObject({
+    env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: (i) => withHint(`expected an environment variable name, got ${show(i.input)}`, 'for example CLOUD_API_KEY') }).optional().describe('environment variable that holds the API key or token; one of env or file is required'),
+    file: z.string().min(1).optional().describe('file that holds the API key or token (trailing newline dropped); one of env or file is required'),
+    header: z.string().regex(/^[A-Za-z0-9-]+$/).default(D.credentials.header).describe(`request header that carries the secret (e.g. x-api-key); default ${D.credentials.header}`),
+    scheme: z.string().default(D.credentials.scheme).describe(`text before the secret in the header ("" for none); default ${D.credentials.scheme}`),
+  })
+  .superRefine((c, ctx) => {
+    if ((c.env === undefined) === (c.file === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message: withHint('credentials need exactly one of env or file', 'write env: CLOUD_API_KEY (an environment variable) or file: /run/secrets/cloud-key; never the secret itself'),
+      });
+    }
+  });
+
 export const BackendSpecSchema = z.strictObject({
   protocol: z.enum(BACKEND_PROTOCOLS).default(D.backend.protocol).describe(`wire protocol of the model server; default ${D.backend.protocol}`),
   endpoints: z.array(Endpoint).min(1).describe('the replicas of this model server, at least one; required'),
@@ -107,6 +146,8 @@ export const BackendSpecSchema = z.strictObject({
     .array(dnsName())
     .optional()
     .describe('names of the brokers (nodes) that own this model server, for a controller; default every broker'),
+  tls: Tls.optional().describe('TLS settings for https:// endpoints (CA, client certificate, server name); default system CAs, no client certificate'),
+  credentials: Credentials.optional().describe('API key or bearer token sent to this backend (the cloud link), read from env or file; default none'),
 });
 
 export const BackendSchema = z.strictObject({
@@ -121,13 +162,66 @@ export const BackendSchema = z.strictObject({
 /** A reference by name to a resource of `_kind` (resolved across resources in references.ts). */
 const ref = (_kind: Kind) => dnsName();
 
-const Offload = z.strictObject({
-  backend: ref('Backend').describe('Backend that takes the overflow (usually the cloud); required'),
-  when: z
-    .enum(OFFLOAD_WHEN)
-    .default(D.model.offloadWhen)
-    .describe(`saturated: when the edge queue is full; failover: when no edge endpoint is healthy; never: off; default ${D.model.offloadWhen}`),
+const OffloadBudget = z.strictObject({
+  requestsPerSecond: z.int().min(1).optional().describe('requests sent to the cloud in any one-second window, at most; default unlimited'),
+  requestsPerDay: z.int().min(1).optional().describe('requests sent to the cloud per day (UTC), at most; default unlimited'),
 });
+
+const OffloadBreaker = z.strictObject({
+  failureThreshold: z
+    .int()
+    .min(1)
+    .default(D.offload.breaker.failureThreshold)
+    .describe(`consecutive failed or slow cloud calls that open the breaker (stop offloading); default ${D.offload.breaker.failureThreshold}`),
+  slowCall: duration()
+    .default(D.offload.breaker.slowCall)
+    .describe(`a cloud call not answered within this fails (the request goes back to the edge queue); default ${D.offload.breaker.slowCall}`),
+  openFor: duration()
+    .default(D.offload.breaker.openFor)
+    .describe(`time between probes of the link while the breaker is open; default ${D.offload.breaker.openFor}`),
+});
+
+const Offload = z
+  .strictObject({
+    backend: ref('Backend').describe('Backend that takes the overflow (usually the cloud); required'),
+    when: z
+      .enum(OFFLOAD_WHEN)
+      .default(D.model.offloadWhen)
+      .describe(
+        `saturated: when the predicted edge wait exceeds the predicted cloud time; failover: when no edge endpoint is healthy; hard-example: re-run in the cloud when the edge answer's confidence is low; never: off; default ${D.model.offloadWhen}`,
+      ),
+    backendModel: z.string().min(1).optional().describe('name the offload backend knows the model by; default the model\'s backendModel'),
+    allowPrivate: z
+      .boolean()
+      .default(D.offload.allowPrivate)
+      .describe(`a private model is offloaded only when this is true; default ${D.offload.allowPrivate}`),
+    confidenceThreshold: z
+      .number()
+      .min(0)
+      .max(1)
+      .optional()
+      .describe('hard-example: re-run in the cloud when the top class probability is under this (0..1); required with hard-example'),
+    confidenceOutput: z.string().min(1).optional().describe('hard-example: output tensor holding class probabilities; default the first output'),
+    cloudWait: duration().optional().describe('hard-example: how long the answer waits for the cloud result after the edge one; default until the request deadline'),
+    budget: OffloadBudget.optional().describe('caps on requests sent to the cloud; beyond them requests stay on the edge; default unlimited'),
+    breaker: OffloadBreaker.prefault({}).describe('circuit breaker on the cloud link; defaults below'),
+  })
+  .superRefine((o, ctx) => {
+    if (o.when === 'hard-example' && o.confidenceThreshold === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['confidenceThreshold'],
+        message: withHint('hard-example needs confidenceThreshold', 'for example confidenceThreshold: 0.8 (re-run in the cloud when the top probability is under 0.8)'),
+      });
+    }
+    if (o.when !== 'hard-example') {
+      for (const key of ['confidenceThreshold', 'confidenceOutput', 'cloudWait'] as const) {
+        if (o[key] !== undefined) {
+          ctx.addIssue({ code: 'custom', path: [key], message: withHint(`${key} applies only with when: hard-example`, `remove it, or set when: hard-example (now ${o.when})`) });
+        }
+      }
+    }
+  });
 
 export const ModelSpecSchema = z.strictObject({
   backend: ref('Backend').describe('Backend that serves this model; required'),

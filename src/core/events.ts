@@ -17,6 +17,14 @@ export interface TraceContext {
   readonly backendSpanId: string;
 }
 
+/**
+ * Why an offload-enabled request was served where it was: `cloud` (offloaded), `edge` (the edge was
+ * predicted faster, or a hard example was confident), or the reason it could not go: the model is
+ * private, the budget is spent, the breaker is open, no cloud replica is healthy, every cloud slot is
+ * busy, or the cloud call failed and the edge served it.
+ */
+export type OffloadDecision = 'edge' | 'cloud' | 'denied-private' | 'budget' | 'breaker-open' | 'cloud-down' | 'cloud-busy' | 'cloud-failed';
+
 export interface RequestRecord {
   readonly id: string;
   readonly protocol: Protocol;
@@ -35,6 +43,8 @@ export interface RequestRecord {
   endpoint: string | undefined;
   backend: string | undefined;
   servedBy: 'edge' | 'cloud' | undefined;
+  /** The offload decision for a model that has offload configured (why it went to the cloud or stayed). */
+  offload: OffloadDecision | undefined;
   /** W3C trace context of this request when it is traced (ids in lower-case hex). */
   trace: TraceContext | undefined;
   /** performance.now() when the request entered its queue, and when it was dispatched. */
@@ -63,6 +73,7 @@ export function newRecord(id: string, protocol: Protocol, startedAt: number): Re
     endpoint: undefined,
     backend: undefined,
     servedBy: undefined,
+    offload: undefined,
     trace: undefined,
     queuedAt: undefined,
     dispatchedAt: undefined,

@@ -36,6 +36,47 @@ export interface BackendSnapshot {
   };
   /** Brokers (node names) that own this backend; undefined: every broker. */
   readonly nodes?: readonly string[];
+  /** TLS for https:// endpoints; absent when not configured (keeps the hash of older configurations). */
+  readonly tls?: BackendTlsSnapshot;
+  /** Where the link's secret is read from (never the secret itself); absent when none. */
+  readonly credentials?: BackendCredentialsSnapshot;
+}
+
+export interface BackendTlsSnapshot {
+  /** PEM file paths, read when the link is built. */
+  readonly ca: string | undefined;
+  readonly cert: string | undefined;
+  readonly key: string | undefined;
+  readonly serverName: string | undefined;
+  readonly insecureSkipVerify: boolean;
+}
+
+export interface BackendCredentialsSnapshot {
+  readonly env: string | undefined;
+  readonly file: string | undefined;
+  /** Lower-case header name. */
+  readonly header: string;
+  /** Text before the secret ("Bearer"), or "" for the bare secret. */
+  readonly scheme: string;
+}
+
+export type OffloadWhen = 'saturated' | 'failover' | 'hard-example' | 'never';
+
+export interface OffloadSnapshot {
+  readonly backend: string;
+  readonly when: OffloadWhen;
+  /** Name the offload backend knows the model by. */
+  readonly backendModel: string;
+  /** Private models are offloaded only with this set. */
+  readonly allowPrivate: boolean;
+  /** hard-example: re-run in the cloud when the top probability is under this. */
+  readonly confidenceThreshold: number | undefined;
+  /** hard-example: output tensor with the class probabilities (the first output when undefined). */
+  readonly confidenceOutput: string | undefined;
+  /** hard-example: how long to wait for the cloud after the edge answer (undefined: until the deadline). */
+  readonly cloudWaitMs: number | undefined;
+  readonly budget: { readonly requestsPerSecond: number | undefined; readonly requestsPerDay: number | undefined } | undefined;
+  readonly breaker: { readonly failureThreshold: number; readonly slowCallMs: number; readonly openForMs: number };
 }
 
 export interface ModelSnapshot {
@@ -44,7 +85,7 @@ export interface ModelSnapshot {
   readonly visibility: Visibility;
   /** Name the backend knows the model by (defaults to `name`). */
   readonly backendModel: string;
-  readonly offload: { readonly backend: string; readonly when: 'saturated' | 'failover' | 'never' } | undefined;
+  readonly offload: OffloadSnapshot | undefined;
   /** Per-model body limit (falls back to the gateway's). */
   readonly maxBodyBytes: number | undefined;
 }

@@ -186,6 +186,11 @@ export class RemoteBroker implements DataPlane {
     };
   }
 
+  /** Offload is decided at the broker. */
+  offloadStatus(): [] {
+    return [];
+  }
+
   async close(): Promise<void> {
     clearInterval(this.probeTimer);
     await this.pool.close();

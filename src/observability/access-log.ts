@@ -60,6 +60,7 @@ export function accessLine(r: RequestRecord, now: number): Record<string, string
     backend: r.backend ?? null,
     endpoint: r.endpoint ?? null,
     servedBy: r.servedBy ?? null,
+    offload: r.offload ?? null,
   };
 }
 

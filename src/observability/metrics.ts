@@ -56,6 +56,33 @@ export class Metrics {
       },
     });
     const offloaded = new client.Counter({ name: 'modelguard_offloaded_total', help: 'Requests answered by an offload (cloud) backend, by group, model and backend', labelNames: ['group', 'model', 'backend'], registers: r });
+    const offloadDecisions = new client.Counter({
+      name: 'modelguard_offload_decisions_total', help: 'Offload decisions of finished requests of offload-enabled models, by group, model and decision (edge, cloud, denied-private, budget, breaker-open, cloud-down, cloud-busy, cloud-failed)', labelNames: ['group', 'model', 'decision'], registers: r,
+    });
+    const offload = (): ReturnType<DataPlane['offloadStatus']> => broker.offloadStatus();
+    const BREAKER = { closed: 0, 'half-open': 1, open: 2 } as const;
+    new client.Gauge({
+      name: 'modelguard_offload_breaker_state', help: 'Cloud link breaker per model: 0 closed (offloading), 1 half-open (one trial), 2 open (edge only)', labelNames: ['model', 'backend'], registers: r,
+      collect() { this.reset(); for (const o of offload()) this.set({ model: o.model, backend: o.backend }, BREAKER[o.breaker]); },
+    });
+    new client.Counter({
+      name: 'modelguard_offload_breaker_opened_total', help: 'Times the cloud link breaker opened, per model', labelNames: ['model', 'backend'], registers: r,
+      collect() { this.reset(); for (const o of offload()) this.inc({ model: o.model, backend: o.backend }, o.breakerOpened); },
+    });
+    new client.Gauge({
+      name: 'modelguard_offload_predicted_seconds', help: 'What saturated offload compares: predicted cloud time (round trip + cloud service) and measured edge service time, per model', labelNames: ['model', 'side'], registers: r,
+      collect() {
+        this.reset();
+        for (const o of offload()) {
+          this.set({ model: o.model, side: 'cloud' }, o.cloudMs / 1000);
+          this.set({ model: o.model, side: 'edge' }, o.edgeServiceMs / 1000);
+        }
+      },
+    });
+    new client.Gauge({
+      name: 'modelguard_offload_budget_remaining', help: 'Requests the daily offload budget still allows today, per model (models with requestsPerDay only)', labelNames: ['model'], registers: r,
+      collect() { this.reset(); for (const o of offload()) if (o.leftToday !== undefined) this.set({ model: o.model }, o.leftToday); },
+    });
 
     const status = (): ReturnType<DataPlane['status']> => broker.status();
     new client.Gauge({
@@ -128,6 +155,7 @@ export class Metrics {
       const model = rec.model ?? 'unknown';
       tally.add(group, rec.app ?? 'none', model, rec.protocol, rec.outcome, rec.backendMs !== undefined);
       if (rec.servedBy === 'cloud') offloaded.inc({ group, model, backend: rec.backend ?? 'unknown' });
+      if (rec.offload !== undefined) offloadDecisions.inc({ group, model, decision: rec.offload });
       if (rec.queueMs !== undefined) queueWait.observe(rec.queueMs / 1000, group);
       if (rec.backendMs !== undefined) backendTime.observe(rec.backendMs / 1000, group, model);
       latency.observe((performance.now() - rec.startedAt) / 1000, group, model, rec.protocol);

@@ -7,6 +7,7 @@ import type { RequestRecord } from '../core/events.ts';
 import type { BackendReply, Identity, InferenceCall } from '../core/request.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import type { BrokerStatus } from '../broker/broker.ts';
+import type { OffloadStatus } from '../broker/offload/offloader.ts';
 
 export interface DataPlane {
   readonly current: Snapshot;
@@ -19,5 +20,7 @@ export interface DataPlane {
   apply(next: Snapshot): void;
   ready(): boolean;
   status(): BrokerStatus;
+  /** Per offload-enabled model: breaker, budget, predictions (empty where nothing offloads here). */
+  offloadStatus(): OffloadStatus[];
   close(): Promise<void>;
 }

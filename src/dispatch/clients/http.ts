@@ -2,6 +2,7 @@
 import { Pool, errors as undiciErrors } from 'undici';
 import type { BackendClient, BackendRequest, BackendResponse } from '../client.ts';
 import { ConnectionFailure } from '../client.ts';
+import type { LinkOptions } from '../link.ts';
 
 const CONNECTION_CODES = new Set([
   'ECONNREFUSED',
@@ -24,8 +25,10 @@ function errorCode(err: unknown): string | undefined {
 
 export class HttpBackendClient implements BackendClient {
   private readonly pool: Pool;
+  private readonly extraHeaders: Readonly<Record<string, string>>;
+  private readonly problem: string | undefined;
 
-  constructor(readonly url: string, connections: number) {
+  constructor(readonly url: string, connections: number, link?: LinkOptions) {
     this.pool = new Pool(url, {
       connections,
       pipelining: 1,
@@ -33,15 +36,19 @@ export class HttpBackendClient implements BackendClient {
       // Deadlines are ours (the caller's signal); undici's own timers stay out of the way.
       headersTimeout: 0,
       bodyTimeout: 0,
+      ...(link?.connect === undefined ? {} : { connect: link.connect }),
     });
+    this.extraHeaders = link?.headers ?? {};
+    this.problem = link?.problem;
   }
 
   async request(req: BackendRequest): Promise<BackendResponse> {
+    if (this.problem !== undefined) throw new ConnectionFailure(this.problem);
     try {
       const res = await this.pool.request({
         method: req.method,
         path: req.path,
-        headers: req.headers,
+        headers: this.withLink(req.headers),
         body: req.body ?? null,
         signal: req.signal,
       });
@@ -61,9 +68,16 @@ export class HttpBackendClient implements BackendClient {
     }
   }
 
+  /** The link's credential header replaces whatever the caller had under that name. */
+  private withLink(headers: Record<string, string>): Record<string, string> {
+    for (const _ in this.extraHeaders) return { ...headers, ...this.extraHeaders };
+    return headers;
+  }
+
   async probe(path: string, timeoutMs: number): Promise<boolean> {
+    if (this.problem !== undefined) return false;
     try {
-      const res = await this.pool.request({ method: 'GET', path, signal: AbortSignal.timeout(timeoutMs) });
+      const res = await this.pool.request({ method: 'GET', path, headers: this.extraHeaders, signal: AbortSignal.timeout(timeoutMs) });
       await res.body.dump();
       return res.statusCode >= 200 && res.statusCode < 300;
     } catch {
