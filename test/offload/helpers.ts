@@ -3,6 +3,7 @@
  * whose latency, faults and received requests the test controls, and a gateway compiled from
  * resources as `modelguard up` does. One app per test (key `key-app`) in group `g`.
  */
+import { execFile } from 'node:child_process';
 import { Pool } from 'undici';
 import { compileResources } from '../../src/config/index.ts';
 import type { ResourceInput } from '../../src/config/schema.ts';
@@ -139,4 +140,18 @@ export async function metricSettles(adminUrl: string, name: string, labels: Reco
     value = await metric(adminUrl, name, labels);
   }
   return value;
+}
+
+/** The same open-loop load from another process (test/offload/load-child.ts). */
+export function openLoopProcess(url: string, model: string, rate: number, durationMs: number): Promise<Pick<Reply, 'status' | 'code' | 'servedBy' | 'ms'>[]> {
+  const root = new URL('../../', import.meta.url).pathname;
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', 'test/offload/load-child.ts', url, model, KEY, String(rate), String(durationMs)], { cwd: root, maxBuffer: 16 * 1024 * 1024 }, (err, stdout) => {
+      if (err) reject(new Error(`load process failed: ${err.message}`));
+      else {
+        const rows = JSON.parse(stdout) as { status: number; code: string | null; servedBy: string | null; ms: number }[];
+        resolve(rows.map((r) => ({ status: r.status, code: r.code ?? undefined, servedBy: r.servedBy ?? undefined, ms: r.ms })));
+      }
+    });
+  });
 }

@@ -313,7 +313,8 @@ export class Offloader {
     const cancel = new Cancel();
     const call = cloudCall(work.call, st.model.backendModel, st.offload.backendModel, cancel);
     const onClientAbort = (): void => cancel.abort();
-    work.call.signal.once('abort', onClientAbort);
+    if (work.call.signal.aborted) cancel.abort();
+    else work.call.signal.once('abort', onClientAbort);
     const waitTimer = waitMs === undefined ? undefined : setTimeout(() => cancel.abort(), waitMs);
     const done = (): void => {
       if (waitTimer) clearTimeout(waitTimer);
