@@ -93,20 +93,6 @@ export async function infer(pool: Pool, model: string, opts: { body?: string; ti
   return { status: res.statusCode, code: h('x-modelguard-error'), servedBy: h('x-modelguard-served-by'), ms: performance.now() - sentAt, sentAt, body };
 }
 
-/** Open-loop load: `rate` requests per second for `durationMs`, sent on schedule whatever the answers do. */
-export async function openLoop(pool: Pool, model: string, rate: number, durationMs: number): Promise<Reply[]> {
-  const pending: Promise<Reply>[] = [];
-  const start = performance.now();
-  const total = Math.round((rate * durationMs) / 1000);
-  for (let i = 0; i < total; i++) {
-    const due = start + (i * 1000) / rate;
-    const wait = due - performance.now();
-    if (wait > 1) await delay(wait);
-    pending.push(infer(pool, model));
-  }
-  return Promise.all(pending);
-}
-
 /** POST inference requests a model server received (health probes and metadata left out). */
 export function inferencesAt(server: ModelServer, since = 0): number {
   return server.requests().filter((r) => r.method === 'POST' && r.at >= since).length;
@@ -142,7 +128,7 @@ export async function metricSettles(adminUrl: string, name: string, labels: Reco
   return value;
 }
 
-/** The same open-loop load from another process (test/offload/load-child.ts). */
+/** Open-loop load, `rate` requests per second for `durationMs`, from another process (test/offload/load-child.ts). */
 export function openLoopProcess(url: string, model: string, rate: number, durationMs: number): Promise<Pick<Reply, 'status' | 'code' | 'servedBy' | 'ms'>[]> {
   const root = new URL('../../', import.meta.url).pathname;
   return new Promise((resolve, reject) => {
