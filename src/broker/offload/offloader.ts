@@ -182,7 +182,8 @@ export class Offloader {
     const wait = edgeWaitMs(local, this.env.cost.estimate(local.name, st.model.name), ahead);
     if (wait > this.cloudMs(st, local) && this.trySend(work, st, this.requeue(work, local))) return true;
     work.record.offload ??= 'edge';
-    this.watch({ work, state: st, local, ahead, dispatched: local.dispatched });
+    // Work that finds a free slot is dispatched at once: nothing to revisit.
+    if (ahead > 0) this.watch({ work, state: st, local, ahead, dispatched: local.dispatched });
     return false;
   }
 
