@@ -11,7 +11,7 @@ import { CostModel } from '../dispatch/cost.ts';
 import { pickEndpoint } from '../dispatch/endpoint.ts';
 import { callBackend } from '../dispatch/execute.ts';
 import { Domain } from './domain.ts';
-import { Offloader } from './offload/offloader.ts';
+import { Offloader, type OffloadStatus } from './offload/offloader.ts';
 import { RateMeter } from './rate.ts';
 import { CancelledError, type GroupState, Work } from './work.ts';
 
@@ -50,6 +50,8 @@ export interface BrokerStatus {
   fairness: Snapshot['gateway']['fairness'];
   groups: GroupStatus[];
   endpoints: EndpointStatus[];
+  /** Per model with offload: breaker, predicted times, cloud sends, budget left (absent when none). */
+  offload?: OffloadStatus[];
 }
 
 export class Broker {
@@ -192,7 +194,15 @@ export class Broker {
         });
       }
     }
-    return { version: this.snapshot.version, hash: this.snapshot.hash, fairness: this.snapshot.gateway.fairness, groups, endpoints };
+    const offload = this.offloader.status();
+    return {
+      version: this.snapshot.version,
+      hash: this.snapshot.hash,
+      fairness: this.snapshot.gateway.fairness,
+      groups,
+      endpoints,
+      ...(offload.length > 0 ? { offload } : {}),
+    };
   }
 
   /** True when every backend has at least one healthy replica (cloud-only offload targets are not local capacity). */
