@@ -346,6 +346,8 @@ export class Offloader {
         }
         const ms = performance.now() - now;
         st.cloudTime.observe(ms);
+        ep.served++;
+        ep.observeLatency(ms);
         st.breaker.success();
         cloud.reportSuccess(ep);
         st.answered++;
