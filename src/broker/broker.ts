@@ -12,7 +12,7 @@ import { pickEndpoint } from '../dispatch/endpoint.ts';
 import { callBackend } from '../dispatch/execute.ts';
 import type { DataPlane } from '../pipeline/plane.ts';
 import { Domain } from './domain.ts';
-import { Offloader } from './offload/offloader.ts';
+import { Offloader, type OffloadStatus } from './offload/offloader.ts';
 import { RateMeter } from './rate.ts';
 import { CancelledError, type GroupState, Work } from './work.ts';
 
@@ -51,6 +51,8 @@ export interface BrokerStatus {
   fairness: Snapshot['gateway']['fairness'];
   groups: GroupStatus[];
   endpoints: EndpointStatus[];
+  /** Per model with offload: breaker, predicted times, cloud sends, budget left (absent when none). */
+  offload?: OffloadStatus[];
 }
 
 export class Broker implements DataPlane {
@@ -193,7 +195,15 @@ export class Broker implements DataPlane {
         });
       }
     }
-    return { version: this.snapshot.version, hash: this.snapshot.hash, fairness: this.snapshot.gateway.fairness, groups, endpoints };
+    const offload = this.offloader.status();
+    return {
+      version: this.snapshot.version,
+      hash: this.snapshot.hash,
+      fairness: this.snapshot.gateway.fairness,
+      groups,
+      endpoints,
+      ...(offload.length > 0 ? { offload } : {}),
+    };
   }
 
   offloadStatus(): ReturnType<Offloader['status']> {

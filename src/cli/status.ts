@@ -48,5 +48,24 @@ export async function printStatus(adminUrl: string): Promise<void> {
       ].join(' '),
     );
   }
+  if (s.offload !== undefined && s.offload.length > 0) {
+    out.push('');
+    out.push('OFFLOAD MODEL     TO                WHEN          BREAKER    EDGE-SVC  CLOUD     SENT  ANSWERED  LEFT-TODAY');
+    for (const o of s.offload) {
+      out.push(
+        [
+          o.model.padEnd(17),
+          o.backend.padEnd(17),
+          o.when.padEnd(13),
+          o.breaker.padEnd(10),
+          `${o.edgeServiceMs.toFixed(1)}ms`.padStart(9),
+          `${o.cloudMs.toFixed(1)}ms`.padStart(9),
+          String(o.sent).padStart(5),
+          String(o.answered).padStart(9),
+          (o.leftToday === undefined ? '-' : String(o.leftToday)).padStart(11),
+        ].join(' '),
+      );
+    }
+  }
   process.stdout.write(`${out.join('\n')}\n`);
 }

@@ -74,5 +74,9 @@ describe('offload budget', () => {
     assert.equal(byCloud(s3), 5, 'a new window');
     assert.equal(cloudSaw('per-second'), 10);
     assert.ok((await metric(gw.adminUrl, 'modelguard_offload_decisions_total', { decision: 'budget' })) >= 13 + 5 + 15 + 15 + 15);
+    // The admin API (and `modelguard status`) show what was sent and what is left.
+    const status = (await (await fetch(`${gw.adminUrl}/api/v1/status`)).json()) as { offload: { model: string; sent: number; answered: number; leftToday?: number; breaker: string }[] };
+    const daily = status.offload.find((o) => o.model === 'daily');
+    assert.deepEqual({ sent: daily?.sent, answered: daily?.answered, leftToday: daily?.leftToday, breaker: daily?.breaker }, { sent: 7, answered: 7, leftToday: 0, breaker: 'closed' });
   });
 });

@@ -3,6 +3,7 @@
  * whose latency, faults and received requests the test controls, and a gateway compiled from
  * resources as `modelguard up` does. One app per test (key `key-app`) in group `g`.
  */
+import { execFile } from 'node:child_process';
 import { Pool } from 'undici';
 import { compileResources } from '../../src/config/index.ts';
 import type { ResourceInput } from '../../src/config/schema.ts';
@@ -92,20 +93,6 @@ export async function infer(pool: Pool, model: string, opts: { body?: string; ti
   return { status: res.statusCode, code: h('x-modelguard-error'), servedBy: h('x-modelguard-served-by'), ms: performance.now() - sentAt, sentAt, body };
 }
 
-/** Open-loop load: `rate` requests per second for `durationMs`, sent on schedule whatever the answers do. */
-export async function openLoop(pool: Pool, model: string, rate: number, durationMs: number): Promise<Reply[]> {
-  const pending: Promise<Reply>[] = [];
-  const start = performance.now();
-  const total = Math.round((rate * durationMs) / 1000);
-  for (let i = 0; i < total; i++) {
-    const due = start + (i * 1000) / rate;
-    const wait = due - performance.now();
-    if (wait > 1) await delay(wait);
-    pending.push(infer(pool, model));
-  }
-  return Promise.all(pending);
-}
-
 /** POST inference requests a model server received (health probes and metadata left out). */
 export function inferencesAt(server: ModelServer, since = 0): number {
   return server.requests().filter((r) => r.method === 'POST' && r.at >= since).length;
@@ -139,4 +126,18 @@ export async function metricSettles(adminUrl: string, name: string, labels: Reco
     value = await metric(adminUrl, name, labels);
   }
   return value;
+}
+
+/** Open-loop load, `rate` requests per second for `durationMs`, from another process (test/offload/load-child.ts). */
+export function openLoopProcess(url: string, model: string, rate: number, durationMs: number): Promise<Pick<Reply, 'status' | 'code' | 'servedBy' | 'ms'>[]> {
+  const root = new URL('../../', import.meta.url).pathname;
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', 'test/offload/load-child.ts', url, model, KEY, String(rate), String(durationMs)], { cwd: root, maxBuffer: 16 * 1024 * 1024 }, (err, stdout) => {
+      if (err) reject(new Error(`load process failed: ${err.message}`));
+      else {
+        const rows = JSON.parse(stdout) as { status: number; code: string | null; servedBy: string | null; ms: number }[];
+        resolve(rows.map((r) => ({ status: r.status, code: r.code ?? undefined, servedBy: r.servedBy ?? undefined, ms: r.ms })));
+      }
+    });
+  });
 }

@@ -1,14 +1,14 @@
 /**
- * `saturated` at 2× overload: the same edge accelerator and the same open-loop load, once without
- * offload and once with it. With offload the p99 latency and the rejections must be lower, the edge
- * must stay as busy as before (the cloud takes the excess, not the edge's share), and every request
- * the cloud received must be one answered as served by the cloud.
+ * `saturated` at 2× overload: the same edge accelerator and the same open-loop load (sent from its
+ * own process), once without offload and once with it. With offload the p99 latency and the
+ * rejections must be lower, the edge must stay busy (the cloud takes the excess, not the edge's
+ * share), and every request the cloud received must be one answered as served by the cloud.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ModelServer } from '../../src/demo/index.ts';
 import { accelerator, percentile } from '../helpers/harness.ts';
-import { inferencesAt, metricSettles, newPool, offloadGateway, openLoop, type Reply } from './helpers.ts';
+import { inferencesAt, metricSettles, offloadGateway, openLoopProcess, type Reply } from './helpers.ts';
 
 const SERVICE_MS = 50;
 const EDGE_SLOTS = 2;
@@ -17,7 +17,7 @@ const RATE = 80;
 const RUN_MS = 3000;
 
 interface Run {
-  replies: Reply[];
+  replies: Pick<Reply, 'status' | 'servedBy' | 'ms'>[];
   edgeServed: number;
   cloudReceived: number;
 }
@@ -43,14 +43,12 @@ describe('saturated offload at 2x overload', () => {
       models: [{ name: 'demo', ...(offload ? { offload: { when: 'saturated' } } : {}) }],
       queue: { maxLength: 20, maxWait: '1s' },
     });
-    const pool = newPool(gw.httpUrl);
     try {
-      const replies = await openLoop(pool, 'demo', RATE, RUN_MS);
+      const replies = await openLoopProcess(gw.httpUrl, 'demo', RATE, RUN_MS);
       const cloudAnswers = replies.filter((x) => x.servedBy === 'cloud').length;
       const decisionsCloud = await metricSettles(gw.adminUrl, 'modelguard_offload_decisions_total', { decision: 'cloud' }, cloudAnswers);
       return { replies, edgeServed: edge.stats().models['demo']?.served ?? 0, cloudReceived: inferencesAt(cloud), decisionsCloud };
     } finally {
-      await pool.close();
       await gw.close();
     }
   }

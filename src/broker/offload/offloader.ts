@@ -179,10 +179,11 @@ export class Offloader {
       return false;
     }
     const ahead = queuedAhead(local);
-    const wait = edgeWaitMs(local, this.env.cost.estimate(local.name, st.model.name), ahead);
-    if (wait > this.cloudMs(st, local) && this.trySend(work, st, this.requeue(work, local))) return true;
+    const wait = edgeWaitMs(local, this.serviceMs(st, local, work), ahead);
+    if (wait > this.cloudMs(st, local, work) && this.trySend(work, st, this.requeue(work, local))) return true;
     work.record.offload ??= 'edge';
-    this.watch({ work, state: st, local, ahead, dispatched: local.dispatched });
+    // Work that finds a free slot is dispatched at once: nothing to revisit.
+    if (ahead > 0) this.watch({ work, state: st, local, ahead, dispatched: local.dispatched });
     return false;
   }
 
@@ -257,8 +258,13 @@ export class Offloader {
     };
   }
 
-  private cloudMs(st: ModelState, local: Domain): number {
-    return st.cloudTime.predict(this.env.cost.estimate(local.name, st.model.name));
+  /** Measured edge service time of this request: per request, or per token × its estimated tokens (LLM calls). */
+  private serviceMs(st: ModelState, local: Domain, work: Work): number {
+    return this.env.cost.estimate(local.name, st.model.name, work.call.costHint ?? 1);
+  }
+
+  private cloudMs(st: ModelState, local: Domain, work: Work): number {
+    return st.cloudTime.predict(this.serviceMs(st, local, work));
   }
 
   /** A private model leaves the box only when it says so. */
@@ -313,7 +319,8 @@ export class Offloader {
     const cancel = new Cancel();
     const call = cloudCall(work.call, st.model.backendModel, st.offload.backendModel, cancel);
     const onClientAbort = (): void => cancel.abort();
-    work.call.signal.once('abort', onClientAbort);
+    if (work.call.signal.aborted) cancel.abort();
+    else work.call.signal.once('abort', onClientAbort);
     const waitTimer = waitMs === undefined ? undefined : setTimeout(() => cancel.abort(), waitMs);
     const done = (): void => {
       if (waitTimer) clearTimeout(waitTimer);
@@ -339,6 +346,8 @@ export class Offloader {
         }
         const ms = performance.now() - now;
         st.cloudTime.observe(ms);
+        ep.served++;
+        ep.observeLatency(ms);
         st.breaker.success();
         cloud.reportSuccess(ep);
         st.answered++;
@@ -421,8 +430,8 @@ export class Offloader {
       }
       if (!verdict.ok) continue;
       const ahead = Math.max(0, w.ahead - (local.dispatched - w.dispatched));
-      const wait = edgeWaitMs(local, this.env.cost.estimate(local.name, st.model.name), ahead);
-      if (wait <= this.cloudMs(st, local)) continue;
+      const wait = edgeWaitMs(local, this.serviceMs(st, local, work), ahead);
+      if (wait <= this.cloudMs(st, local, work)) continue;
       if (!local.withdraw(work)) continue;
       this.watched.delete(w);
       this.send(work, st, verdict, this.requeue(work, local), undefined);
