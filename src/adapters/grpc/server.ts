@@ -302,6 +302,8 @@ export function createGrpcServer(pipeline: Pipeline): GrpcIngress {
   const server = new Server({
     'grpc.max_receive_message_length': transportLimit(pipeline),
     'grpc.max_send_message_length': -1,
+    // Per-call channelz bookkeeping nobody reads here.
+    'grpc.enable_channelz': 0,
   });
   const kserve: Record<Method, (ctx: Ctx, bytes: Buffer) => Promise<Answer> | Answer> = {
     ServerLive: (ctx) => serverLevel(ctx, 'ServerLive'),
