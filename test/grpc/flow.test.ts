@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { RequestRecord } from '../../src/core/events.ts';
 import { waitFor } from '../helpers/harness.ts';
+import { sha256Hex } from '../../src/security/identity.ts';
 import { auth, call, failure, fp32Request, grpcSetup, KEY, trailer, type GrpcSetup } from './helpers.ts';
 
 describe('gRPC deadlines, cancellation and queue limits', () => {
@@ -113,5 +114,27 @@ describe('gRPC cancellation reaches a gRPC backend', () => {
     await waitFor(() => s.demo.stats().waiting === 0, 'the backend to drop the cancelled call');
     assert.equal(s.demo.stats().models['demo']?.cancelled, 1);
     await first;
+  });
+});
+
+describe('gRPC rate limits', () => {
+  let s: GrpcSetup;
+  before(async () => {
+    s = await grpcSetup({
+      def: {
+        groups: [{ name: 'g' }],
+        extra: [{ apiVersion: 'modelguard.io/v1alpha1', kind: 'App', metadata: { name: 'limited' }, spec: { serviceGroup: 'g', apiKeys: [{ sha256: sha256Hex('key-limited') }], rateLimit: { requestsPerSecond: 0.5, burst: 1 } } }],
+      },
+    });
+  });
+  after(() => s.close());
+
+  it('an app over its rate is RESOURCE_EXHAUSTED with MG_RATE_LIMITED and a retry-after; nothing reaches the backend', async () => {
+    await call(s.mg, 'ModelInfer', fp32Request('demo-g', [1]), auth('key-limited'));
+    const limited = await failure(call(s.mg, 'ModelInfer', fp32Request('demo-g', [1]), auth('key-limited', { 'x-request-id': 'rl-1' })));
+    assert.equal(limited.code, 8);
+    assert.equal(trailer(limited.trailers, 'x-modelguard-error'), 'MG_RATE_LIMITED');
+    assert.ok(Number(trailer(limited.trailers, 'retry-after')) >= 1);
+    assert.equal(s.demo.receivedIds().has('rl-1'), false);
   });
 });
