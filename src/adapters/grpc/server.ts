@@ -321,6 +321,7 @@ export function createGrpcServer(pipeline: Pipeline): GrpcIngress {
   const internals = server as unknown as { _retrieveHandler?: (path: string) => unknown };
   const lookup = internals._retrieveHandler;
   const passthroughOk = typeof lookup === 'function';
+  if (!passthroughOk) console.warn('modelguard: this @grpc/grpc-js has no handler lookup to wrap; gRPC pass-through is off (unknown methods get UNIMPLEMENTED)');
   if (passthroughOk) {
     const cache = new Map<string, unknown>();
     internals._retrieveHandler = (path: string): unknown => {
