@@ -301,7 +301,9 @@ export class Domain {
 
   /** Applies a changed backend definition; replicas that stay keep their in-flight work and state. */
   reconfigure(backend: BackendSnapshot): void {
-    const old = new Map(this.endpoints.map((e) => [e.url, e]));
+    // A changed protocol needs new clients: no endpoint is kept then.
+    const old = new Map(backend.protocol === this.backend.protocol ? this.endpoints.map((e) => [e.url, e]) : []);
+    if (backend.protocol !== this.backend.protocol) for (const e of this.endpoints) this.closeWhenIdle(e);
     this.backend = backend;
     // A changed link (TLS files, a rotated secret) needs new connections: no replica is kept then.
     const link = linkOptions(backend);

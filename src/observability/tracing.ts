@@ -55,7 +55,8 @@ export function spansOf(r: RequestRecord, endPerf: number): OtlpSpan[] {
         ...common,
         ...str('modelguard.outcome', r.outcome),
         ...str('modelguard.protocol', r.protocol),
-        { key: 'http.response.status_code', value: { intValue: String(r.status) } },
+        // OpenTelemetry's semantic conventions: the gRPC status code for gRPC calls.
+        { key: r.protocol === 'grpc' ? 'rpc.grpc.status_code' : 'http.response.status_code', value: { intValue: String(r.status) } },
         ...str('modelguard.served_by', r.servedBy),
       ],
       status,

@@ -51,6 +51,9 @@ describe('gRPC backend failures', () => {
     await s.demo.stop();
     try {
       await waitFor(() => grpcEndpoints().every((e) => !e.healthy), 'the gRPC endpoint to be ejected');
+      // Both backends live on the stopped server: ModelGuard is not ready to serve.
+      await waitFor(() => !s.gw.pipeline.ready(), 'every endpoint to be ejected');
+      assert.deepEqual((await call(s.mg, 'ServerReady', {})).value, { ready: false });
       const f = await failure(call(s.mg, 'ModelInfer', fp32Request('demo-g', [1]), auth(KEY)));
       assert.equal(f.code, 14);
       assert.equal(trailer(f.trailers, 'x-modelguard-error'), 'MG_NO_BACKEND');

@@ -217,3 +217,31 @@ describe('gRPC ingress: message size limits', () => {
     await call(s.mg, 'ModelInfer', fp32Request('demo-g', [1, 2, 3, 4]), auth(KEY));
   });
 });
+
+describe('HTTP binary-data extension to a gRPC backend', () => {
+  let s: GrpcSetup;
+  let http: Pool;
+  before(async () => {
+    s = await grpcSetup();
+    http = new Pool(s.gw.httpUrl, { connections: 2 });
+  });
+  after(async () => {
+    await http.close();
+    await s.close();
+  });
+
+  it('raw tensor bytes after the JSON header go out as raw contents; the answer equals the JSON request\'s', async () => {
+    const header = JSON.stringify({ id: 'b1', inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', parameters: { binary_data_size: 16 } }] });
+    const res = await http.request({
+      method: 'POST',
+      path: '/v2/models/demo-g/infer',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/octet-stream', 'inference-header-content-length': String(Buffer.byteLength(header)) },
+      body: Buffer.concat([Buffer.from(header), f32([1, 2, 3, 4])]),
+    });
+    const text = await res.body.text();
+    assert.equal(res.statusCode, 200, text);
+    const json = await send(http, '/v2/models/demo-g/infer', { key: KEY, body: JSON.stringify({ id: 'b1', inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }) });
+    assert.deepEqual(JSON.parse(text), JSON.parse(json.body));
+    assert.deepEqual((JSON.parse(text) as { outputs: { data: number[] }[] }).outputs[0]?.data, [10, 2.5, 1, 4]);
+  });
+});

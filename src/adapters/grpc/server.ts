@@ -302,6 +302,8 @@ export function createGrpcServer(pipeline: Pipeline): GrpcIngress {
   const server = new Server({
     'grpc.max_receive_message_length': transportLimit(pipeline),
     'grpc.max_send_message_length': -1,
+    // Per-call channelz bookkeeping nobody reads here.
+    'grpc.enable_channelz': 0,
   });
   const kserve: Record<Method, (ctx: Ctx, bytes: Buffer) => Promise<Answer> | Answer> = {
     ServerLive: (ctx) => serverLevel(ctx, 'ServerLive'),
@@ -319,6 +321,7 @@ export function createGrpcServer(pipeline: Pipeline): GrpcIngress {
   const internals = server as unknown as { _retrieveHandler?: (path: string) => unknown };
   const lookup = internals._retrieveHandler;
   const passthroughOk = typeof lookup === 'function';
+  if (!passthroughOk) console.warn('modelguard: this @grpc/grpc-js has no handler lookup to wrap; gRPC pass-through is off (unknown methods get UNIMPLEMENTED)');
   if (passthroughOk) {
     const cache = new Map<string, unknown>();
     internals._retrieveHandler = (path: string): unknown => {

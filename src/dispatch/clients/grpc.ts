@@ -112,6 +112,9 @@ export class GrpcBackendClient implements BackendClient {
       // Reconnect quickly after a replica comes back: health probes decide when it is used again.
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1000,
+      // ModelGuard retries on another replica itself; channelz bookkeeping is per call.
+      'grpc.enable_retries': 0,
+      'grpc.enable_channelz': 0,
     });
   }
 
