@@ -8,6 +8,7 @@
 import net, { type AddressInfo } from 'node:net';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import type { MqttSnapshot } from '../../core/snapshot.ts';
+import { limitPackets } from './packet-limit.ts';
 import { filterReachesRequests, modelOfTopic } from './topics.ts';
 import type { MqttTransport, ReplyMessage, RequestMessage } from './transport.ts';
 
@@ -33,6 +34,8 @@ export class EmbeddedBroker implements MqttTransport {
     private readonly cfg: MqttSnapshot,
     url: string,
     private readonly checkKey: KeyCheck,
+    /** Largest MQTT packet a device may send (the largest request body plus room for topic and headers). */
+    private readonly maxPacketBytes: number,
   ) {
     this.url = url;
   }
@@ -75,7 +78,16 @@ export class EmbeddedBroker implements MqttTransport {
       });
     });
     // TCP_NODELAY: replies are small writes that must not wait for the device's delayed ACK.
-    const server = net.createServer({ noDelay: true }, aedes.handle);
+    let lastRefusal = 0;
+    const server = net.createServer({ noDelay: true }, (socket) => {
+      limitPackets(socket, this.maxPacketBytes, (reason) => {
+        const now = performance.now();
+        if (now - lastRefusal < 10_000) return;
+        lastRefusal = now;
+        process.stderr.write(`modelguard: embedded MQTT broker closed a connection from ${socket.remoteAddress}: ${reason}\n`);
+      });
+      aedes.handle(socket);
+    });
     const u = new URL(this.url);
     const host = u.hostname.replace(/^\[|\]$/g, '');
     await new Promise<void>((resolve, reject) => {

@@ -24,6 +24,8 @@ import { ExternalBroker } from './external.ts';
 import { modelOfTopic } from './topics.ts';
 import type { MqttTransport, ReplyMessage, RequestMessage } from './transport.ts';
 
+/** Bytes of an MQTT PUBLISH beyond its payload: fixed header, topic (at most 64 KiB), packet id. */
+const PACKET_HEADROOM = 70 * 1024;
 /** How long close() lets requests in flight finish and answer. */
 const DRAIN_MS = 5000;
 /** Largest backend error body read to explain a 4xx. */
@@ -210,16 +212,18 @@ class Ingress implements MqttIngress {
  * broker there. `url` overrides the configured one (tests use mqtt://127.0.0.1:0).
  */
 export async function startMqttIngress(pipeline: Pipeline, cfg: MqttSnapshot, url = cfg.url): Promise<MqttIngress> {
-  const transport: MqttTransport = cfg.embedded
-    ? new EmbeddedBroker(cfg, url, (key) => {
-        try {
-          const id = new IdentityResolver(pipeline.snapshot).resolve({ key, group: undefined });
-          return { app: id.app };
-        } catch {
-          return undefined;
-        }
-      })
-    : new ExternalBroker(cfg, url);
+  const checkKey = (key: string): { app: string | undefined } | undefined => {
+    try {
+      const id = new IdentityResolver(pipeline.snapshot).resolve({ key, group: undefined });
+      return { app: id.app };
+    } catch {
+      return undefined;
+    }
+  };
+  // Room for the topic (≤ 64 KiB) and fixed header over the largest body any model accepts.
+  const snap = pipeline.snapshot;
+  const maxBody = Math.max(snap.gateway.maxBodyBytes, ...Object.values(snap.models).map((m) => m.maxBodyBytes ?? 0));
+  const transport: MqttTransport = cfg.embedded ? new EmbeddedBroker(cfg, url, checkKey, maxBody + PACKET_HEADROOM) : new ExternalBroker(cfg, url);
   const ingress = new Ingress(pipeline, cfg, transport, cfg.embedded);
   await ingress.start();
   return ingress;
