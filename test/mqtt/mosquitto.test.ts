@@ -180,6 +180,24 @@ describe('MQTT ingress under load and deadlines', () => {
   });
 });
 
+describe('MQTT ingress shutdown', () => {
+  it('close() stops taking requests and lets those in flight and queued answer', { timeout: 20_000 }, async () => {
+    const broker = await startMosquitto();
+    closers.push(() => broker.close());
+    const acc = await accelerator({ slots: 1, serviceTime: 150 });
+    closers.push(() => acc.close());
+    const gw = await gateway({ endpoints: [{ url: acc.url, slots: 1 }], groups: [{ name: 'a' }], gateway: { mqtt: { url: broker.url } } });
+    const c = await Caller.create(broker.url, 5);
+    closers.push(() => c.close());
+    const pending = Array.from({ length: 3 }, () => c.request('demo', INFER, { key: keyFor('a') }));
+    await waitFor(() => acc.requests().length >= 1, 'the first request running');
+    await gw.close();
+    const replies = await Promise.all(pending);
+    assert.deepEqual(replies.map(errorCode), [undefined, undefined, undefined]);
+    await assert.rejects(c.request('demo', INFER, { key: keyFor('a'), timeoutMs: 300 }), /no reply/, 'nobody takes requests after close');
+  });
+});
+
 describe('MQTT ingress and app limits', () => {
   it('an app over its rate limit gets MG_RATE_LIMITED with a retry hint, on the reply topic', { timeout: 20_000 }, async () => {
     const broker = await startMosquitto();

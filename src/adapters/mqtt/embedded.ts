@@ -115,8 +115,10 @@ export class EmbeddedBroker implements MqttTransport {
     return new Promise((resolve, reject) => aedes.publish(packet, (err) => (err ? reject(err) : resolve())));
   }
 
+  /** No new devices (the listener closes); connected ones are still served until close(). */
   stopIntake(): Promise<void> {
-    this.onRequest = undefined;
+    this.server?.close();
+    this.server = undefined;
     return Promise.resolve();
   }
 
@@ -125,7 +127,7 @@ export class EmbeddedBroker implements MqttTransport {
     const { aedes, server } = this;
     this.aedes = undefined;
     this.server = undefined;
+    if (server) server.close();
     if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }

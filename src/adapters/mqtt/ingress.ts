@@ -84,7 +84,6 @@ class Ingress implements MqttIngress {
   readonly stats: MqttIngressStats = { replied: 0, dropped: 0, replyFailures: 0 };
   private inflight = 0;
   private lastDropLog = 0;
-  private closing = false;
 
   constructor(
     private readonly pipeline: Pipeline,
@@ -98,8 +97,9 @@ class Ingress implements MqttIngress {
   }
 
   start(): Promise<void> {
+    // Requests still delivered while closing (before the unsubscribe took effect) are served: the
+    // pipeline runs until close() has drained.
     return this.transport.start((msg) => {
-      if (this.closing) return;
       this.inflight++;
       this.handle(msg)
         .catch((err: unknown) => console.error('modelguard: MQTT request failed:', err))
@@ -199,7 +199,6 @@ class Ingress implements MqttIngress {
   }
 
   async close(): Promise<void> {
-    this.closing = true;
     await this.transport.stopIntake();
     const end = performance.now() + DRAIN_MS;
     while (this.inflight > 0 && performance.now() < end) await new Promise((r) => setTimeout(r, 10));

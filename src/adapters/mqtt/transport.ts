@@ -37,7 +37,7 @@ export interface MqttTransport {
   start(onRequest: (msg: RequestMessage) => void): Promise<void>;
   /** Publishes a reply; rejects when the broker connection cannot take it. */
   reply(msg: ReplyMessage): Promise<void>;
-  /** Stops taking requests (replies can still be sent). */
+  /** Stops taking new requests where the broker allows it (replies can still be sent). */
   stopIntake(): Promise<void>;
   close(): Promise<void>;
 }
