@@ -15,6 +15,7 @@ import { AuditLog } from '../security/audit.ts';
 import { Tracer } from '../observability/tracing.ts';
 import { closeServer, listen } from './listen.ts';
 import { startMqttIngress, type MqttIngress } from '../adapters/mqtt/ingress.ts';
+import { registerMqttMetrics } from '../observability/mqtt-metrics.ts';
 
 export interface GatewayOptions {
   /** Override listener addresses (tests use 127.0.0.1:0). */
@@ -77,6 +78,7 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
   if (mqttCfg) {
     try {
       mqtt = await startMqttIngress(pipeline, mqttCfg, opts.mqtt ?? mqttCfg.url);
+      registerMqttMetrics(metrics.registry, mqtt);
     } catch (err) {
       if (!opts.onMqttError) {
         await close();

@@ -141,6 +141,9 @@ describe('MQTT ingress on mosquitto', () => {
     const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
     assert.match(text, /modelguard_requests_total\{[^}]*protocol="mqtt"[^}]*outcome="OK"[^}]*\} \d+/);
     assert.match(text, /modelguard_requests_total\{[^}]*protocol="mqtt"[^}]*outcome="MG_FORBIDDEN"[^}]*\} \d+/);
+    assert.match(text, /^modelguard_mqtt_connected 1$/m);
+    assert.equal(Number(/^modelguard_mqtt_dropped_total (\d+)$/m.exec(text)?.[1]), gw.mqtt?.stats.dropped);
+    assert.ok((gw.mqtt?.stats.dropped ?? 0) >= 2, 'the dropped requests of the test before');
   });
 
   it('the HTTP path still works beside it (same process, same pipeline)', async () => {

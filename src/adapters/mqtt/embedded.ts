@@ -40,6 +40,10 @@ export class EmbeddedBroker implements MqttTransport {
     this.url = url;
   }
 
+  get connected(): boolean {
+    return this.server?.listening === true;
+  }
+
   async start(onRequest: (msg: RequestMessage) => void): Promise<void> {
     this.onRequest = onRequest;
     const prefix = this.cfg.topicPrefix;

@@ -45,6 +45,8 @@ export interface MqttIngress {
   readonly url: string;
   readonly embedded: boolean;
   readonly stats: Readonly<MqttIngressStats>;
+  /** Subscribed at the external broker, or the embedded broker is listening. */
+  readonly connected: boolean;
   close(): Promise<void>;
 }
 
@@ -94,6 +96,10 @@ class Ingress implements MqttIngress {
 
   get url(): string {
     return this.transport.url;
+  }
+
+  get connected(): boolean {
+    return this.transport.connected;
   }
 
   start(): Promise<void> {
