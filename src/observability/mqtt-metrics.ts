@@ -28,7 +28,7 @@ export function registerMqttMetrics(registry: client.Registry, ingress: MqttIngr
   });
   new client.Gauge({
     name: 'modelguard_mqtt_connected',
-    help: '1 while ModelGuard is subscribed at its external broker, or its embedded broker is listening; else 0',
+    help: '1 while ModelGuard is connected to its external broker, or its embedded broker is listening; else 0',
     registers: r,
     collect() {
       this.set(ingress.connected ? 1 : 0);

@@ -45,7 +45,7 @@ export interface MqttIngress {
   readonly url: string;
   readonly embedded: boolean;
   readonly stats: Readonly<MqttIngressStats>;
-  /** Subscribed at the external broker, or the embedded broker is listening. */
+  /** Connected to the external broker, or the embedded broker is listening. */
   readonly connected: boolean;
   close(): Promise<void>;
 }
