@@ -60,7 +60,7 @@ function configYaml(acceleratorUrl: string, slots: number, accessLog: string | u
 
 /** The ModelGuard process: `--serve observed|bare --config DIR`. */
 async function serve(mode: string, dir: string): Promise<void> {
-  const gw = await startGateway((await loadConfig(dir)).snapshot, { http: '127.0.0.1:0', admin: '127.0.0.1:0' });
+  const gw = await startGateway((await loadConfig(dir)).snapshot, { http: '127.0.0.1:0', grpc: '127.0.0.1:0', admin: '127.0.0.1:0' });
   if (mode === 'bare') {
     gw.metrics.close();
     gw.live.close();

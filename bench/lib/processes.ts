@@ -165,7 +165,7 @@ export async function startModelGuard(configDir: string, opts: { nodeArgs?: read
   const s = await startService(
     'modelguard',
     process.execPath,
-    [...(opts.nodeArgs ?? []), 'bin/modelguard.js', 'up', '--config', configDir, '--http', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
+    [...(opts.nodeArgs ?? []), 'bin/modelguard.js', 'up', '--config', configDir, '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
     { ready: /inference HTTP\s+(http:\/\/[\d.]+:\d+)[\s\S]*admin\s+(http:\/\/[\d.]+:\d+)/, raiseFileLimit: true },
   );
   return { ...s, httpUrl: s.match[1]!, adminUrl: s.match[2]! };

@@ -1,13 +1,13 @@
 /** The admin listener: health, readiness, Prometheus metrics, the JSON admin API and the dashboard. */
 import http from 'node:http';
-import type { Broker } from '../broker/broker.ts';
+import type { DataPlane } from '../pipeline/plane.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { LiveFeed } from '../observability/live.ts';
 import { serveDashboard } from '../dashboard/server.ts';
 import { sha256Hex } from '../security/identity.ts';
 
 /** The token a request presents: `Authorization: Bearer`, or `?token=` (browsers' EventSource cannot send headers). */
-function presentedToken(req: http.IncomingMessage): string | undefined {
+export function presentedToken(req: http.IncomingMessage): string | undefined {
   const auth = req.headers.authorization;
   const m = auth === undefined ? null : /^Bearer +(\S+)$/i.exec(auth);
   if (m) return m[1];
@@ -30,7 +30,7 @@ function authorized(req: http.IncomingMessage, path: string, hashes: readonly st
   return token !== undefined && hashes.includes(sha256Hex(token));
 }
 
-export function createAdminServer(broker: Broker, metrics: Metrics, live: LiveFeed): http.Server {
+export function createAdminServer(broker: DataPlane, metrics: Metrics, live: LiveFeed): http.Server {
   return http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const send = (status: number, type: string, body: string): void => {

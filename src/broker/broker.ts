@@ -10,6 +10,7 @@ import type { GroupSnapshot, Snapshot } from '../core/snapshot.ts';
 import { CostModel } from '../dispatch/cost.ts';
 import { pickEndpoint } from '../dispatch/endpoint.ts';
 import { callBackend } from '../dispatch/execute.ts';
+import type { DataPlane } from '../pipeline/plane.ts';
 import { Domain } from './domain.ts';
 import { RateMeter } from './rate.ts';
 import { CancelledError, type GroupState, Work } from './work.ts';
@@ -51,7 +52,7 @@ export interface BrokerStatus {
   endpoints: EndpointStatus[];
 }
 
-export class Broker {
+export class Broker implements DataPlane {
   private snapshot: Snapshot;
   private readonly groups = new Map<string, GroupState>();
   private readonly domains = new Map<string, Domain>();

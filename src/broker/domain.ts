@@ -10,7 +10,7 @@
 import { MGError } from '../core/errors.ts';
 import type { BackendSnapshot, Fairness } from '../core/snapshot.ts';
 import { ConnectionFailure } from '../dispatch/client.ts';
-import { HttpBackendClient } from '../dispatch/clients/http.ts';
+import { createBackendClient } from '../dispatch/clients/index.ts';
 import type { CostModel } from '../dispatch/cost.ts';
 import { Endpoint, pickEndpoint } from '../dispatch/endpoint.ts';
 import { callBackend } from '../dispatch/execute.ts';
@@ -278,7 +278,7 @@ export class Domain {
 
   private makeEndpoint(url: string, slots: number): Endpoint {
     const capacity = slots + this.backend.dispatchAhead;
-    return new Endpoint(this.backend.name, url, slots, capacity, new HttpBackendClient(url, capacity + 2));
+    return new Endpoint(this.backend.name, url, slots, capacity, createBackendClient(this.backend.protocol, url, capacity + 2));
   }
 
   private closeWhenIdle(ep: Endpoint): void {

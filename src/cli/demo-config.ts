@@ -14,10 +14,19 @@ const API = 'modelguard.io/v1alpha1';
 /** The embedded MQTT broker of the demo (DESIGN.md default port). */
 export const DEMO_MQTT = 'mqtt://127.0.0.1:1883';
 
-export function demoResources(modelServerUrl: string, listeners: { http: string; admin: string; mqtt?: string }): DemoSetup {
+export function demoResources(modelServerUrl: string, listeners: { http: string; grpc?: string; admin: string; mqtt?: string }): DemoSetup {
   const keys = { 'camera-line-1': createKey(), 'batch-analytics': createKey() };
   const resources: ResourceInput[] = [
-    { apiVersion: API, kind: 'Gateway', metadata: { name: 'default' }, spec: { listeners: { http: listeners.http, admin: listeners.admin }, auth: 'apiKey', mqtt: { url: listeners.mqtt ?? DEMO_MQTT, embedded: true } } },
+    {
+      apiVersion: API,
+      kind: 'Gateway',
+      metadata: { name: 'default' },
+      spec: {
+        listeners: { http: listeners.http, ...(listeners.grpc !== undefined && { grpc: listeners.grpc }), admin: listeners.admin },
+        auth: 'apiKey',
+        mqtt: { url: listeners.mqtt ?? DEMO_MQTT, embedded: true },
+      },
+    },
     {
       apiVersion: API,
       kind: 'Backend',

@@ -6,6 +6,7 @@ import { appSnippet, createKey } from '../security/keys.ts';
 import { printStatus } from './status.ts';
 import { top } from './top.ts';
 import { up } from './up.ts';
+import { runBroker, runController, runProxy, secret, type Running } from './roles.ts';
 
 function fail(err: unknown): never {
   if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
@@ -20,9 +21,10 @@ program
   .description('run everything on one box; without --config, the embedded demo')
   .option('-c, --config <path>', 'configuration file or directory')
   .option('--http <addr>', 'inference HTTP listener (overrides the Gateway)')
+  .option('--grpc <addr>', 'inference gRPC listener (overrides the Gateway)')
   .option('--admin <addr>', 'admin listener (overrides the Gateway)')
   .option('--mqtt <url>', 'MQTT broker URL, or where the embedded broker listens (overrides the Gateway); demo default mqtt://127.0.0.1:1883')
-  .action(async (o: { config?: string; http?: string; admin?: string; mqtt?: string }) => {
+  .action(async (o: { config?: string; http?: string; grpc?: string; admin?: string; mqtt?: string }) => {
     try {
       const { stop } = await up(o);
       const shutdown = (): void => {
@@ -96,6 +98,76 @@ program
       fail(err);
     }
   });
+
+/** Runs until SIGINT/SIGTERM, then stops cleanly. */
+function serve(start: () => Promise<Running>): Promise<void> {
+  return Promise.resolve().then(start).then(
+    (r) => {
+      const shutdown = (): void => {
+        r.stop().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once('SIGINT', shutdown);
+      process.once('SIGTERM', shutdown);
+    },
+    (err: unknown) => fail(err),
+  );
+}
+
+const collect = (v: string, prev: string[]): string[] => [...prev, ...v.split(',').filter(Boolean)];
+
+program
+  .command('controller')
+  .description('control plane: reads resources, serves each broker and proxy its snapshot, and the admin API')
+  .requiredOption('-c, --config <path>', 'configuration file or directory (watched)')
+  .option('--admin <addr>', 'listener for the node and admin APIs (overrides the Gateway)')
+  .option('--heartbeat <ms>', 'heartbeat interval nodes keep, ms', (v: string) => Number.parseInt(v, 10))
+  .action((o: { config: string; admin?: string; heartbeat?: number }) =>
+    serve(() => runController({ config: o.config, ...(o.admin ? { admin: o.admin } : {}), ...(o.heartbeat ? { heartbeatMs: o.heartbeat } : {}) })),
+  );
+
+program
+  .command('broker')
+  .description('node data plane: queues, scheduler and slots; takes calls from proxies')
+  .option('--controller <url>', 'managed: the controller to follow')
+  .option('-c, --config <path>', 'standalone: configuration file or directory')
+  .option('--name <node>', 'node name (required with --controller; picks the Backends whose spec.nodes list it)')
+  .option('--listen <addr>', 'broker listener for proxies (overrides the Gateway, default 0.0.0.0:8010)')
+  .option('--admin <addr>', 'admin listener (overrides the Gateway)')
+  .option('--node-token-file <path>', 'token for the controller (or MODELGUARD_NODE_TOKEN)')
+  .action((o: { controller?: string; config?: string; name?: string; listen?: string; admin?: string; nodeTokenFile?: string }) =>
+    serve(() => runBroker({ ...o, ...optional('nodeToken', secret(o.nodeTokenFile, 'MODELGUARD_NODE_TOKEN')) })),
+  );
+
+program
+  .command('proxy')
+  .description("an app's sidecar (or a shared gateway): authenticates, enforces its apps' policy, forwards to its broker")
+  .option('--controller <url>', 'managed: the controller to follow')
+  .option('-c, --config <path>', 'standalone: configuration file or directory')
+  .option('--name <node>', 'node name (required with --controller)')
+  .option('--app <name>', 'app this proxy serves; repeat or comma-separate for a shared gateway (default every app)', collect, [])
+  .option('--broker <url>', 'broker listener URL, e.g. http://127.0.0.1:8010')
+  .option('--listen <addr>', 'inference HTTP listener (overrides the Gateway, default 0.0.0.0:8080)')
+  .option('--admin <addr>', 'admin listener (overrides the Gateway)')
+  .option('--token-file <path>', 'this proxy\'s token for the broker (or MODELGUARD_PROXY_TOKEN)')
+  .option('--node-token-file <path>', 'token for the controller (or MODELGUARD_NODE_TOKEN)')
+  .action(
+    (o: { controller?: string; config?: string; name?: string; app: string[]; broker?: string; listen?: string; admin?: string; tokenFile?: string; nodeTokenFile?: string }) =>
+      serve(() =>
+        runProxy({
+          ...o,
+          apps: o.app,
+          ...optional('token', secret(o.tokenFile, 'MODELGUARD_PROXY_TOKEN')),
+          ...optional('nodeToken', secret(o.nodeTokenFile, 'MODELGUARD_NODE_TOKEN')),
+        }),
+      ),
+  );
+
+function optional<K extends string>(key: K, value: string | undefined): Partial<Record<K, string>> {
+  return value === undefined ? {} : ({ [key]: value } as Record<K, string>);
+}
 
 program.addCommand(demoModelCommand());
 

@@ -14,6 +14,7 @@ import { mqttTryLine } from './mqtt-hint.ts';
 export interface UpOptions {
   readonly config?: string;
   readonly http?: string;
+  readonly grpc?: string;
   readonly admin?: string;
   /** MQTT URL override (the embedded broker's address in the demo). */
   readonly mqtt?: string;
@@ -38,12 +39,13 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
     snapshot = (await loadConfig(opts.config)).snapshot;
   } else {
     modelServer = await startModelServer({ mode: 'onnx', slots: 2 });
-    const demo = demoResources(modelServer.url, { http: opts.http ?? '127.0.0.1:8080', admin: opts.admin ?? '127.0.0.1:9090' });
+    const demo = demoResources(modelServer.url, { http: opts.http ?? '127.0.0.1:8080', grpc: opts.grpc ?? '127.0.0.1:8081', admin: opts.admin ?? '127.0.0.1:9090' });
     snapshot = compileResources(demo.resources, { version: 1, sources: ['<embedded demo>'] }).snapshot;
     demoKeys = demo.keys;
   }
-  const overrides: { http?: string; admin?: string; mqtt?: string; onMqttError?: (err: Error) => void } = {};
+  const overrides: { http?: string; grpc?: string; admin?: string; mqtt?: string; onMqttError?: (err: Error) => void } = {};
   if (opts.http) overrides.http = opts.http;
+  if (opts.grpc) overrides.grpc = opts.grpc;
   if (opts.admin) overrides.admin = opts.admin;
   if (opts.mqtt) overrides.mqtt = opts.mqtt;
   let mqttProblem: string | undefined;
@@ -53,6 +55,7 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
 
   log(`ModelGuard is up (configuration version ${snapshot.version}, ${snapshot.hash.slice(0, 12)})`);
   log(`  inference HTTP  ${gateway.httpUrl}`);
+  log(`  inference gRPC  ${gateway.grpcUrl}`);
   log(`  admin           ${gateway.adminUrl}   (dashboard at /, /metrics /healthz /readyz /api/v1/status)`);
   if (gateway.mqtt) log(`  MQTT            ${gateway.mqtt.url}   (${gateway.mqtt.embedded ? 'embedded broker, MQTT 3.1.1; ' : ''}requests on ${snapshot.gateway.mqtt?.topicPrefix}/infer/<model>)`);
   if (mqttProblem) log(`  MQTT            off: ${mqttProblem}`);

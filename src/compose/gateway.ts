@@ -1,25 +1,27 @@
 /**
- * Composition root for one box: broker + pipeline + HTTP ingress + admin listener. Holds no logic:
- * it builds the parts from a snapshot, wires them, and exposes start, reload and close.
+ * Composition root for one box: broker + pipeline + HTTP, gRPC and MQTT ingress + admin listener.
+ * Holds no logic: it builds the parts from a snapshot, wires them, and exposes reload and close.
  */
 import type { Server } from 'node:http';
 import type { Snapshot } from '../core/snapshot.ts';
 import { Broker } from '../broker/broker.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { createHttpServer } from '../adapters/http/server.ts';
-import { createAdminServer } from '../admin/server.ts';
-import { Metrics } from '../observability/metrics.ts';
-import { AccessLog } from '../observability/access-log.ts';
-import { LiveFeed } from '../observability/live.ts';
-import { AuditLog } from '../security/audit.ts';
-import { Tracer } from '../observability/tracing.ts';
-import { closeServer, listen } from './listen.ts';
+import { closeGrpc, createGrpcServer, listenGrpc } from '../adapters/grpc/server.ts';
 import { startMqttIngress, type MqttIngress } from '../adapters/mqtt/ingress.ts';
 import { registerMqttMetrics } from '../observability/mqtt-metrics.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { AccessLog } from '../observability/access-log.ts';
+import type { LiveFeed } from '../observability/live.ts';
+import type { Tracer } from '../observability/tracing.ts';
+import { closeServer, listen } from './listen.ts';
+import { observe } from './observe.ts';
 
 export interface GatewayOptions {
   /** Override listener addresses (tests use 127.0.0.1:0). */
   readonly http?: string;
+  /** gRPC listener override, like `http`. */
+  readonly grpc?: string;
   readonly admin?: string;
   /** Override the MQTT URL (tests: mqtt://127.0.0.1:0 for an embedded broker, or their own mosquitto). */
   readonly mqtt?: string;
@@ -32,6 +34,8 @@ export interface GatewayOptions {
 
 export interface Gateway {
   readonly httpUrl: string;
+  /** gRPC target `host:port` of the inference gRPC listener. */
+  readonly grpcUrl: string;
   readonly adminUrl: string;
   /** Where MQTT devices connect (the embedded broker's bound URL), or undefined without MQTT. */
   readonly mqttUrl: string | undefined;
@@ -51,34 +55,35 @@ export interface Gateway {
 export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}): Promise<Gateway> {
   const broker = new Broker(snapshot);
   const pipeline = new Pipeline(broker);
-  const metrics = new Metrics(broker, pipeline.events);
-  const live = new LiveFeed(broker, pipeline.events);
-  const accessLog = new AccessLog(pipeline.events, snapshot.gateway.accessLog);
-  // The audit destination is read at start; a reload changes keys and grants, not where audit goes.
-  const audit = snapshot.gateway.audit ? new AuditLog(snapshot.gateway.audit, pipeline.events) : undefined;
-  // Always subscribed: requests carry a trace context only while the current snapshot enables tracing.
-  const tracer = new Tracer(pipeline.events, () => broker.current.gateway.tracing);
+  const obs = observe(pipeline);
   const httpServer: Server = createHttpServer(pipeline);
-  const adminServer: Server = createAdminServer(broker, metrics, live);
+  const grpc = createGrpcServer(pipeline);
   broker.start();
-  const httpUrl = await listen(httpServer, opts.http ?? snapshot.gateway.listeners.http);
-  const adminUrl = await listen(adminServer, opts.admin ?? snapshot.gateway.listeners.admin);
   let mqtt: MqttIngress | undefined;
   const close = async (): Promise<void> => {
-    live.close(); // ends the dashboards' event streams, so the admin listener closes at once
+    obs.closeStreams(); // ends the dashboards' event streams, so the admin listener closes at once
     await mqtt?.close(); // stops taking MQTT requests and lets those in flight answer
-    await Promise.all([closeServer(httpServer), closeServer(adminServer)]);
-    metrics.close();
-    await accessLog.close();
-    audit?.close();
-    await tracer.close();
+    const servers = [httpServer, obs.adminServer].filter((s) => s.listening);
+    await Promise.all([...servers.map((s) => closeServer(s)), closeGrpc(grpc.server)]);
+    await obs.close();
     await broker.close();
   };
+  let httpUrl: string;
+  let adminUrl: string;
+  let grpcUrl: string;
+  try {
+    httpUrl = await listen(httpServer, opts.http ?? snapshot.gateway.listeners.http);
+    adminUrl = await listen(obs.adminServer, opts.admin ?? snapshot.gateway.listeners.admin);
+    grpcUrl = await listenGrpc(grpc.server, opts.grpc ?? snapshot.gateway.listeners.grpc);
+  } catch (err) {
+    await close();
+    throw err;
+  }
   const mqttCfg = snapshot.gateway.mqtt;
   if (mqttCfg) {
     try {
       mqtt = await startMqttIngress(pipeline, mqttCfg, opts.mqtt ?? mqttCfg.url);
-      registerMqttMetrics(metrics.registry, mqtt);
+      registerMqttMetrics(obs.metrics.registry, mqtt);
     } catch (err) {
       if (!opts.onMqttError) {
         await close();
@@ -89,18 +94,19 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
   }
   return {
     httpUrl,
+    grpcUrl,
     adminUrl,
     mqttUrl: mqtt?.url,
     mqtt,
     broker,
     pipeline,
-    metrics,
-    live,
-    accessLog,
-    tracer,
+    metrics: obs.metrics,
+    live: obs.live,
+    accessLog: obs.accessLog,
+    tracer: obs.tracer,
     reload: (next) => {
       pipeline.apply(next);
-      void accessLog.configure(next.gateway.accessLog);
+      obs.reload(next);
     },
     close,
   };

@@ -61,6 +61,24 @@ function compileGateway(g: Gateway | undefined): GatewaySnapshot {
     audit: spec.audit === undefined ? undefined : { destination: spec.audit.destination, maxBytes: sizeBytes(spec.audit.maxSize), maxFiles: spec.audit.maxFiles },
     // Left out when not configured, so a configuration without it keeps its hash.
     ...(spec.accessLog === undefined ? {} : { accessLog: { ...spec.accessLog } }),
+    proxies: spec.proxies
+      .map((p) => ({ name: p.name, tokenHashes: p.tokens.map((t) => t.sha256).sort(), apps: [...new Set(p.apps)].sort() }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    nodeTokenHashes: spec.nodeTokens.map((t) => t.sha256).sort(),
+    ...(spec.jwt === undefined
+      ? {}
+      : {
+          jwt: {
+            issuer: spec.jwt.issuer,
+            audience: spec.jwt.audience,
+            jwksFile: spec.jwt.jwksFile,
+            jwksUrl: spec.jwt.jwksUrl,
+            appClaim: spec.jwt.appClaim,
+            algorithms: [...new Set(spec.jwt.algorithms)].sort(),
+            clockToleranceMs: durationMs(spec.jwt.clockTolerance),
+            cacheMaxAgeMs: durationMs(spec.jwt.cacheMaxAge),
+          },
+        }),
   };
 }
 
@@ -88,6 +106,7 @@ function compileBackend(b: Backend): BackendSnapshot {
       path: s.healthCheck.path,
       failureThreshold: s.healthCheck.failureThreshold,
     },
+    ...(s.nodes === undefined ? {} : { nodes: [...new Set(s.nodes)].sort() }),
   };
 }
 
@@ -154,7 +173,11 @@ export function compileSnapshot(resources: readonly Resource[], version: number)
         break;
     }
   }
-  const content = { gateway: compileGateway(gateway), groups, backends, models, apps };
+  return sealSnapshot({ gateway: compileGateway(gateway), groups, backends, models, apps }, version);
+}
+
+/** Versions, hashes and freezes snapshot content (a compiled one, or a part of one for a node). */
+export function sealSnapshot(content: Omit<Snapshot, 'version' | 'hash'>, version: number): Snapshot {
   const hash = createHash('sha256').update(canonicalJson(content)).digest('hex');
   return deepFreeze({ version, hash, ...content });
 }

@@ -153,6 +153,27 @@ function checkAdminExposure(rep: Reporter, g: Gateway, doc: SourceDocument): voi
   }
 }
 
+/** Proxy credentials: unique names, apps that exist, a token that belongs to one proxy. */
+function checkProxies(rep: Reporter, g: Gateway, doc: SourceDocument, declared: Declared): void {
+  const names = new Set<string>();
+  const tokenOwner = new Map<string, string>();
+  g.spec.proxies.forEach((p, i) => {
+    if (names.has(p.name)) rep.error(doc, ['spec', 'proxies', i, 'name'], `duplicate proxy "${p.name}"`, { hint: 'proxy names are unique; list several tokens under one' });
+    names.add(p.name);
+    p.apps.forEach((app, j) => {
+      if (!declared.names.App.has(app)) rep.error(doc, ['spec', 'proxies', i, 'apps', j], `App "${app}" does not exist`, { hint: refHint(app, 'App', declared.names.App) });
+    });
+    p.tokens.forEach((t, j) => {
+      const owner = tokenOwner.get(t.sha256);
+      if (owner !== undefined) {
+        rep.error(doc, ['spec', 'proxies', i, 'tokens', j, 'sha256'], `this token is already listed for proxy "${owner}"`, {
+          hint: 'a token identifies one proxy; `modelguard keys create --app <proxy>` makes another',
+        });
+      } else tokenOwner.set(t.sha256, p.name);
+    });
+  });
+}
+
 export function checkReferences(rep: Reporter, all: readonly Located[], declared: Declared): void {
   checkUnique(rep, declared);
   checkGateways(rep, declared);
@@ -162,6 +183,9 @@ export function checkReferences(rep: Reporter, all: readonly Located[], declared
   checkBackends(rep, backends);
   checkModels(rep, models, backends, declared);
   const auth = gateways[0]?.resource.spec.auth ?? DEFAULTS.gateway.auth;
-  for (const { resource: g, doc } of gateways) checkAdminExposure(rep, g, doc);
+  for (const { resource: g, doc } of gateways) {
+    checkAdminExposure(rep, g, doc);
+    checkProxies(rep, g, doc, declared);
+  }
   checkApps(rep, byKind(all, 'App'), models, declared, auth);
 }

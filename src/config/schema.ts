@@ -103,6 +103,10 @@ export const BackendSpecSchema = z.strictObject({
     .default(D.backend.dispatchAhead)
     .describe(`requests sent beyond slots per endpoint to hide the network round trip; default ${D.backend.dispatchAhead}`),
   healthCheck: HealthCheck.prefault({}).describe('readiness probing of each endpoint; defaults below'),
+  nodes: z
+    .array(dnsName())
+    .optional()
+    .describe('names of the brokers (nodes) that own this model server, for a controller; default every broker'),
 });
 
 export const BackendSchema = z.strictObject({
@@ -324,6 +328,29 @@ const AccessLog = z.strictObject({
     .describe(`stdout, stderr, or a file path the lines are appended to; default ${D.gateway.accessLog.destination}`),
 });
 
+export const JWT_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+
+const Jwt = z
+  .strictObject({
+    issuer: z.string().min(1).describe('required `iss` claim; required'),
+    audience: z.string().min(1).describe('required `aud` claim (one of its values); required'),
+    jwksFile: z.string().min(1).optional().describe('path of a JWKS (JSON Web Key Set) file with the public keys; no default: give this or jwksUrl'),
+    jwksUrl: httpUrl().optional().describe('URL of the JWKS, fetched and cached; no default: give this or jwksFile'),
+    appClaim: z.string().min(1).default('sub').describe('claim whose value is the App name; default sub'),
+    algorithms: z
+      .array(z.enum(JWT_ALGORITHMS))
+      .min(1)
+      .default(['RS256', 'PS256', 'ES256', 'EdDSA'])
+      .describe('signature algorithms accepted (never none or HMAC); default RS256, PS256, ES256, EdDSA'),
+    clockTolerance: duration().default('30s').describe('allowed clock skew for exp and nbf; default 30s'),
+    cacheMaxAge: duration().default('10m').describe('how long fetched keys are kept before jwksUrl is fetched again; default 10m'),
+  })
+  .superRefine((j, ctx) => {
+    if ((j.jwksFile === undefined) === (j.jwksUrl === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [], message: withHint('give exactly one of jwksFile and jwksUrl', 'jwksFile: /etc/modelguard/jwks.json, or jwksUrl: https://idp.example/.well-known/jwks.json') });
+    }
+  });
+
 export const GatewaySpecSchema = z.strictObject({
   listeners: Listeners.prefault({}).describe('listen addresses "host:port"; defaults below'),
   auth: z.enum(AUTH_MODES).default(D.gateway.auth).describe(`apiKey: every request needs an app key; none: trusted networks and demos only; default ${D.gateway.auth}`),
@@ -353,6 +380,27 @@ export const GatewaySpecSchema = z.strictObject({
     .optional()
     .describe('one JSON line per allow or deny decision; default off'),
   accessLog: AccessLog.optional().describe('one JSON line per request (see docs/observability.md); default off, `accessLog: {}` turns it on'),
+  proxies: z
+    .array(
+      z.strictObject({
+        name: dnsName().describe('name of the proxy credential (shared by the replicas of one sidecar); required'),
+        tokens: z
+          .array(z.strictObject({ sha256: sha256Hex().describe('hex sha256 of one proxy token (never the token); required') }))
+          .min(1)
+          .describe('tokens this proxy presents to brokers; several allow rotation; required'),
+        apps: z
+          .array(ref('App'))
+          .default(() => [])
+          .describe('apps whose identity this proxy may assert; default every app'),
+      }),
+    )
+    .default(() => [])
+    .describe('proxies a broker trusts to assert app identity on its broker listener; default none (the broker listener refuses everything)'),
+  nodeTokens: z
+    .array(z.strictObject({ sha256: sha256Hex().describe('hex sha256 of one node token (never the token); required') }))
+    .default(() => [])
+    .describe('tokens brokers and proxies present to a controller; required when the controller listens beyond loopback; default none'),
+  jwt: Jwt.optional().describe('accept signed JWTs (Authorization: Bearer) besides API keys; default off'),
 });
 
 export const GatewaySchema = z.strictObject({

@@ -5,6 +5,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { CancelSignal } from './cancel.ts';
+import type { AppOperation } from './snapshot.ts';
 
 export type Protocol = 'http' | 'grpc' | 'mqtt';
 
@@ -44,6 +45,8 @@ export interface InferenceCall {
   readonly receivedAt: number;
   /** Predicted accelerator cost hint in abstract units (LLM tokens); undefined for fixed-cost calls. */
   readonly costHint: number | undefined;
+  /** What the app was authorized for when it is not `op` itself (backend admin paths: `admin`). */
+  readonly permission?: AppOperation;
 }
 
 export interface BackendReply {

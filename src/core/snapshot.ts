@@ -34,6 +34,8 @@ export interface BackendSnapshot {
     /** Consecutive failures (probe or passive) that eject an endpoint. */
     readonly failureThreshold: number;
   };
+  /** Brokers (node names) that own this backend; undefined: every broker. */
+  readonly nodes?: readonly string[];
 }
 
 export interface ModelSnapshot {
@@ -105,6 +107,30 @@ export interface GatewaySnapshot {
   readonly audit: { readonly destination: string; readonly maxBytes: number; readonly maxFiles: number } | undefined;
   /** One JSON line per request (src/observability/access-log.ts); absent when not configured (off). */
   readonly accessLog?: AccessLogSnapshot;
+  /** Proxies a broker trusts to assert app identity (src/link). */
+  readonly proxies: readonly ProxySnapshot[];
+  /** Lower-case hex sha256 digests of the tokens nodes present to a controller. */
+  readonly nodeTokenHashes: readonly string[];
+  /** JWT identities; absent when not configured. */
+  readonly jwt?: JwtSnapshot;
+}
+
+export interface JwtSnapshot {
+  readonly issuer: string;
+  readonly audience: string;
+  readonly jwksFile: string | undefined;
+  readonly jwksUrl: string | undefined;
+  readonly appClaim: string;
+  readonly algorithms: readonly string[];
+  readonly clockToleranceMs: number;
+  readonly cacheMaxAgeMs: number;
+}
+
+export interface ProxySnapshot {
+  readonly name: string;
+  readonly tokenHashes: readonly string[];
+  /** Apps it may assert; empty: every app. */
+  readonly apps: readonly string[];
 }
 
 /** MQTT ingress (src/adapters/mqtt): an external broker ModelGuard subscribes to, or an embedded one. */

@@ -57,6 +57,7 @@ function parseModels(text: string): (string | ModelSpec)[] {
 
 interface CliOptions {
   readonly listen: ListenAddress;
+  readonly grpcListen?: ListenAddress;
   readonly mode: DemoMode;
   readonly slots: number;
   readonly serviceTime?: ServiceTime;
@@ -80,6 +81,7 @@ export function describeServer(server: ModelServer, serviceTime: string): string
   const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: isIris ? [5.1, 3.5, 1.4, 0.2] : [1, 2, 3, 4] }] });
   return [
     `ModelGuard demo model server (${server.mode}) listening on ${server.url}`,
+    ...(server.grpcUrl !== undefined ? [`  KServe v2 gRPC (inference.GRPCInferenceService) listening on ${server.grpcUrl}`] : []),
     `  models: ${server.models.join(', ')}   slots: ${server.stats().slots}   service time: ${serviceTime}`,
     `  KServe v2: ${url}/v2/models/${model}/infer   OpenAI: ${url}/v1/chat/completions`,
     'Try:',
@@ -101,6 +103,7 @@ export function demoModelCommand(io: DemoModelCommandIo = {}): Command {
   return new Command('demo-model')
     .description('run the embedded demo model server alone (a real ONNX model, or a simulated accelerator)')
     .option('--listen <addr>', 'HOST:PORT to listen on', parseListen, { host: '127.0.0.1', port: 8000 })
+    .option('--grpc-listen <addr>', 'HOST:PORT for KServe v2 gRPC as well (default: no gRPC listener)', parseListen)
     .addOption(new Option('--mode <mode>', 'onnx: real Iris classifier; simulated: no real model').choices(['onnx', 'simulated']).default('onnx'))
     .option('--slots <n>', 'accelerator slots shared by all models', parseSlots, 2)
     .option('--service-time <spec>', 'per-request slot time: 20ms | 10ms..30ms | exp:20ms (default: 20ms simulated, real compute time onnx)', parseSpec)
@@ -120,6 +123,7 @@ export function demoModelCommand(io: DemoModelCommandIo = {}): Command {
         ...(serviceTime !== undefined && { serviceTime }),
         ...(opts.models !== undefined && { models: opts.models }),
         ...(opts.cacheDir !== undefined && { cacheDir: opts.cacheDir }),
+        ...(opts.grpcListen !== undefined && { grpcHost: opts.grpcListen.host, grpcPort: opts.grpcListen.port }),
       });
       for (const line of describeServer(server, serviceTime ? formatServiceTime(serviceTime) : 'real compute time')) out(line);
       const shutdown = (signal: NodeJS.Signals): void => {

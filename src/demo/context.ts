@@ -61,7 +61,8 @@ export class Timers {
 export function serveOnAccelerator<T>(
   ctx: ServerContext,
   model: DemoModel,
-  res: ServerResponse,
+  /** The HTTP response, or for other transports a hook that calls back when the client is gone (returns a detach). */
+  res: ServerResponse | ((gone: () => void) => () => void),
   work: () => T | Promise<T>,
   done: (result: T) => void,
   fail: (err: unknown) => void,
@@ -93,5 +94,5 @@ export function serveOnAccelerator<T>(
     if (result instanceof Promise) result.then(finish, failed);
     else finish(result);
   });
-  if (!granted) detach = onClientGone(res, () => ticket.cancel());
+  if (!granted) detach = typeof res === 'function' ? res(() => ticket.cancel()) : onClientGone(res, () => ticket.cancel());
 }

@@ -18,14 +18,14 @@ function methodIs(req: IncomingMessage, method: 'GET' | 'POST'): void {
   if (actual !== method) throw new HttpError(405, `${req.method ?? '?'} not allowed here; use ${method}`);
 }
 
-function findModel(ctx: ServerContext, name: string, version: string | undefined): DemoModel {
+export function findModel(ctx: ServerContext, name: string, version: string | undefined): DemoModel {
   const model = ctx.models.get(name);
   if (!model) throw notFound(`unknown model "${name}"`);
   if (version !== undefined && !model.versions.includes(version)) throw notFound(`model "${name}" has no version "${version}"`);
   return model;
 }
 
-function metadata(model: DemoModel): Record<string, unknown> {
+export function metadata(model: DemoModel): Record<string, unknown> {
   return { name: model.name, versions: model.versions, platform: model.platform, inputs: model.inputs, outputs: model.outputs };
 }
 

@@ -14,6 +14,8 @@ import { irisDemoModel, simulatedModel, type DemoModel } from './models.ts';
 import { IRIS_MODEL_NAME, loadIrisModel } from './onnx/iris-model.ts';
 import { handleOpenAI } from './openai.ts';
 import { parseServiceTime, type ServiceTimeSpec } from './service-time.ts';
+import type { Metadata, Server as GrpcServer } from '@grpc/grpc-js';
+import { bindDemoGrpc, createDemoGrpcServer } from './grpc.ts';
 
 export type { DemoMode } from './context.ts';
 
@@ -57,6 +59,10 @@ export interface ModelServerOptions {
   readonly recordLimit?: number;
   /** Server name in `/v2` metadata and `/v1/models` `owned_by`. Default `modelguard-demo`. */
   readonly name?: string;
+  /** Also serve KServe v2 gRPC on this port of `host` (0 picks a free one). Default: no gRPC listener. */
+  readonly grpcPort?: number;
+  /** Host of the gRPC listener. Default: `host`. */
+  readonly grpcHost?: string;
 }
 
 export interface ReceivedRequest {
@@ -77,7 +83,7 @@ export interface ModelServerStats {
   readonly waiting: number;
   /** Most slots held at once. */
   readonly peakConcurrency: number;
-  /** HTTP requests received (all routes, faults included). */
+  /** Requests received over HTTP and gRPC (all routes, faults included). */
   readonly requests: number;
   /** Per model: served, cancelled, failed, busyMs (accelerator time). */
   readonly models: Readonly<Record<string, ModelCounters>>;
@@ -86,6 +92,10 @@ export interface ModelServerStats {
 export interface ModelServer {
   /** `http://host:port`, stable across stop/restart. */
   readonly url: string;
+  /** `http://host:port` of the gRPC listener (the form a Backend endpoint takes), when there is one. */
+  readonly grpcUrl: string | undefined;
+  /** Port of the gRPC listener, when there is one. */
+  readonly grpcPort: number | undefined;
   readonly host: string;
   readonly port: number;
   readonly mode: DemoMode;
@@ -120,6 +130,9 @@ class DemoModelServer implements ModelServer {
   readonly mode: DemoMode;
   readonly models: readonly string[];
   port: number;
+  grpcPort: number | undefined;
+  private readonly grpcHost: string;
+  private grpcServer: GrpcServer | undefined;
   private server: Server | undefined;
   private closed = false;
   private readonly sockets = new Set<Socket>();
@@ -136,6 +149,8 @@ class DemoModelServer implements ModelServer {
   constructor(opts: ModelServerOptions, models: ReadonlyMap<string, DemoModel>, mode: DemoMode) {
     this.host = opts.host ?? '127.0.0.1';
     this.port = opts.port ?? 0;
+    this.grpcPort = opts.grpcPort;
+    this.grpcHost = opts.grpcHost ?? this.host;
     this.mode = mode;
     this.modelMap = models;
     this.models = [...models.keys()];
@@ -161,6 +176,10 @@ class DemoModelServer implements ModelServer {
     return `http://${hostForUrl(this.host)}:${this.port}`;
   }
 
+  get grpcUrl(): string | undefined {
+    return this.grpcPort === undefined ? undefined : `http://${hostForUrl(this.grpcHost)}:${this.grpcPort}`;
+  }
+
   get listening(): boolean {
     return this.server !== undefined;
   }
@@ -180,6 +199,25 @@ class DemoModelServer implements ModelServer {
     });
     this.port = (server.address() as AddressInfo).port;
     this.server = server;
+    if (this.grpcPort !== undefined) {
+      // A fresh grpc-js server each time: one that was shut down cannot bind again.
+      const grpc = createDemoGrpcServer(this.ctx, {
+        received: (path, md) => this.receivedGrpc(path, md),
+        fault: (isInference) => (this.fault !== 'none' && (this.faultScope === 'all' || isInference) ? this.fault : 'none'),
+      });
+      this.grpcPort = await bindDemoGrpc(grpc, this.grpcHost, this.grpcPort);
+      this.grpcServer = grpc;
+    }
+  }
+
+  private receivedGrpc(path: string, md: Metadata): void {
+    this.requestCount++;
+    const v = md.get('x-request-id')[0];
+    const requestId = typeof v === 'string' ? v : undefined;
+    if (requestId !== undefined) this.ids.add(requestId);
+    const headers: Record<string, string> = {};
+    for (const [k, value] of Object.entries(md.getMap())) headers[k] = typeof value === 'string' ? value : value.toString('base64');
+    this.record({ method: 'POST', url: path, requestId, headers, at: Date.now() });
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -268,6 +306,8 @@ class DemoModelServer implements ModelServer {
     this.server = undefined;
     this.ctx.timers.clearAll();
     this.ctx.accelerator.reset();
+    this.grpcServer?.forceShutdown();
+    this.grpcServer = undefined;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();

@@ -10,7 +10,7 @@
  */
 import client from 'prom-client';
 import type { RequestRecord, RequestEvents } from '../core/events.ts';
-import type { Broker } from '../broker/broker.ts';
+import type { DataPlane } from '../pipeline/plane.ts';
 import { LeanHistogram } from './lean-histogram.ts';
 import { RequestTally } from './tally.ts';
 
@@ -21,7 +21,7 @@ export class Metrics {
   readonly registry = new client.Registry();
   private readonly unsubscribe: () => void;
 
-  constructor(broker: Broker, events: RequestEvents) {
+  constructor(broker: DataPlane, events: RequestEvents) {
     const r = [this.registry];
     const tally = new RequestTally();
     // The original ModelGuard's four names, kept for dashboards that already use them.
@@ -57,7 +57,7 @@ export class Metrics {
     });
     const offloaded = new client.Counter({ name: 'modelguard_offloaded_total', help: 'Requests answered by an offload (cloud) backend, by group, model and backend', labelNames: ['group', 'model', 'backend'], registers: r });
 
-    const status = (): ReturnType<Broker['status']> => broker.status();
+    const status = (): ReturnType<DataPlane['status']> => broker.status();
     new client.Gauge({
       name: 'modelguard_queue_depth', help: 'Requests queued, by group', labelNames: ['group'], registers: r,
       collect() { for (const g of status().groups) this.set({ group: g.name }, g.queued); },

@@ -7,21 +7,29 @@
 import { RequestEvents, type RequestRecord } from '../core/events.ts';
 import type { BackendReply, Identity, InferenceCall } from '../core/request.ts';
 import type { AppOperation, ModelSnapshot, Snapshot } from '../core/snapshot.ts';
-import type { Broker } from '../broker/broker.ts';
+import type { DataPlane } from './plane.ts';
 import { type Credentials, IdentityResolver } from '../security/identity.ts';
 import { Limits } from '../security/limits.ts';
 import { Policy } from '../security/policy.ts';
+import { ProxyAuthority } from '../security/proxies.ts';
+import { JwtVerifier } from '../security/jwt.ts';
+import { canonicalJson } from '../config/compile.ts';
 
 export class Pipeline {
   private identity: IdentityResolver;
   private policy: Policy;
+  private proxies: ProxyAuthority;
   private readonly limits: Limits;
   /** Every finished request, published once by its adapter. */
   readonly events = new RequestEvents();
 
-  constructor(readonly broker: Broker) {
-    this.identity = new IdentityResolver(broker.current);
+  private jwt: JwtVerifier | undefined;
+
+  constructor(readonly broker: DataPlane) {
+    this.jwt = broker.current.gateway.jwt ? new JwtVerifier(broker.current.gateway.jwt) : undefined;
+    this.identity = new IdentityResolver(broker.current, this.jwt);
     this.policy = new Policy(broker.current);
+    this.proxies = new ProxyAuthority(broker.current);
     this.limits = new Limits(broker.current);
   }
 
@@ -30,19 +38,42 @@ export class Pipeline {
   }
 
   apply(next: Snapshot): void {
+    // Built first: an unreadable JWKS file refuses the whole snapshot before anything changed.
+    const jwtConfig = next.gateway.jwt;
+    const jwt =
+      jwtConfig === undefined ? undefined : this.jwt && canonicalJson(this.jwt.config) === canonicalJson(jwtConfig) ? this.jwt : new JwtVerifier(jwtConfig);
     this.broker.apply(next);
-    this.identity = new IdentityResolver(next);
+    this.jwt = jwt;
+    this.identity = new IdentityResolver(next, jwt);
     this.policy = new Policy(next);
+    this.proxies = new ProxyAuthority(next);
     this.limits.apply(next);
   }
 
   /** Box-wide source rules and identity. */
-  authenticate(creds: Credentials, record: RequestRecord): Identity {
+  authenticate(creds: Credentials, record: RequestRecord): Identity | Promise<Identity> {
     this.policy.checkSource(record.source);
     const id = this.identity.resolve(creds);
+    if (id instanceof Promise) return id.then((i) => stamp(i, record));
+    return stamp(id, record);
+  }
+
+  /**
+   * On the broker listener: the calling proxy's credential, then the app it asserts. The client's
+   * address the proxy reports (record.source) meets the same source rules as a direct client.
+   */
+  authenticateProxied(proxyAuthorization: string | undefined, app: string | undefined, group: string | undefined, record: RequestRecord): Identity {
+    const proxy = this.proxies.authenticate(proxyAuthorization);
+    this.policy.checkSource(record.source);
+    const id = this.proxies.assert(proxy, app, group);
     record.app = id.app;
     record.group = id.group;
     return id;
+  }
+
+  /** The proxy presenting this credential (MG_UNAUTHENTICATED otherwise); its name. */
+  proxyName(proxyAuthorization: string | undefined): string {
+    return this.proxies.authenticate(proxyAuthorization).name;
   }
 
   authorize(identity: Identity, model: string, operation: AppOperation, record: RequestRecord): ModelSnapshot {
@@ -91,4 +122,10 @@ export class Pipeline {
   maxBodyBytes(model: ModelSnapshot | undefined): number {
     return model?.maxBodyBytes ?? this.snapshot.gateway.maxBodyBytes;
   }
+}
+
+function stamp(id: Identity, record: RequestRecord): Identity {
+  record.app = id.app;
+  record.group = id.group;
+  return id;
 }

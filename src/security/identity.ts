@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { MGError } from '../core/errors.ts';
 import type { Identity } from '../core/request.ts';
 import { DEFAULT_GROUP, type Snapshot } from '../core/snapshot.ts';
+import { looksLikeJwt, type JwtVerifier } from './jwt.ts';
 
 export interface Credentials {
   /** The raw API key presented, if any. */
@@ -22,16 +23,21 @@ export class IdentityResolver {
   /** sha256(key) → app. Looking up a digest reveals nothing an attacker could use (no timing oracle on the key). */
   private readonly byHash = new Map<string, Identity>();
 
-  constructor(private readonly snapshot: Snapshot) {
+  constructor(
+    private readonly snapshot: Snapshot,
+    private readonly jwt?: JwtVerifier,
+  ) {
     for (const app of Object.values(snapshot.apps)) {
       for (const h of app.keyHashes) this.byHash.set(h, { app: app.name, group: app.serviceGroup });
     }
   }
 
-  resolve(creds: Credentials): Identity {
+  /** Synchronous for API keys (the common case); a promise only for a JWT, whose keys may need fetching. */
+  resolve(creds: Credentials): Identity | Promise<Identity> {
     if (creds.key !== undefined) {
       const id = this.byHash.get(sha256Hex(creds.key));
       if (id) return id;
+      if (this.jwt && looksLikeJwt(creds.key)) return this.fromJwt(this.jwt, creds.key);
       throw new MGError('MG_UNAUTHENTICATED', 'API key not recognised');
     }
     if (this.snapshot.gateway.auth === 'apiKey') {
@@ -42,5 +48,12 @@ export class IdentityResolver {
       throw new MGError('MG_BAD_REQUEST', `unknown service group "${group}" in X-Service-Group`);
     }
     return { app: undefined, group };
+  }
+
+  private async fromJwt(jwt: JwtVerifier, token: string): Promise<Identity> {
+    const name = await jwt.app(token);
+    const app = Object.hasOwn(this.snapshot.apps, name) ? this.snapshot.apps[name] : undefined;
+    if (!app) throw new MGError('MG_UNAUTHENTICATED', `JWT names app "${name.slice(0, 64)}", which is not configured`);
+    return { app: app.name, group: app.serviceGroup };
   }
 }

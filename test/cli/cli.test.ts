@@ -48,7 +48,7 @@ test('keys create: prints a key once and the App snippet with its sha256', { tim
 });
 
 test('up with no arguments: the embedded demo serves a real model, and its printed curl command works', { timeout: 60_000 }, async () => {
-  const child = spawn(process.execPath, [BIN, 'up', '--http', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'up', '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   try {
     let out = '';
     await new Promise<void>((resolve, reject) => {
@@ -104,7 +104,7 @@ test('up --config reloads on file change and on SIGHUP; an invalid change is ref
     '',
   ].join('\n');
   writeFileSync(file, base);
-  const child = spawn(process.execPath, [BIN, 'up', '--config', file, '--http', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'up', '--config', file, '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));

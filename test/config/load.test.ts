@@ -42,6 +42,8 @@ describe('loadConfig: a valid multi-file directory', () => {
       sources: { allow: [], deny: ['192.0.2.0/24'] },
       tracing: undefined,
       adminTokenHashes: ['24927b80004eab8cf30f991f02e329e4a633c569053d5e8a25a5f6a33de7ae90'],
+      proxies: [],
+      nodeTokenHashes: [],
       audit: { destination: '/var/log/modelguard/audit.log', maxBytes: 1024 * 1024, maxFiles: 5 },
     });
   });
@@ -148,6 +150,8 @@ describe('loadConfig: a single file and the defaults', () => {
       sources: undefined,
       tracing: undefined,
       adminTokenHashes: [],
+      proxies: [],
+      nodeTokenHashes: [],
       audit: undefined,
     });
   });

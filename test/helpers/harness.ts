@@ -80,7 +80,7 @@ export function resourcesFor(def: SetupDef): ResourceInput[] {
 }
 
 export async function gateway(def: SetupDef): Promise<Gateway> {
-  return startGateway(snapshotFor(def), { http: '127.0.0.1:0', admin: '127.0.0.1:0' });
+  return startGateway(snapshotFor(def), { http: '127.0.0.1:0', grpc: '127.0.0.1:0', admin: '127.0.0.1:0' });
 }
 
 export interface Answer {
@@ -193,7 +193,7 @@ export async function waitFor(cond: () => boolean, what: string, timeoutMs = 500
 export async function gatewayProcess(def: SetupDef): Promise<{ httpUrl: string; adminUrl: string; close: () => Promise<void> }> {
   const file = join(mkdtempSync(join(tmpdir(), 'mg-gw-')), 'config.yaml');
   writeFileSync(file, resourcesFor(def).map((r) => JSON.stringify(r)).join('\n---\n'));
-  const child = spawn(process.execPath, ['bin/modelguard.js', 'up', '--config', file, '--http', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['bin/modelguard.js', 'up', '--config', file, '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   const urls = await new Promise<{ httpUrl: string; adminUrl: string }>((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (d: Buffer) => {

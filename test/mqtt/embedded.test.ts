@@ -36,7 +36,7 @@ describe('embedded MQTT broker', () => {
           { apiVersion: API, kind: 'App', metadata: { name: 'insider' }, spec: { serviceGroup: 'a', apiKeys: [{ sha256: sha256Hex('key-insider') }], models: ['secret'] } },
         ],
       }),
-      { http: '127.0.0.1:0', admin: '127.0.0.1:0', mqtt: 'mqtt://127.0.0.1:0' },
+      { http: '127.0.0.1:0', grpc: '127.0.0.1:0', admin: '127.0.0.1:0', mqtt: 'mqtt://127.0.0.1:0' },
     );
     closers.push(() => gw.close());
     gw.pipeline.events.subscribe((r) => records.push(r));
@@ -117,6 +117,7 @@ describe('embedded broker packet limit', () => {
     closers.push(() => acc.close());
     const gw = await startGateway(snapshotFor({ endpoints: [{ url: acc.url, slots: 1 }], groups: [{ name: 'a' }], gateway: { maxBodySize: '1Ki', mqtt: { embedded: true } } }), {
       http: '127.0.0.1:0',
+      grpc: '127.0.0.1:0',
       admin: '127.0.0.1:0',
       mqtt: 'mqtt://127.0.0.1:0',
     });
@@ -145,7 +146,7 @@ describe('embedded broker port already taken', () => {
     const acc = await accelerator({ slots: 1 });
     closers.push(() => acc.close());
     const snap = snapshotFor({ endpoints: [{ url: acc.url, slots: 1 }], groups: [{ name: 'a' }], gateway: { mqtt: { embedded: true } } });
-    const opts = { http: '127.0.0.1:0', admin: '127.0.0.1:0', mqtt: `mqtt://127.0.0.1:${port}` };
+    const opts = { http: '127.0.0.1:0', grpc: '127.0.0.1:0', admin: '127.0.0.1:0', mqtt: `mqtt://127.0.0.1:${port}` };
     await assert.rejects(startGateway(snap, opts), /EADDRINUSE/);
     let reported: Error | undefined;
     const gw = await startGateway(snap, { ...opts, onMqttError: (e) => (reported = e) });

@@ -48,7 +48,7 @@ describe('MQTT ingress on mosquitto', () => {
           { apiVersion: API, kind: 'App', metadata: { name: 'insider' }, spec: { serviceGroup: 'a', apiKeys: [{ sha256: sha256Hex('key-insider') }], models: ['secret'] } },
         ],
       }),
-      { http: '127.0.0.1:0', admin: '127.0.0.1:0' },
+      { http: '127.0.0.1:0', grpc: '127.0.0.1:0', admin: '127.0.0.1:0' },
     );
     closers.push(() => gw.close());
     records = recorder(gw);

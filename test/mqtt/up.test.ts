@@ -14,7 +14,7 @@ after(async () => {
 });
 
 async function up(mqtt: string, until: RegExp): Promise<{ out: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['bin/modelguard.js', 'up', '--http', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--mqtt', mqtt], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['bin/modelguard.js', 'up', '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--mqtt', mqtt], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   closers.push(
     () =>
       new Promise<void>((resolve) => {

@@ -96,7 +96,7 @@ async function handle(
   }
   if (r.kind === 'server-metadata') return json(res, 200, { name: 'modelguard', version: VERSION, extensions: [] }, id);
 
-  const identity = pipeline.authenticate(credentials(req), record);
+  const identity = await pipeline.authenticate(credentials(req), record);
   if (r.kind === 'openai-models') {
     record.api = 'openai';
     const data = pipeline.visibleModels(identity).map((m) => ({ id: m.name, object: 'model', created: 0, owned_by: 'modelguard' }));
@@ -110,6 +110,7 @@ async function handle(
   let body: Buffer | undefined;
   let costHint: number | undefined;
   const op = r.kind === 'model' ? r.op : 'infer';
+  const permission = r.kind === 'model' ? r.permission : 'infer';
 
   if (r.kind === 'openai') {
     api = record.api = 'openai';
@@ -148,6 +149,7 @@ async function handle(
     signal,
     receivedAt: started,
     costHint,
+    permission,
   };
   const reply = await pipeline.run(call, identity, record);
   record.servedBy = reply.servedBy;

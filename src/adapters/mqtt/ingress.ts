@@ -160,7 +160,7 @@ class Ingress implements MqttIngress {
       throw new MGError('MG_TOO_LARGE', `payload of ${msg.payload.length} bytes is over the limit of ${this.pipeline.snapshot.gateway.maxBodyBytes}`);
     }
     const d = decodeRequest(msg, doc);
-    const identity = this.pipeline.authenticate(d.creds, record);
+    const identity = await this.pipeline.authenticate(d.creds, record);
     const model = this.pipeline.authorize(identity, modelName, 'infer', record);
     const limit = this.pipeline.maxBodyBytes(model);
     if (d.body.length > limit) throw new MGError('MG_TOO_LARGE', `payload is over model "${model.name}"'s limit of ${limit} bytes`);
@@ -219,8 +219,9 @@ class Ingress implements MqttIngress {
 export async function startMqttIngress(pipeline: Pipeline, cfg: MqttSnapshot, url = cfg.url): Promise<MqttIngress> {
   const checkKey = (key: string): { app: string | undefined } | undefined => {
     try {
+      // API keys only at CONNECT (a JWT can still come with each request).
       const id = new IdentityResolver(pipeline.snapshot).resolve({ key, group: undefined });
-      return { app: id.app };
+      return id instanceof Promise ? undefined : { app: id.app };
     } catch {
       return undefined;
     }

@@ -1,0 +1,101 @@
+/** Reading a gRPC call's metadata: identity, deadline, request id, source, and what to forward. */
+import type { Metadata } from '@grpc/grpc-js';
+import { MGError } from '../../core/errors.ts';
+import type { Credentials } from '../../security/identity.ts';
+
+/** Metadata that asserts identity or routing: each may appear once; never forwarded. */
+const IDENTITY = ['authorization', 'x-api-key', 'x-service-group'] as const;
+
+/** Never forwarded to a backend: identity, ModelGuard's own keys, transport-owned keys. */
+function stripped(key: string): boolean {
+  return (
+    (IDENTITY as readonly string[]).includes(key) ||
+    key.startsWith('x-modelguard-') ||
+    key.startsWith('grpc-') ||
+    key.startsWith(':') ||
+    key === 'user-agent' ||
+    key === 'content-type' ||
+    key === 'te' ||
+    key === 'host' ||
+    key === 'connection' ||
+    key === 'x-request-id'
+  );
+}
+
+/** One text value of a key that must appear at most once. */
+export function single(md: Metadata, key: string): string | undefined {
+  const values = md.get(key);
+  if (values.length === 0) return undefined;
+  if (values.length > 1) throw new MGError('MG_BAD_REQUEST', `metadata ${key} given more than once`);
+  const v = values[0];
+  // Node's HTTP/2 layer joins a repeated header into one value with ", ".
+  if (typeof v === 'string' && v.includes(',') && (IDENTITY as readonly string[]).includes(key)) {
+    throw new MGError('MG_BAD_REQUEST', `metadata ${key} given more than once`);
+  }
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** The same Credentials the HTTP adapter builds from headers. */
+export function credentials(md: Metadata): Credentials {
+  for (const k of IDENTITY) single(md, k); // refuses repetition before anything is looked up
+  const auth = single(md, 'authorization');
+  const apiKey = single(md, 'x-api-key');
+  let key: string | undefined;
+  if (auth !== undefined) {
+    const m = /^Bearer[ ]+([^\s,]+)$/i.exec(auth.trim());
+    if (!m) throw new MGError('MG_UNAUTHENTICATED', 'authorization metadata must be "Bearer <key>"');
+    key = m[1];
+  }
+  if (apiKey !== undefined) {
+    if (key !== undefined && key !== apiKey.trim()) throw new MGError('MG_UNAUTHENTICATED', 'authorization and x-api-key metadata disagree');
+    key = apiKey.trim();
+  }
+  return { key, group: single(md, 'x-service-group')?.trim() };
+}
+
+/**
+ * How much earlier than the client's own deadline ModelGuard gives up: enough for the answer (with
+ * its x-modelguard-error trailer) to reach the client before the client's timer fires and hides it.
+ */
+export function deadlineMargin(ms: number): number {
+  return Math.min(50, ms * 0.1);
+}
+
+/** grpc-timeout as the call's timeoutMs (less the margin), undefined when the client set none. */
+export function timeoutFromDeadline(deadline: Date | number): number | undefined {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  if (!Number.isFinite(at)) return undefined;
+  const ms = at - Date.now();
+  return Math.max(1, ms - deadlineMargin(ms));
+}
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+let counter = 0;
+const prefix = `g${Math.random().toString(36).slice(2, 7)}`;
+
+export function requestId(md: Metadata): string {
+  const given = md.get('x-request-id')[0];
+  if (typeof given === 'string' && REQUEST_ID.test(given)) return given;
+  return `${prefix}-${(counter++).toString(36)}`;
+}
+
+/** grpc-js peers read `1.2.3.4:5678` or `::1:5678`: the address without its port. */
+export function sourceAddress(peer: string): string | undefined {
+  const i = peer.lastIndexOf(':');
+  if (i <= 0) return undefined;
+  return peer.slice(0, i);
+}
+
+/**
+ * Metadata to forward, as header-style text (binary `-bin` values base64, as on the wire).
+ * Repeated text values are joined with ", " as HTTP does.
+ */
+export function forwardMetadata(md: Metadata): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of Object.keys(md.getMap())) {
+    if (stripped(key)) continue;
+    const values = md.get(key).map((v) => (typeof v === 'string' ? v : v.toString('base64')));
+    out[key] = key.endsWith('-bin') ? values.join(',') : values.join(', ');
+  }
+  return out;
+}

@@ -1,0 +1,197 @@
+/**
+ * `modelguard controller | broker | proxy`: the three roles as separate processes
+ * (docs/deployment.md). A broker or proxy runs managed (`--controller URL`: its configuration comes
+ * from the controller and follows it) or standalone (`--config PATH`: read from files, reloaded on
+ * change and on SIGHUP). Either way a bad configuration is refused and the last good one stays.
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../config/index.ts';
+import { brokerSnapshot, proxySnapshot } from '../config/partition.ts';
+import type { Snapshot } from '../core/snapshot.ts';
+import { startBroker, startProxy, type Role } from '../compose/roles.ts';
+import { closeServer, listen, parseListen } from '../compose/listen.ts';
+import { Controller } from '../controller/controller.ts';
+import { createControllerServer } from '../controller/server.ts';
+import { NodeAgent } from '../controller/agent.ts';
+import { FileSource } from '../controller/source.ts';
+
+function log(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+function isLoopback(addr: string): boolean {
+  const { host } = parseListen(addr);
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+/** A secret from a file (trailing newline dropped) or an environment variable. */
+export function secret(file: string | undefined, env: string): string | undefined {
+  if (file !== undefined) return readFileSync(file, 'utf8').trim();
+  const v = process.env[env];
+  return v === undefined || v === '' ? undefined : v.trim();
+}
+
+export interface Running {
+  stop(): Promise<void>;
+}
+
+export async function runController(o: { config: string; admin?: string; heartbeatMs?: number }): Promise<Running & { url: string; controller: Controller }> {
+  const controller = new Controller(new FileSource(o.config), o.heartbeatMs === undefined ? {} : { heartbeatMs: o.heartbeatMs });
+  await controller.start();
+  const full = controller.current;
+  if (!full) throw new Error(`no valid configuration at ${o.config}; the controller needs one to start (see the errors above)`);
+  const addr = o.admin ?? full.gateway.listeners.admin;
+  if (!isLoopback(addr) && (full.gateway.nodeTokenHashes.length === 0 || full.gateway.adminTokenHashes.length === 0)) {
+    throw new Error(
+      `the controller would listen on ${addr}, beyond loopback, without ${full.gateway.nodeTokenHashes.length === 0 ? 'Gateway.spec.nodeTokens' : 'Gateway.spec.adminTokens'}; ` +
+        'add them (`modelguard keys create` prints a token and its sha256), or listen on 127.0.0.1',
+    );
+  }
+  const server = createControllerServer(controller);
+  const url = await listen(server, addr);
+  log(`ModelGuard controller is up: configuration version ${full.version} (${full.hash.slice(0, 12)}) from ${o.config}`);
+  log(`  controller      ${url}   (node API, /api/v1/nodes, /api/v1/config, /metrics)`);
+  const onHup = (): void => void controller.reload('SIGHUP');
+  process.on('SIGHUP', onHup);
+  return {
+    url,
+    controller,
+    async stop() {
+      process.off('SIGHUP', onHup);
+      controller.close();
+      await closeServer(server);
+    },
+  };
+}
+
+export interface NodeOptions {
+  readonly controller?: string;
+  readonly config?: string;
+  readonly name?: string;
+  readonly listen?: string;
+  readonly admin?: string;
+  readonly nodeToken?: string;
+}
+
+/**
+ * Runs a role either way: `start` builds it from the first snapshot, `partition` cuts a standalone
+ * configuration to this node, `check` refuses snapshots the node cannot serve.
+ */
+async function runNode<R extends Role>(
+  o: NodeOptions,
+  role: 'broker' | 'proxy',
+  apps: readonly string[],
+  partition: (full: Snapshot) => Snapshot,
+  check: (s: Snapshot) => void,
+  start: (s: Snapshot) => Promise<R>,
+): Promise<Running & { role: R }> {
+  if ((o.controller === undefined) === (o.config === undefined)) throw new Error('give either --controller URL (managed) or --config PATH (standalone)');
+  let running: R | undefined;
+  const apply = (s: Snapshot): void => {
+    check(s);
+    running?.reload(s);
+  };
+  if (o.controller !== undefined) {
+    if (!o.name) throw new Error('--name NODE is required with --controller');
+    const agent = new NodeAgent({ controller: o.controller, name: o.name, role, apps, ...(o.nodeToken ? { token: o.nodeToken } : {}) }, apply);
+    const first = await agent.first();
+    check(first);
+    running = await start(first);
+    agent.run();
+    log(`  managed by      ${o.controller} as ${role} "${o.name}" (configuration version ${first.version})`);
+    const r = running;
+    return {
+      role: r,
+      async stop() {
+        await agent.close();
+        await r.close();
+      },
+    };
+  }
+  const source = new FileSource(o.config as string);
+  let first: Snapshot | undefined;
+  let version = 0;
+  await source.start({
+    onLoad: (c) => {
+      const s = partition(c.snapshot);
+      if (running && s.hash === running.current.hash) return;
+      version++;
+      const next = { ...s, version };
+      if (!running) {
+        first = next;
+        return;
+      }
+      try {
+        apply(next);
+        log(`configuration reloaded: version ${version} (${s.hash.slice(0, 12)})`);
+      } catch (err) {
+        process.stderr.write(`configuration refused; keeping version ${running.current.version}: ${err instanceof Error ? err.message : String(err)}\n`);
+      }
+    },
+    onError: (err) => {
+      const text = err instanceof ConfigError ? err.format() : String(err);
+      process.stderr.write(`configuration refused${running ? `; keeping version ${running.current.version}` : ''}:\n${text}\n`);
+    },
+  });
+  if (!first) throw new Error(`no valid configuration at ${o.config}`);
+  check(first);
+  running = await start(first);
+  const onHup = (): void => void source.reload('SIGHUP');
+  process.on('SIGHUP', onHup);
+  const r = running;
+  return {
+    role: r,
+    async stop() {
+      process.off('SIGHUP', onHup);
+      source.close();
+      await r.close();
+    },
+  };
+}
+
+export async function runBroker(o: NodeOptions): Promise<Running> {
+  const name = o.name;
+  const node = await runNode(
+    o,
+    'broker',
+    [],
+    (full) => (name ? brokerSnapshot(full, name) : full),
+    () => undefined,
+    (s) => startBroker(s, { ...(o.listen ? { listen: o.listen } : {}), ...(o.admin ? { admin: o.admin } : {}) }),
+  );
+  const b = node.role;
+  log(`ModelGuard broker${name ? ` "${name}"` : ''} is up (configuration version ${b.current.version}, ${b.current.hash.slice(0, 12)})`);
+  log(`  broker listener ${b.linkUrl}   (calls from proxies; ${b.current.gateway.proxies.length} proxy credential(s) configured)`);
+  log(`  admin           ${b.adminUrl}   (/metrics /healthz /readyz /api/v1/status, dashboard at /)`);
+  return node;
+}
+
+export interface ProxyCliOptions extends NodeOptions {
+  readonly apps: readonly string[];
+  readonly broker?: string;
+  readonly token?: string;
+}
+
+export async function runProxy(o: ProxyCliOptions): Promise<Running> {
+  if (!o.broker) throw new Error('--broker URL is required (the broker listener of this node, e.g. http://127.0.0.1:8010)');
+  if (!o.token) throw new Error('a proxy token is required: --token-file PATH or MODELGUARD_PROXY_TOKEN (listed in Gateway.spec.proxies)');
+  const broker = o.broker;
+  const token = o.token;
+  const node = await runNode(
+    o,
+    'proxy',
+    o.apps,
+    (full) => proxySnapshot(full, o.apps),
+    (s) => {
+      const missing = o.apps.filter((a) => !s.apps[a]);
+      if (missing.length > 0) throw new Error(`app${missing.length > 1 ? 's' : ''} ${missing.map((a) => `"${a}"`).join(', ')} not in the configuration`);
+    },
+    (s) => startProxy(s, { broker, token, ...(o.listen ? { http: o.listen } : {}), ...(o.admin ? { admin: o.admin } : {}) }),
+  );
+  const p = node.role;
+  log(`ModelGuard proxy${o.name ? ` "${o.name}"` : ''} is up for ${o.apps.length ? `app(s) ${o.apps.join(', ')}` : 'every app'} (configuration version ${p.current.version})`);
+  log(`  inference HTTP  ${p.httpUrl}`);
+  log(`  broker          ${broker}`);
+  log(`  admin           ${p.adminUrl}   (/metrics /healthz /readyz)`);
+  return node;
+}

@@ -1,0 +1,218 @@
+/**
+ * KServe v2 gRPC backend client: one channel per endpoint, reused by every call (HTTP/2 multiplexes
+ * them). The neutral request is HTTP-shaped (KServe v2 REST paths and JSON bodies); this client maps
+ * each path to its RPC and translates bodies both ways, so an HTTP client reaches a gRPC backend.
+ * Raw gRPC calls (pass-through) go out unchanged.
+ *
+ *   GET  /v2                         → ServerMetadata
+ *   GET  /v2/health/live | ready     → ServerLive | ServerReady
+ *   GET  /v2/models/{m}[/versions/v] → ModelMetadata        (…/ready → ModelReady)
+ *   POST /v2/models/{m}[/versions/v]/infer → ModelInfer
+ *   content-type application/grpc    → the path as a method, bytes as they are
+ */
+import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { Code } from '../../grpc/status.ts';
+import { Readable } from 'node:stream';
+import type { BackendClient, BackendRequest, BackendResponse } from '../client.ts';
+import { ConnectionFailure } from '../client.ts';
+import { inferRequestFromJson, inferResponseToJson, modelMetadataToJson, WireError } from '../../grpc/kserve.ts';
+import { addToMetadata, isGrpcPassthrough, replyHeaders } from '../../grpc/passthrough.ts';
+import { methodPath, wire, type Method } from '../../grpc/wire.ts';
+
+const MAX_MESSAGE = 64 * 1024 * 1024;
+const identity = (b: Buffer): Buffer => b;
+
+/** Headers that are HTTP's, not metadata a gRPC backend should see. */
+const NOT_METADATA = new Set(['content-type', 'content-length', 'host', 'connection', 'keep-alive', 'transfer-encoding', 'te', 'user-agent', 'accept', 'accept-encoding', 'inference-header-content-length', 'expect']);
+
+interface Route {
+  readonly method: Method;
+  readonly model?: string;
+  readonly version?: string;
+}
+
+/** Which RPC a KServe v2 REST request is; undefined for paths the gRPC API has no counterpart for. */
+export function routeOf(httpMethod: string, rawPath: string): Route | undefined {
+  const q = rawPath.indexOf('?');
+  const parts = (q < 0 ? rawPath : rawPath.slice(0, q)).split('/').slice(1);
+  if (parts[parts.length - 1] === '') parts.pop();
+  let seg: string[];
+  try {
+    seg = parts.map(decodeURIComponent);
+  } catch {
+    return undefined;
+  }
+  if (seg[0] !== 'v2') return undefined;
+  const get = httpMethod === 'GET' || httpMethod === 'HEAD';
+  if (seg.length === 1 && get) return { method: 'ServerMetadata' };
+  if (seg[1] === 'health' && seg.length === 3 && get) {
+    if (seg[2] === 'live') return { method: 'ServerLive' };
+    if (seg[2] === 'ready') return { method: 'ServerReady' };
+  }
+  if (seg[1] !== 'models' || !seg[2]) return undefined;
+  const model = seg[2];
+  let i = 3;
+  let version: string | undefined;
+  if (seg[i] === 'versions' && seg[i + 1]) {
+    version = seg[i + 1];
+    i += 2;
+  }
+  const tail = seg.slice(i);
+  const v = version === undefined ? {} : { version };
+  if (tail.length === 0 && get) return { method: 'ModelMetadata', model, ...v };
+  if (tail.length === 1 && tail[0] === 'ready' && get) return { method: 'ModelReady', model, ...v };
+  if (tail.length === 1 && tail[0] === 'infer' && httpMethod === 'POST') return { method: 'ModelInfer', model, ...v };
+  return undefined;
+}
+
+/** A gRPC status as the HTTP status a KServe REST backend would have answered. */
+export function httpStatusFor(code: number): number {
+  switch (code) {
+    case Code.OK: return 200;
+    case Code.INVALID_ARGUMENT: case Code.FAILED_PRECONDITION: case Code.OUT_OF_RANGE: return 400;
+    case Code.UNAUTHENTICATED: return 401;
+    case Code.PERMISSION_DENIED: return 403;
+    case Code.NOT_FOUND: return 404;
+    case Code.ALREADY_EXISTS: case Code.ABORTED: return 409;
+    case Code.RESOURCE_EXHAUSTED: return 429;
+    case Code.UNIMPLEMENTED: return 501;
+    case Code.DEADLINE_EXCEEDED: return 504;
+    default: return 500;
+  }
+}
+
+function jsonResponse(status: number, doc: unknown, extra: Record<string, string> = {}): BackendResponse {
+  const body = Buffer.from(JSON.stringify(doc));
+  return { status, headers: { 'content-type': 'application/json', 'content-length': String(body.length), ...extra }, body: Readable.from([body]) };
+}
+
+/** The gRPC target (`host:port`) of an endpoint URL (`http://host:port`, or https for TLS). */
+export function grpcTarget(url: string): { target: string; tls: boolean } {
+  const u = new URL(url);
+  const tls = u.protocol === 'https:';
+  return { target: `${u.hostname}:${u.port || (tls ? '443' : '80')}`, tls };
+}
+
+interface UnaryResult {
+  readonly code: number;
+  readonly details: string;
+  readonly value: Buffer | undefined;
+  readonly initial: Metadata | undefined;
+  readonly trailers: Metadata | undefined;
+}
+
+export class GrpcBackendClient implements BackendClient {
+  private readonly client: Client;
+
+  constructor(readonly url: string) {
+    const { target, tls } = grpcTarget(url);
+    this.client = new Client(target, tls ? credentials.createSsl() : credentials.createInsecure(), {
+      'grpc.max_receive_message_length': MAX_MESSAGE,
+      'grpc.max_send_message_length': MAX_MESSAGE,
+      // Reconnect quickly after a replica comes back: health probes decide when it is used again.
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 1000,
+    });
+  }
+
+  /** One unary call; resolves with its status whatever it is, rejects only when cancelled. */
+  private unary(path: string, body: Buffer, md: Metadata, signal: BackendRequest['signal'] | undefined, deadline?: number): Promise<UnaryResult> {
+    return new Promise((resolve, reject) => {
+      let value: Buffer | undefined;
+      let initial: Metadata | undefined;
+      const options = deadline === undefined ? {} : { deadline };
+      const call = this.client.makeUnaryRequest(path, identity, identity, body, md, options, (err: ServiceError | null, v?: Buffer) => {
+        if (!err) value = v;
+      });
+      const onAbort = (): void => call.cancel();
+      signal?.once('abort', onAbort);
+      call.on('metadata', (m: Metadata) => (initial = m));
+      call.on('status', (s) => {
+        signal?.removeListener('abort', onAbort);
+        if (signal?.aborted) return reject(new Error('cancelled'));
+        resolve({ code: s.code, details: s.details, value, initial, trailers: s.metadata });
+      });
+    });
+  }
+
+  async request(req: BackendRequest): Promise<BackendResponse> {
+    if (req.signal.aborted) throw new Error('cancelled');
+    const md = new Metadata();
+    for (const [k, v] of Object.entries(req.headers)) if (!NOT_METADATA.has(k)) addToMetadata(md, k, v);
+    if (isGrpcPassthrough(req.headers)) {
+      const r = await this.unary(req.path, req.body ?? Buffer.alloc(0), md, req.signal);
+      this.refused(r);
+      return { status: 200, headers: replyHeaders(r.code, r.details, r.initial, r.trailers), body: Readable.from([r.value ?? Buffer.alloc(0)]) };
+    }
+    const route = routeOf(req.method, req.path);
+    if (!route) return jsonResponse(404, { error: `a KServe v2 gRPC backend has no counterpart for ${req.method} ${req.path}` });
+    let message: Buffer;
+    try {
+      message = this.encodeRequest(route, req);
+    } catch (err) {
+      if (err instanceof WireError) return jsonResponse(400, { error: `KServe v2 infer: ${err.message}` });
+      throw err;
+    }
+    const r = await this.unary(methodPath(route.method), message, md, req.signal);
+    this.refused(r);
+    if (r.code !== Code.OK) return jsonResponse(httpStatusFor(r.code), { error: r.details || `backend answered gRPC status ${r.code}` }, { 'x-grpc-status': String(r.code) });
+    try {
+      return jsonResponse(200, this.decodeResponse(route, r.value ?? Buffer.alloc(0)));
+    } catch (err) {
+      // The backend's answer is not what the protocol promises: a backend failure, not the client's.
+      return jsonResponse(502, { error: `gRPC backend answer for ${route.method}: ${(err as Error).message}` });
+    }
+  }
+
+  /** UNAVAILABLE before any answer: nothing reached the model, so another replica may take it. */
+  private refused(r: UnaryResult): void {
+    if (r.code === Code.UNAVAILABLE && r.initial === undefined) throw new ConnectionFailure(`${this.url}: gRPC UNAVAILABLE: ${r.details}`);
+  }
+
+  private encodeRequest(route: Route, req: BackendRequest): Buffer {
+    const ref = { name: route.model ?? '', version: route.version ?? '' };
+    switch (route.method) {
+      case 'ModelInfer': {
+        const h = req.headers['inference-header-content-length'];
+        const headerLength = h === undefined ? undefined : Number(h);
+        return inferRequestFromJson(req.body ?? Buffer.alloc(0), headerLength, ref.name, route.version);
+      }
+      case 'ModelMetadata': return wire.ModelMetadataRequest.encode(ref);
+      case 'ModelReady': return wire.ModelReadyRequest.encode(ref);
+      default: return Buffer.alloc(0);
+    }
+  }
+
+  private decodeResponse(route: Route, value: Buffer): unknown {
+    switch (route.method) {
+      case 'ModelInfer': return inferResponseToJson(wire.ModelInferResponse.decode(value));
+      case 'ModelMetadata': return modelMetadataToJson(wire.ModelMetadataResponse.decode(value));
+      case 'ModelReady': return { name: route.model, ready: wire.ModelReadyResponse.decode(value).ready };
+      case 'ServerReady': return { ready: wire.ServerReadyResponse.decode(value).ready };
+      case 'ServerLive': return { live: wire.ServerLiveResponse.decode(value).live };
+      case 'ServerMetadata': {
+        const m = wire.ServerMetadataResponse.decode(value);
+        return { name: m.name, version: m.version, extensions: [...m.extensions] };
+      }
+    }
+  }
+
+  async probe(path: string, timeoutMs: number): Promise<boolean> {
+    const route = routeOf('GET', path) ?? { method: 'ServerReady' as const };
+    const message = route.method === 'ModelReady' ? wire.ModelReadyRequest.encode({ name: route.model ?? '', version: route.version ?? '' }) : Buffer.alloc(0);
+    try {
+      const r = await this.unary(methodPath(route.method), message, new Metadata(), undefined, Date.now() + timeoutMs);
+      if (r.code !== Code.OK || !r.value) return false;
+      if (route.method === 'ModelReady') return wire.ModelReadyResponse.decode(r.value).ready;
+      if (route.method === 'ServerReady') return wire.ServerReadyResponse.decode(r.value).ready;
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): Promise<void> {
+    this.client.close();
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,219 @@
+/**
+ * A proxy's data plane: admitted calls go to its broker over the authenticated link (wire.ts) on
+ * kept-alive connections. The broker answers as the backend did, or with `x-modelguard-error`,
+ * which becomes the same MGError here so the proxy's adapter answers in the client's protocol.
+ * The client's cancellation closes the link request, which removes queued work at the broker.
+ */
+import { Pool } from 'undici';
+import { MGError, type ErrorCode, ERRORS } from '../core/errors.ts';
+import type { RequestRecord } from '../core/events.ts';
+import type { BackendReply, Identity, InferenceCall } from '../core/request.ts';
+import type { AppOperation, Snapshot } from '../core/snapshot.ts';
+import type { BrokerStatus } from '../broker/broker.ts';
+import type { DataPlane } from '../pipeline/plane.ts';
+import { CancelledError } from '../broker/work.ts';
+import { H, READY_PATH } from './wire.ts';
+
+/** Answers up to this size are read whole (one write to the client); larger or unsized ones stream. */
+const BUFFER_LIMIT = 4 * 1024 * 1024;
+
+export interface RemoteBrokerOptions {
+  /** Base URL of the broker listener, e.g. http://10.0.0.5:8010 */
+  readonly url: string;
+  /** This proxy's token (Gateway.spec.proxies[].tokens). */
+  readonly token: string;
+  /** Connections kept to the broker. */
+  readonly connections?: number;
+  /** Readiness probe interval, ms. */
+  readonly probeIntervalMs?: number;
+}
+
+function isCode(v: string | undefined): v is ErrorCode {
+  return v !== undefined && Object.hasOwn(ERRORS, v);
+}
+
+export class RemoteBroker implements DataPlane {
+  private snapshot: Snapshot;
+  private readonly pool: Pool;
+  private readonly auth: string;
+  private reachable = false;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private inflight = 0;
+  private served = 0;
+  private failures = 0;
+  private latencyMs = 0;
+
+  constructor(
+    snapshot: Snapshot,
+    private readonly opts: RemoteBrokerOptions,
+  ) {
+    this.snapshot = snapshot;
+    this.auth = `Bearer ${opts.token}`;
+    this.pool = new Pool(opts.url, { connections: opts.connections ?? 64, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0 });
+  }
+
+  get current(): Snapshot {
+    return this.snapshot;
+  }
+
+  get url(): string {
+    return this.opts.url;
+  }
+
+  start(): void {
+    const probe = (): void => {
+      void this.probe().then((ok) => {
+        this.reachable = ok;
+      });
+    };
+    probe();
+    this.probeTimer = setInterval(probe, this.opts.probeIntervalMs ?? 2000);
+    this.probeTimer.unref();
+  }
+
+  /** True when the broker answers its readiness path to this proxy's credential. */
+  async probe(): Promise<boolean> {
+    try {
+      const res = await this.pool.request({ method: 'GET', path: READY_PATH, headers: { [H.proxyAuth]: this.auth }, signal: AbortSignal.timeout(1000) });
+      await res.body.dump();
+      return res.statusCode === 200;
+    } catch {
+      return false;
+    }
+  }
+
+  apply(next: Snapshot): void {
+    this.snapshot = next;
+  }
+
+  submit(call: InferenceCall, identity: Identity, record: RequestRecord): Promise<BackendReply> {
+    return this.forward(call, identity, record, 'infer');
+  }
+
+  metadata(call: InferenceCall, record: RequestRecord): Promise<BackendReply> {
+    return this.forward(call, { app: record.app, group: record.group ?? 'default' }, record, 'metadata');
+  }
+
+  private async forward(call: InferenceCall, identity: Identity, record: RequestRecord, kind: 'infer' | 'metadata'): Promise<BackendReply> {
+    if (call.signal.aborted) throw new CancelledError();
+    const headers: Record<string, string> = { ...call.headers };
+    headers[H.proxyAuth] = this.auth;
+    if (identity.app !== undefined) headers[H.app] = identity.app;
+    else headers[H.group] = identity.group;
+    headers[H.model] = call.model;
+    headers[H.api] = call.api;
+    headers[H.op] = call.op;
+    headers[H.permission] = permissionOf(call, kind);
+    headers[H.protocol] = call.protocol;
+    headers['x-request-id'] = call.id;
+    if (record.source !== undefined) headers[H.source] = record.source;
+    if (call.costHint !== undefined) headers[H.cost] = String(call.costHint);
+    if (call.timeoutMs !== undefined) {
+      const left = Math.ceil(call.timeoutMs - (performance.now() - call.receivedAt));
+      if (left <= 0) throw new MGError('MG_QUEUE_TIMEOUT', 'deadline passed before the call reached the broker', { retryAfterMs: 100 });
+      headers[H.timeout] = String(left);
+    }
+    const t0 = performance.now();
+    this.inflight++;
+    let counted = false;
+    const finish = (ok: boolean): void => {
+      if (counted) return;
+      counted = true;
+      this.inflight--;
+      if (ok) {
+        this.served++;
+        const ms = performance.now() - t0;
+        this.latencyMs = this.latencyMs === 0 ? ms : this.latencyMs * 0.8 + ms * 0.2;
+      } else this.failures++;
+    };
+    try {
+      const res = await this.pool.request({ method: call.method, path: call.path, headers, body: call.body ?? null, signal: call.signal });
+      const code = res.headers[H.error];
+      if (typeof code === 'string') {
+        const text = await res.body.text().catch(() => '');
+        finish(true);
+        throw remoteError(code, text, res.headers[H.retryAfterMs]);
+      }
+      const out: Record<string, string> = {};
+      for (const [k, v] of Object.entries(res.headers)) {
+        if (v === undefined || k.startsWith('x-modelguard-')) continue;
+        out[k] = Array.isArray(v) ? v.join(', ') : v;
+      }
+      const endpoint = headerText(res.headers[H.endpoint]) ?? this.opts.url;
+      const servedBy = headerText(res.headers[H.servedBy]) === 'cloud' ? 'cloud' : 'edge';
+      record.endpoint = endpoint;
+      const size = Number(res.headers['content-length']);
+      if (Number.isFinite(size) && size <= BUFFER_LIMIT) {
+        const body = Buffer.from(await res.body.arrayBuffer());
+        finish(true);
+        return { status: res.statusCode, headers: out, body, endpoint, servedBy };
+      }
+      res.body.once('close', () => finish(true));
+      return { status: res.statusCode, headers: out, body: res.body, endpoint, servedBy };
+    } catch (err) {
+      if (err instanceof MGError) throw err;
+      finish(false);
+      if (call.signal.aborted) throw new CancelledError();
+      throw new MGError('MG_NO_BACKEND', `broker ${this.opts.url} unreachable: ${err instanceof Error ? err.message : String(err)}`, {
+        retryAfterMs: this.opts.probeIntervalMs ?? 2000,
+        cause: err,
+      });
+    }
+  }
+
+  ready(): boolean {
+    return this.reachable;
+  }
+
+  status(): BrokerStatus {
+    return {
+      version: this.snapshot.version,
+      hash: this.snapshot.hash,
+      fairness: this.snapshot.gateway.fairness,
+      groups: [],
+      endpoints: [
+        {
+          backend: 'broker',
+          url: this.opts.url,
+          slots: this.opts.connections ?? 64,
+          inflight: this.inflight,
+          healthy: this.reachable,
+          served: this.served,
+          failures: this.failures,
+          latencyMs: this.latencyMs,
+        },
+      ],
+    };
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.probeTimer);
+    await this.pool.close();
+  }
+}
+
+function headerText(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** The broker's decision, carried back: same code, message and Retry-After. */
+function remoteError(code: string, body: string, retryMs: string | string[] | undefined): MGError {
+  let message: string | undefined;
+  try {
+    const doc = JSON.parse(body) as { error?: unknown };
+    if (typeof doc.error === 'string') message = doc.error;
+    else if (typeof doc.error === 'object' && doc.error !== null && typeof (doc.error as { message?: unknown }).message === 'string') {
+      message = (doc.error as { message: string }).message;
+    }
+  } catch {
+    // keep the registry's message
+  }
+  const ms = Number(headerText(retryMs));
+  const opts = Number.isFinite(ms) && ms > 0 ? { retryAfterMs: ms } : {};
+  return isCode(code) ? new MGError(code, message, opts) : new MGError('MG_BACKEND_ERROR', `broker answered with unknown code ${code}`);
+}
+
+/** What the proxy granted this call as: admin paths need `admin`, metadata `metadata`. */
+function permissionOf(call: InferenceCall, kind: 'infer' | 'metadata'): AppOperation {
+  return call.permission ?? kind;
+}

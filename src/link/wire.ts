@@ -1,0 +1,49 @@
+/**
+ * The proxy → broker hop. A proxy forwards the neutral InferenceCall as one HTTP/1.1 request on the
+ * broker listener: the backend path and body as they are, the call's fields in `x-modelguard-*`
+ * headers, and its own credential. The broker trusts the asserted app (and the client's address)
+ * only after it has recognised that credential; a client can never set these headers itself,
+ * because every adapter strips `x-modelguard-*` from what it forwards.
+ */
+import type { ApiKind, Operation, Protocol } from '../core/request.ts';
+import type { AppOperation } from '../core/snapshot.ts';
+
+export const H = {
+  /** `Bearer <proxy token>` */
+  proxyAuth: 'x-modelguard-proxy-authorization',
+  app: 'x-modelguard-app',
+  /** Group of unauthenticated traffic under `auth: none` (no app). */
+  group: 'x-modelguard-group',
+  model: 'x-modelguard-model',
+  api: 'x-modelguard-api',
+  op: 'x-modelguard-op',
+  permission: 'x-modelguard-permission',
+  protocol: 'x-modelguard-protocol',
+  cost: 'x-modelguard-cost',
+  /** Remaining client deadline in ms when the proxy sent the call. */
+  timeout: 'x-modelguard-timeout-ms',
+  /** The client's address as the proxy saw it (for app source rules and the audit log). */
+  source: 'x-modelguard-source',
+  // answers
+  error: 'x-modelguard-error',
+  retryAfterMs: 'x-modelguard-retry-after-ms',
+  endpoint: 'x-modelguard-endpoint',
+  servedBy: 'x-modelguard-served-by',
+} as const;
+
+/** Readiness of the broker, for the proxies' probes (needs the proxy credential like any call). */
+export const READY_PATH = '/_modelguard/ready';
+
+const APIS: readonly ApiKind[] = ['kserve-v2', 'openai', 'passthrough'];
+const OPS: readonly Operation[] = ['infer', 'metadata'];
+const PERMISSIONS: readonly AppOperation[] = ['infer', 'metadata', 'admin'];
+const PROTOCOLS: readonly Protocol[] = ['http', 'grpc', 'mqtt'];
+
+function oneOf<T extends string>(values: readonly T[], v: string | undefined, fallback: T): T {
+  return v !== undefined && (values as readonly string[]).includes(v) ? (v as T) : fallback;
+}
+
+export const parseApi = (v: string | undefined): ApiKind => oneOf(APIS, v, 'passthrough');
+export const parseOp = (v: string | undefined): Operation => oneOf(OPS, v, 'infer');
+export const parsePermission = (v: string | undefined): AppOperation => oneOf(PERMISSIONS, v, 'infer');
+export const parseProtocol = (v: string | undefined): Protocol => oneOf(PROTOCOLS, v, 'http');

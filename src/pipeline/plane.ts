@@ -1,0 +1,23 @@
+/**
+ * What the pipeline hands admitted calls to: the local Broker (queues, scheduler, slots), or on a
+ * proxy the RemoteBroker that forwards them to a broker over an authenticated link (src/link).
+ * Metrics, the live view and the admin listener read the same shape, so every role observes alike.
+ */
+import type { RequestRecord } from '../core/events.ts';
+import type { BackendReply, Identity, InferenceCall } from '../core/request.ts';
+import type { Snapshot } from '../core/snapshot.ts';
+import type { BrokerStatus } from '../broker/broker.ts';
+
+export interface DataPlane {
+  readonly current: Snapshot;
+  start(): void;
+  /** Scheduled work: answered exactly once, by the backend or with an MGError. */
+  submit(call: InferenceCall, identity: Identity, record: RequestRecord): Promise<BackendReply>;
+  /** Metadata and readiness calls: answered without queueing. */
+  metadata(call: InferenceCall, record: RequestRecord): Promise<BackendReply>;
+  /** Swaps configuration without dropping queued or in-flight work. */
+  apply(next: Snapshot): void;
+  ready(): boolean;
+  status(): BrokerStatus;
+  close(): Promise<void>;
+}
