@@ -9,6 +9,7 @@ import { Pipeline } from '../pipeline/pipeline.ts';
 import { createHttpServer } from '../adapters/http/server.ts';
 import { closeGrpc, createGrpcServer, listenGrpc } from '../adapters/grpc/server.ts';
 import { startMqttIngress, type MqttIngress } from '../adapters/mqtt/ingress.ts';
+import { registerMqttMetrics } from '../observability/mqtt-metrics.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { AccessLog } from '../observability/access-log.ts';
 import type { LiveFeed } from '../observability/live.ts';
@@ -82,6 +83,7 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
   if (mqttCfg) {
     try {
       mqtt = await startMqttIngress(pipeline, mqttCfg, opts.mqtt ?? mqttCfg.url);
+      registerMqttMetrics(obs.metrics.registry, mqtt);
     } catch (err) {
       if (!opts.onMqttError) {
         await close();

@@ -5,6 +5,8 @@ import { MGError } from '../../src/core/errors.ts';
 import { decodeRequest, parsePayload, replyAddress } from '../../src/adapters/mqtt/decode.ts';
 import { errorReply, successReply } from '../../src/adapters/mqtt/encode.ts';
 import { filterReachesRequests, modelOfTopic } from '../../src/adapters/mqtt/topics.ts';
+import { PacketScanner } from '../../src/adapters/mqtt/packet-limit.ts';
+
 import type { RequestMessage } from '../../src/adapters/mqtt/transport.ts';
 
 function msg(payload: string, props: Partial<RequestMessage> = {}): RequestMessage {
@@ -85,5 +87,37 @@ describe('MQTT topics', () => {
   it('knows which subscription filters would read requests', () => {
     for (const f of ['#', 'modelguard/#', '+/+/infer/+', 'modelguard/v1/infer/m', 'modelguard/v1/+/+']) assert.ok(filterReachesRequests('modelguard/v1', f), f);
     for (const f of ['modelguard/v1/reply/#', 'modelguard/v1/infer', 'modelguard/v1/infer/m/x', 'a/b']) assert.ok(!filterReachesRequests('modelguard/v1', f), f);
+  });
+});
+
+describe('MQTT packet size limit (embedded broker)', () => {
+  /** A QoS 0 PUBLISH as MQTT 3.1.1 frames it: 0x30, remaining length (varint), topic, payload. */
+  const publish = (bytes: number): Buffer => {
+    const topic = Buffer.from('modelguard/v1/infer/m');
+    const body = Buffer.concat([Buffer.from([topic.length >> 8, topic.length & 0xff]), topic, Buffer.alloc(bytes)]);
+    const len: number[] = [];
+    let n = body.length;
+    do {
+      len.push((n % 128) | (n >= 128 ? 0x80 : 0));
+      n = Math.floor(n / 128);
+    } while (n > 0);
+    return Buffer.concat([Buffer.from([0x30, ...len]), body]);
+  };
+  const PINGREQ = Buffer.from([0xc0, 0x00]);
+
+  it('follows packet boundaries across reads of any size and lets packets under the limit through', () => {
+    const stream = Buffer.concat([publish(10), publish(300), PINGREQ, publish(1000)]);
+    for (const chunk of [1, 3, 7, 64, stream.length]) {
+      const s = new PacketScanner(1100);
+      for (let i = 0; i < stream.length; i += chunk) assert.equal(s.feed(stream.subarray(i, i + chunk)), undefined, `chunk ${chunk}`);
+    }
+  });
+
+  it('refuses a packet over the limit from its header, before its body', () => {
+    const s = new PacketScanner(1000);
+    assert.equal(s.feed(publish(100)), undefined);
+    const big = publish(200_000);
+    assert.match(s.feed(big.subarray(0, 4)) ?? '', /over the limit of 1000/);
+    assert.match(new PacketScanner(1e9).feed(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff])) ?? '', /malformed/);
   });
 });

@@ -111,6 +111,32 @@ describe('embedded MQTT broker', () => {
   });
 });
 
+describe('embedded broker packet limit', () => {
+  it('a packet far over maxBodySize closes that connection before it is buffered; others are served', { timeout: 20_000 }, async () => {
+    const acc = await accelerator({ slots: 1 });
+    closers.push(() => acc.close());
+    const gw = await startGateway(snapshotFor({ endpoints: [{ url: acc.url, slots: 1 }], groups: [{ name: 'a' }], gateway: { maxBodySize: '1Ki', mqtt: { embedded: true } } }), {
+      http: '127.0.0.1:0',
+      grpc: '127.0.0.1:0',
+      admin: '127.0.0.1:0',
+      mqtt: 'mqtt://127.0.0.1:0',
+    });
+    closers.push(() => gw.close());
+    const url = gw.mqttUrl ?? '';
+    const hog = await mqtt.connectAsync(url, { protocolVersion: 4, username: 'app-a', password: keyFor('a'), reconnectPeriod: 0 });
+    closers.push(() => hog.endAsync(true));
+    const closed = new Promise<void>((r) => hog.once('close', () => r()));
+    hog.publish('modelguard/v1/infer/demo', Buffer.alloc(1024 * 1024, 0x20), { qos: 0 });
+    await closed;
+    const dev = await Caller.create(url, 4, { username: 'app-a', password: keyFor('a') });
+    closers.push(() => dev.close());
+    assert.equal(errorCode(await dev.request('demo', INFER)), undefined);
+    // Over maxBodySize but under the packet cap: refused as a request, with a reply.
+    const big = { ...INFER, pad: 'x'.repeat(4096) };
+    assert.equal(errorCode(await dev.request('demo', big)), 'MG_TOO_LARGE');
+  });
+});
+
 describe('embedded broker port already taken', () => {
   it('startGateway fails with the address error, or runs without MQTT when onMqttError is given', async () => {
     const blocker = net.createServer();

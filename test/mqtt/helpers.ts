@@ -11,7 +11,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 
 export const MOSQUITTO = '/usr/sbin/mosquitto';
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
@@ -32,13 +32,15 @@ export interface MosquittoOptions {
   readonly users?: Record<string, string>;
   /** Lines of an acl_file. */
   readonly acl?: string[];
+  /** A fixed port (to restart a broker where its clients expect it); default a free one. */
+  readonly port?: number;
 }
 
 /** mosquitto in its own process on 127.0.0.1:<free port>; resolves once it accepts connections. */
 export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosquitto> {
   const dir = mkdtempSync(join(tmpdir(), 'mg-mosquitto-'));
   chmodSync(dir, 0o755);
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const lines = [`listener ${port} 127.0.0.1`, 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', 'user root', 'max_inflight_messages 0', 'set_tcp_nodelay true'];
   if (opts.users) {
     const pw = join(dir, 'passwords');

@@ -141,6 +141,9 @@ describe('MQTT ingress on mosquitto', () => {
     const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
     assert.match(text, /modelguard_requests_total\{[^}]*protocol="mqtt"[^}]*outcome="OK"[^}]*\} \d+/);
     assert.match(text, /modelguard_requests_total\{[^}]*protocol="mqtt"[^}]*outcome="MG_FORBIDDEN"[^}]*\} \d+/);
+    assert.match(text, /^modelguard_mqtt_connected 1$/m);
+    assert.equal(Number(/^modelguard_mqtt_dropped_total (\d+)$/m.exec(text)?.[1]), gw.mqtt?.stats.dropped);
+    assert.ok((gw.mqtt?.stats.dropped ?? 0) >= 2, 'the dropped requests of the test before');
   });
 
   it('the HTTP path still works beside it (same process, same pipeline)', async () => {
@@ -177,6 +180,24 @@ describe('MQTT ingress under load and deadlines', () => {
     assert.ok(['MG_QUEUE_TIMEOUT', 'MG_BACKEND_TIMEOUT'].includes(errorCode(late) ?? ''), JSON.stringify(late.doc));
     await Promise.all(busy);
     assert.deepEqual(c.strays, []);
+  });
+});
+
+describe('MQTT ingress shutdown', () => {
+  it('close() stops taking requests and lets those in flight and queued answer', { timeout: 20_000 }, async () => {
+    const broker = await startMosquitto();
+    closers.push(() => broker.close());
+    const acc = await accelerator({ slots: 1, serviceTime: 150 });
+    closers.push(() => acc.close());
+    const gw = await gateway({ endpoints: [{ url: acc.url, slots: 1 }], groups: [{ name: 'a' }], gateway: { mqtt: { url: broker.url } } });
+    const c = await Caller.create(broker.url, 5);
+    closers.push(() => c.close());
+    const pending = Array.from({ length: 3 }, () => c.request('demo', INFER, { key: keyFor('a') }));
+    await waitFor(() => acc.requests().length >= 1, 'the first request running');
+    await gw.close();
+    const replies = await Promise.all(pending);
+    assert.deepEqual(replies.map(errorCode), [undefined, undefined, undefined]);
+    await assert.rejects(c.request('demo', INFER, { key: keyFor('a'), timeoutMs: 300 }), /no reply/, 'nobody takes requests after close');
   });
 });
 

@@ -8,6 +8,7 @@
 import net, { type AddressInfo } from 'node:net';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import type { MqttSnapshot } from '../../core/snapshot.ts';
+import { limitPackets } from './packet-limit.ts';
 import { filterReachesRequests, modelOfTopic } from './topics.ts';
 import type { MqttTransport, ReplyMessage, RequestMessage } from './transport.ts';
 
@@ -33,8 +34,14 @@ export class EmbeddedBroker implements MqttTransport {
     private readonly cfg: MqttSnapshot,
     url: string,
     private readonly checkKey: KeyCheck,
+    /** Largest MQTT packet a device may send (the largest request body plus room for topic and headers). */
+    private readonly maxPacketBytes: number,
   ) {
     this.url = url;
+  }
+
+  get connected(): boolean {
+    return this.server?.listening === true;
   }
 
   async start(onRequest: (msg: RequestMessage) => void): Promise<void> {
@@ -75,7 +82,16 @@ export class EmbeddedBroker implements MqttTransport {
       });
     });
     // TCP_NODELAY: replies are small writes that must not wait for the device's delayed ACK.
-    const server = net.createServer({ noDelay: true }, aedes.handle);
+    let lastRefusal = 0;
+    const server = net.createServer({ noDelay: true }, (socket) => {
+      limitPackets(socket, this.maxPacketBytes, (reason) => {
+        const now = performance.now();
+        if (now - lastRefusal < 10_000) return;
+        lastRefusal = now;
+        process.stderr.write(`modelguard: embedded MQTT broker closed a connection from ${socket.remoteAddress}: ${reason}\n`);
+      });
+      aedes.handle(socket);
+    });
     const u = new URL(this.url);
     const host = u.hostname.replace(/^\[|\]$/g, '');
     await new Promise<void>((resolve, reject) => {
@@ -103,8 +119,10 @@ export class EmbeddedBroker implements MqttTransport {
     return new Promise((resolve, reject) => aedes.publish(packet, (err) => (err ? reject(err) : resolve())));
   }
 
+  /** No new devices (the listener closes); connected ones are still served until close(). */
   stopIntake(): Promise<void> {
-    this.onRequest = undefined;
+    this.server?.close();
+    this.server = undefined;
     return Promise.resolve();
   }
 
@@ -113,7 +131,7 @@ export class EmbeddedBroker implements MqttTransport {
     const { aedes, server } = this;
     this.aedes = undefined;
     this.server = undefined;
+    if (server) server.close();
     if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }

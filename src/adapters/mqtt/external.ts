@@ -60,6 +60,10 @@ export class ExternalBroker implements MqttTransport {
     this.filter = cfg.sharedGroup === undefined ? f : `$share/${cfg.sharedGroup}/${f}`;
   }
 
+  get connected(): boolean {
+    return this.client?.connected === true;
+  }
+
   async start(onRequest: (msg: RequestMessage) => void): Promise<void> {
     const client = mqtt.connect(this.url, clientOptions(this.cfg));
     this.client = client;

@@ -24,6 +24,8 @@ import { ExternalBroker } from './external.ts';
 import { modelOfTopic } from './topics.ts';
 import type { MqttTransport, ReplyMessage, RequestMessage } from './transport.ts';
 
+/** Bytes of an MQTT PUBLISH beyond its payload: fixed header, topic (at most 64 KiB), packet id. */
+const PACKET_HEADROOM = 70 * 1024;
 /** How long close() lets requests in flight finish and answer. */
 const DRAIN_MS = 5000;
 /** Largest backend error body read to explain a 4xx. */
@@ -43,6 +45,8 @@ export interface MqttIngress {
   readonly url: string;
   readonly embedded: boolean;
   readonly stats: Readonly<MqttIngressStats>;
+  /** Connected to the external broker, or the embedded broker is listening. */
+  readonly connected: boolean;
   close(): Promise<void>;
 }
 
@@ -82,7 +86,6 @@ class Ingress implements MqttIngress {
   readonly stats: MqttIngressStats = { replied: 0, dropped: 0, replyFailures: 0 };
   private inflight = 0;
   private lastDropLog = 0;
-  private closing = false;
 
   constructor(
     private readonly pipeline: Pipeline,
@@ -95,9 +98,14 @@ class Ingress implements MqttIngress {
     return this.transport.url;
   }
 
+  get connected(): boolean {
+    return this.transport.connected;
+  }
+
   start(): Promise<void> {
+    // Requests still delivered while closing (before the unsubscribe took effect) are served: the
+    // pipeline runs until close() has drained.
     return this.transport.start((msg) => {
-      if (this.closing) return;
       this.inflight++;
       this.handle(msg)
         .catch((err: unknown) => console.error('modelguard: MQTT request failed:', err))
@@ -197,7 +205,6 @@ class Ingress implements MqttIngress {
   }
 
   async close(): Promise<void> {
-    this.closing = true;
     await this.transport.stopIntake();
     const end = performance.now() + DRAIN_MS;
     while (this.inflight > 0 && performance.now() < end) await new Promise((r) => setTimeout(r, 10));
@@ -210,17 +217,19 @@ class Ingress implements MqttIngress {
  * broker there. `url` overrides the configured one (tests use mqtt://127.0.0.1:0).
  */
 export async function startMqttIngress(pipeline: Pipeline, cfg: MqttSnapshot, url = cfg.url): Promise<MqttIngress> {
-  const transport: MqttTransport = cfg.embedded
-    ? new EmbeddedBroker(cfg, url, (key) => {
-        try {
-          // API keys only at CONNECT (a JWT can still come with each request).
-          const id = new IdentityResolver(pipeline.snapshot).resolve({ key, group: undefined });
-          return id instanceof Promise ? undefined : { app: id.app };
-        } catch {
-          return undefined;
-        }
-      })
-    : new ExternalBroker(cfg, url);
+  const checkKey = (key: string): { app: string | undefined } | undefined => {
+    try {
+      // API keys only at CONNECT (a JWT can still come with each request).
+      const id = new IdentityResolver(pipeline.snapshot).resolve({ key, group: undefined });
+      return id instanceof Promise ? undefined : { app: id.app };
+    } catch {
+      return undefined;
+    }
+  };
+  // Room for the topic (≤ 64 KiB) and fixed header over the largest body any model accepts.
+  const snap = pipeline.snapshot;
+  const maxBody = Math.max(snap.gateway.maxBodyBytes, ...Object.values(snap.models).map((m) => m.maxBodyBytes ?? 0));
+  const transport: MqttTransport = cfg.embedded ? new EmbeddedBroker(cfg, url, checkKey, maxBody + PACKET_HEADROOM) : new ExternalBroker(cfg, url);
   const ingress = new Ingress(pipeline, cfg, transport, cfg.embedded);
   await ingress.start();
   return ingress;

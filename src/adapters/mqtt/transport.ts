@@ -33,11 +33,13 @@ export interface ReplyMessage {
 export interface MqttTransport {
   /** Where clients reach the broker (the bound URL for an embedded broker on port 0). */
   readonly url: string;
+  /** Connected to the external broker, or the embedded one is listening. */
+  readonly connected: boolean;
   /** Starts delivering request messages; resolves when subscribed (or the embedded broker listens). */
   start(onRequest: (msg: RequestMessage) => void): Promise<void>;
   /** Publishes a reply; rejects when the broker connection cannot take it. */
   reply(msg: ReplyMessage): Promise<void>;
-  /** Stops taking requests (replies can still be sent). */
+  /** Stops taking new requests where the broker allows it (replies can still be sent). */
   stopIntake(): Promise<void>;
   close(): Promise<void>;
 }
