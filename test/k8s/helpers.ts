@@ -38,3 +38,6 @@ export function secret(name: string, data: Record<string, string>): { apiVersion
     data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
   };
 }
+
+/** API objects and AdmissionReviews as the tests read them: parsed JSON, read at any depth. */
+export type Json = ReturnType<typeof JSON.parse>;
