@@ -153,8 +153,39 @@ test('the webhook configuration points at the Service, port and path the control
   }
   assert.deepEqual(hooks[0].objectSelector, { matchLabels: { 'modelguard.io/inject': 'enabled' } });
   assert.deepEqual(hooks[1].namespaceSelector.matchLabels, { 'modelguard.io/inject': 'enabled' });
-  // Injected proxies run the controller's image, whatever the overlay sets.
-  assert.equal(container.env.find((e: Json) => e.name === 'MODELGUARD_PROXY_IMAGE').value, container.image);
+  assert.equal(container.image, 'modelguard:0.1.0');
+  assert.ok(container.env.some((e: Json) => e.name === 'POD_NAME' && e.valueFrom.fieldRef.fieldPath === 'metadata.name'), 'POD_NAME, to find its own image');
   assert.equal(deploy.spec.replicas, 2);
   assert.ok(PROXY_CONTAINER.length > 0);
+});
+
+test('the Dockerfile builds from what the repository has, and the production install has every package src/ imports', async () => {
+  const { existsSync, readdirSync } = await import('node:fs');
+  const docker = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+  assert.match(docker, /^FROM node:20-slim/m);
+  assert.match(docker, /npm ci --omit=dev/);
+  assert.match(docker, /ENTRYPOINT \["node", "\/app\/bin\/modelguard\.js"\]/);
+  for (const m of docker.matchAll(/^COPY (?!--from)(.+) \S+$/gm)) {
+    for (const src of m[1]!.split(/\s+/)) assert.ok(existsSync(join(ROOT, src)), `COPY ${src}: no such file in the repository`);
+  }
+  // `npm ci --omit=dev` leaves devDependencies out: nothing the CLI loads may be one.
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+  const imported = new Set<string>();
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/\.ts$/.test(e.name)) {
+        for (const m of readFileSync(p, 'utf8').matchAll(/^import (?!type ).*from '([^.'][^']*)'/gm)) {
+          const spec = m[1]!;
+          if (spec.startsWith('node:')) continue;
+          imported.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!);
+        }
+      }
+    }
+  };
+  walk(join(ROOT, 'src'));
+  assert.ok(imported.has('@kubernetes/client-node') && imported.has('node-forge'));
+  for (const name of imported) assert.ok(pkg.dependencies[name] !== undefined, `${name} is imported by src/ but is not in dependencies`);
+  assert.ok(pkg.dependencies.tsx !== undefined, 'tsx runs the CLI');
 });

@@ -7,6 +7,7 @@ import { KubernetesSource } from '../../src/k8s/source.ts';
 import { LeaderElector } from '../../src/k8s/leader.ts';
 import { NodeDirectory } from '../../src/k8s/nodes.ts';
 import { ensureWebhookCerts, syncCaBundle } from '../../src/k8s/certs.ts';
+import { proxyImage } from '../../src/k8s/self.ts';
 import { FakeApiServer } from './fake-apiserver.ts';
 import { CRD_BASE, NS, cr, fixture, waitFor } from './helpers.ts';
 import type { Json } from './helpers.ts';
@@ -82,6 +83,11 @@ test('the controller\'s Role and ClusterRole allow every call src/k8s makes, and
   const certs = await ensureWebhookCerts({ kubeConfig: kc, namespace: NS });
   await ensureWebhookCerts({ kubeConfig: kc, namespace: NS, now: new Date(Date.now() + 340 * 86_400_000) });
   await syncCaBundle({ kubeConfig: kc, caCert: certs.caCert });
+  const self = rendered.find((d) => d.kind === 'Deployment' && d.metadata.name === 'modelguard-controller');
+  api.put(`/api/v1/namespaces/${NS}/pods`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'modelguard-controller-5c9d-x2x7q', namespace: NS }, spec: self.spec.template.spec });
+  assert.equal(await proxyImage({ kubeConfig: kc, namespace: NS, podName: 'modelguard-controller-5c9d-x2x7q' }), 'modelguard:0.1.0');
+  assert.equal(await proxyImage({ kubeConfig: kc, namespace: NS, podName: 'any', override: 'registry.local/mg:1' }), 'registry.local/mg:1');
+  await assert.rejects(proxyImage({ kubeConfig: kc, namespace: NS, podName: 'modelguard-controller-5c9d-x2x7q', container: 'nope' }), /MODELGUARD_PROXY_IMAGE/);
   await waitFor(() => api.openWatches() >= 7, 'watches open');
 
   const calls = api.requests.map((r) => attributes(r.method, r.path, r.query));
