@@ -99,11 +99,20 @@ export class KubernetesConfig {
     if (loaded !== undefined && problems.length === 0) {
       this.#version = version;
       this.#current = loaded;
-      this.#o.onConfig(loaded);
+      this.#notify(() => this.#o.onConfig(loaded), 'onConfig');
     } else {
-      this.#o.onRejected?.(error, problems);
+      this.#notify(() => this.#o.onRejected?.(error, problems), 'onRejected');
     }
     this.#writeStatuses();
+  }
+
+  /** A throwing callback must not break the watches that called it. */
+  #notify(fn: () => void, what: string): void {
+    try {
+      fn();
+    } catch (e) {
+      this.#o.onError?.(e as Error, what);
+    }
   }
 
   #writeStatuses(): void {

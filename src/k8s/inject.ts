@@ -45,7 +45,12 @@ export interface PatchOp {
 /** The parts of a v1 Pod this reads. */
 export interface PodLike {
   readonly metadata?: { readonly name?: string; readonly generateName?: string; readonly namespace?: string; readonly labels?: Record<string, string>; readonly annotations?: Record<string, string> };
-  readonly spec?: { readonly containers?: readonly { readonly name: string }[]; readonly initContainers?: readonly { readonly name: string }[]; readonly volumes?: readonly { readonly name: string }[] };
+  readonly spec?: {
+    readonly hostNetwork?: boolean;
+    readonly containers?: readonly { readonly name: string; readonly ports?: readonly { readonly containerPort?: number }[] }[];
+    readonly initContainers?: readonly { readonly name: string }[];
+    readonly volumes?: readonly { readonly name: string }[];
+  };
 }
 
 export type Decision =
@@ -94,6 +99,8 @@ export function decide(pod: PodLike, namespace: string, options: InjectOptions, 
   if (pod.metadata?.labels?.[INJECT_LABEL] === 'disabled') return { kind: 'skip', reason: `pod has ${INJECT_LABEL}: disabled` };
   const containers = pod.spec?.containers ?? [];
   if (containers.some((c) => c.name === PROXY_CONTAINER)) return { kind: 'skip', reason: 'already injected' };
+  // Its iptables rules would rewrite the node's own nat table.
+  if (pod.spec?.hostNetwork === true) return { kind: 'skip', reason: 'hostNetwork pods share the node\'s network and are never injected' };
   const app = pod.metadata?.annotations?.[APP_ANNOTATION];
   if (app === undefined || app === '') {
     return { kind: 'deny', message: `ModelGuard injection is enabled for this pod but it has no ${APP_ANNOTATION} annotation: add ${APP_ANNOTATION}: <App name> to the pod template, or label the pod ${INJECT_LABEL}: disabled` };
@@ -108,6 +115,10 @@ export function decide(pod: PodLike, namespace: string, options: InjectOptions, 
 
   const proxyPort = options.proxyPort ?? 15080;
   const adminPort = options.adminPort ?? 15090;
+  const taken = containers.find((c) => c.ports?.some((p) => p.containerPort === proxyPort || p.containerPort === adminPort));
+  if (taken !== undefined) {
+    return { kind: 'deny', message: `container "${taken.name}" uses port ${proxyPort} or ${adminPort}, which the ModelGuard proxy needs in the pod: move it, or label the pod ${INJECT_LABEL}: disabled` };
+  }
   const proxyUid = options.proxyUid ?? 1337;
   const pull = options.imagePullPolicy ?? 'IfNotPresent';
   const proxy = {

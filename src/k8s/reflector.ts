@@ -48,14 +48,11 @@ export class Reflector {
   #timer: NodeJS.Timeout | undefined;
   #idle: NodeJS.Timeout | undefined;
   #failures = 0;
-  #firstSync: { promise: Promise<void>; resolve: () => void };
+  #firstSync: { resolve: () => void; reject: (e: Error) => void } | undefined;
   readonly #o: ReflectorOptions;
 
   constructor(options: ReflectorOptions) {
     this.#o = options;
-    let resolve = (): void => undefined;
-    const promise = new Promise<void>((r) => (resolve = r));
-    this.#firstSync = { promise, resolve };
   }
 
   get synced(): boolean {
@@ -66,13 +63,15 @@ export class Reflector {
     return this.#resourceVersion;
   }
 
-  /** Starts listing; resolves after the first successful list. */
+  /** Starts listing; resolves after the first successful list, rejects if stopped before it. */
   start(): Promise<void> {
+    const first = new Promise<void>((resolve, reject) => (this.#firstSync = { resolve, reject }));
     this.#relist();
-    return this.#firstSync.promise;
+    return first;
   }
 
   stop(): void {
+    if (!this.#synced) this.#firstSync?.reject(new Error(`stopped before the first list of ${this.#o.path}`));
     this.#stopped = true;
     clearTimeout(this.#timer);
     clearTimeout(this.#idle);
@@ -99,7 +98,7 @@ export class Reflector {
         for (const item of result.items) if (item.metadata?.name !== undefined) this.items.set(item.metadata.name, item);
         this.#resourceVersion = result.resourceVersion;
         this.#synced = true;
-        this.#firstSync.resolve();
+        this.#firstSync?.resolve();
         this.#o.onChange();
         this.#watch();
       },

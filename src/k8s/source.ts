@@ -38,6 +38,8 @@ export class KubernetesSource {
   readonly #core: CoreV1Api;
   readonly #reflectors = new Map<Collection, Reflector>();
   #debounce: NodeJS.Timeout | undefined;
+  /** When the oldest change not yet handed over happened: a steady stream of changes must not starve it. */
+  #pendingSince: number | undefined;
   #started = false;
   #last = '';
 
@@ -102,10 +104,16 @@ export class KubernetesSource {
   #changed(): void {
     if (!this.#started) return;
     clearTimeout(this.#debounce);
-    this.#debounce = setTimeout(() => this.#emit(), this.#o.debounceMs ?? 200);
+    const quiet = this.#o.debounceMs ?? 200;
+    const now = Date.now();
+    this.#pendingSince ??= now;
+    // Wait for a quiet moment, but never longer than five quiet periods (at least 1 s) in all.
+    const wait = Math.max(0, Math.min(quiet, this.#pendingSince + Math.max(1000, 5 * quiet) - now));
+    this.#debounce = setTimeout(() => this.#emit(), wait);
   }
 
   #emit(): void {
+    this.#pendingSince = undefined;
     const { docs, problems } = this.current();
     const text = JSON.stringify([docs, problems]);
     if (text === this.#last) return;

@@ -85,3 +85,25 @@ test('only the leader writes status; a replica that becomes leader writes it at 
   await waitFor(() => condition(api, 'models', 'broken')?.reason === 'Invalid', 'new leader writes status');
   assert.equal(condition(api, 'backends', 'edge')?.reason, 'Blocked');
 });
+
+test('a throwing onConfig is reported and the loop goes on', async () => {
+  const api = await cluster();
+  const errors: string[] = [];
+  let calls = 0;
+  const k = new KubernetesConfig({
+    kubeConfig: api.kubeConfig(),
+    namespace: NS,
+    onConfig: () => {
+      calls++;
+      throw new Error('receiver failed');
+    },
+    onError: (e, what) => errors.push(`${what}: ${e.message}`),
+    debounceMs: 10,
+  });
+  stops.push(() => k.stop());
+  await k.start();
+  assert.deepEqual(errors, ['onConfig: receiver failed']);
+  api.put(`${CRD_BASE}/servicegroups`, cr('ServiceGroup', 'safety', { priority: 11 }));
+  await waitFor(() => calls === 2, 'second configuration');
+  assert.equal(k.current?.snapshot.version, 2);
+});

@@ -179,3 +179,41 @@ test('the compiled snapshot of an invalid set names the resource, and conditions
   assert.equal(conditionsFor(docs.slice(1), [], undefined).get('ServiceGroup/g')?.status, 'True');
   assert.ok(errors.length >= 0);
 });
+
+test('stop() before the first list rejects start() instead of leaving it pending', async () => {
+  const api3 = new FakeApiServer();
+  await api3.start();
+  api3.failNext('GET', '/namespaces/', 503, 1_000_000);
+  const s = new KubernetesSource({ kubeConfig: api3.kubeConfig(), namespace: NS, onResources: () => undefined, initialBackoffMs: 10 });
+  try {
+    const started = s.start();
+    await waitFor(() => api3.requests.length >= 6, 'retries');
+    s.stop();
+    await assert.rejects(started, /stopped before the first list/);
+  } finally {
+    await api3.close();
+  }
+});
+
+test('a steady stream of changes is still handed over, at most about a second after it began', async () => {
+  const api4 = new FakeApiServer();
+  await api4.start();
+  api4.put(`${CRD_BASE}/servicegroups`, cr('ServiceGroup', 'g', { weight: 1 }));
+  const seen: number[] = [];
+  const s = new KubernetesSource({ kubeConfig: api4.kubeConfig(), namespace: NS, onResources: () => void seen.push(performance.now()), debounceMs: 100 });
+  try {
+    await s.start();
+    const began = performance.now();
+    let weight = 1;
+    // A change every 20 ms, quieter than the debounce never: a plain debounce would wait for the end.
+    while (performance.now() - began < 2500 && seen.length < 2) {
+      api4.put(`${CRD_BASE}/servicegroups`, cr('ServiceGroup', 'g', { weight: ++weight }));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(seen.length >= 2, 'handed over during the stream');
+    assert.ok(seen[1]! - began < 2000, `first hand-over ${(seen[1]! - began).toFixed(0)} ms into the stream`);
+  } finally {
+    s.stop();
+    await api4.close();
+  }
+});

@@ -122,6 +122,19 @@ test('system namespaces and the controller\'s namespace are never injected, labe
   assert.equal(decide(optedOut, 'factory', options, () => true).kind, 'skip');
 });
 
+test('hostNetwork pods are never injected; a pod already using the proxy\'s ports is rejected with the reason', () => {
+  const host = review().request.object;
+  host.spec.hostNetwork = true;
+  const d = decide(host, 'factory', options, () => true);
+  assert.equal(d.kind, 'skip');
+  assert.match((d as { reason: string }).reason, /hostNetwork/);
+  const clash = review().request.object;
+  clash.spec.containers[0].ports = [{ containerPort: 15090 }];
+  const c = decide(clash, 'factory', options, () => true);
+  assert.equal(c.kind, 'deny');
+  assert.match((c as { message: string }).message, /container "detector" uses port 15080 or 15090/);
+});
+
 test('an unknown app is rejected with a message that says what to do; a missing annotation too', async () => {
   const r = review();
   r.request.object.metadata.annotations[APP_ANNOTATION] = 'camera-line-9';
