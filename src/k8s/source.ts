@@ -118,7 +118,12 @@ export class KubernetesSource {
     const text = JSON.stringify([docs, problems]);
     if (text === this.#last) return;
     this.#last = text;
-    this.#o.onResources(docs, problems);
+    try {
+      this.#o.onResources(docs, problems);
+    } catch (e) {
+      // Called from timers and watch callbacks: a throwing receiver must not take them down.
+      this.#o.onError?.(e as Error, 'onResources');
+    }
   }
 
   /**

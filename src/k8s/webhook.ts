@@ -39,7 +39,10 @@ export class InjectionWebhook {
 
   constructor(options: WebhookOptions) {
     this.#o = options;
-    this.#server = createServer({ cert: options.cert, key: options.key, minVersion: 'TLSv1.2' }, (req, res) => void this.#handle(req, res));
+    this.#server = createServer({ cert: options.cert, key: options.key, minVersion: 'TLSv1.2' }, (req, res) => {
+      // A client that goes away mid-body, or a throwing onDecision, ends this request only.
+      this.#handle(req, res).catch(() => res.destroy());
+    });
   }
 
   async listen(): Promise<string> {

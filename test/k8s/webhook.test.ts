@@ -200,3 +200,28 @@ test('the redirect script is valid shell, and the rule for the proxy\'s own user
   assert.match(lines[1]!, /-N MODELGUARD_REDIRECT .*\|\| iptables -t nat -F MODELGUARD_REDIRECT/);
   assert.match(lines[lines.length - 1]!, /-C OUTPUT .*\|\| iptables -t nat -A OUTPUT/);
 });
+
+test('a client that vanishes mid-request, or a throwing onDecision, ends that request only', async () => {
+  const u = new URL(url);
+  await new Promise<void>((resolve) => {
+    const req = request({ host: u.hostname, port: u.port, path: '/inject', method: 'POST', ca: certs.caCert, servername: SERVICE_NAME, headers: { 'content-length': '100000' } });
+    req.on('error', () => resolve());
+    req.write('{"kind":"AdmissionReview",');
+    setTimeout(() => {
+      req.destroy();
+      resolve();
+    }, 50);
+  });
+  assert.equal((await post('/inject', JSON.stringify(review()))).status, 200);
+  const throwing = new InjectionWebhook({ ...options, cert: certs.cert, key: certs.key, host: '127.0.0.1', port: 0, knownApp: () => true, onDecision: () => { throw new Error('log sink broken'); } });
+  const throwingUrl = await throwing.listen();
+  try {
+    const saved = url;
+    url = throwingUrl;
+    await assert.rejects(post('/inject', JSON.stringify(review())), /socket hang up|ECONNRESET/);
+    url = saved;
+    assert.equal((await post('/healthz', '')).status, 404, 'the first server still answers');
+  } finally {
+    await throwing.close();
+  }
+});
