@@ -18,6 +18,8 @@ export { decide as injectionDecision, APP_ANNOTATION, INJECT_LABEL, PORTS_ANNOTA
 export type { InjectOptions } from './inject.ts';
 export { ensureWebhookCerts, syncCaBundle, serviceDnsNames } from './certs.ts';
 export type { WebhookCerts } from './certs.ts';
+export { WebhookTls } from './webhook-tls.ts';
+export type { WebhookTlsOptions } from './webhook-tls.ts';
 export { proxyImage } from './self.ts';
 export { nodeAddress, brokerUrl, KUBEEDGE_INTERNAL_IP } from './node-address.ts';
 export type { NodeAddress } from './node-address.ts';
