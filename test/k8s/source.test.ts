@@ -119,6 +119,17 @@ test('"410 Gone" on an open watch relists, and a deletion made during the gap is
   await waitFor(() => r.stats.relistsAfterGone > gone, 'relist after ERROR 410 event');
 });
 
+test('an HTTP 410 answer to a watch request relists too', async () => {
+  const r = source.reflector('Gateway')!;
+  const gone = r.stats.relistsAfterGone;
+  const lists = r.stats.lists;
+  await waitFor(() => api.openWatches(`${CRD_BASE}/gateways`) === 1, 'gateway watch open');
+  api.failNext('GET', `${CRD_BASE}/gateways`, 410, 1);
+  api.dropWatches();
+  await waitFor(() => r.stats.relistsAfterGone > gone && r.stats.lists > lists, 'relist after HTTP 410');
+  await waitFor(() => api.openWatches(`${CRD_BASE}/gateways`) === 1, 'watching again');
+});
+
 test('a Secret change re-hashes the key; a missing Secret is a problem naming the App with a fix', async () => {
   api.put(SECRETS, secret('camera-key', { key: 'mg_secret_2' }));
   await waitFor(() => (doc('App', 'camera')?.spec as { apiKeys: { sha256?: string }[] }).apiKeys[0]!.sha256 === sha('mg_secret_2'), 'rotated key');
