@@ -99,7 +99,7 @@ export class Reflector {
         this.#resourceVersion = result.resourceVersion;
         this.#synced = true;
         this.#firstSync?.resolve();
-        this.#o.onChange();
+        this.#changed();
         this.#watch();
       },
       (err: unknown) => {
@@ -107,6 +107,15 @@ export class Reflector {
         this.#later(() => this.#relist());
       },
     );
+  }
+
+  /** onChange runs inside promise and socket callbacks: its exceptions are reported, not thrown there. */
+  #changed(): void {
+    try {
+      this.#o.onChange();
+    } catch (e) {
+      this.#o.onError?.(e as Error, `change handler of ${this.#o.path}`);
+    }
   }
 
   #armIdle(): void {
@@ -135,7 +144,7 @@ export class Reflector {
       if (name === undefined) return;
       if (phase === 'DELETED') this.items.delete(name);
       else this.items.set(name, obj);
-      this.#o.onChange();
+      this.#changed();
     };
     const onDone = (err: unknown): void => {
       clearTimeout(this.#idle);
