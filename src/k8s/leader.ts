@@ -9,7 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { CoordinationV1Api, V1MicroTime } from '@kubernetes/client-node';
 import type { KubeConfig, V1Lease } from '@kubernetes/client-node';
-import { statusOf } from './reflector.ts';
+import { statusOf, withTimeout } from './reflector.ts';
 
 export interface LeaderElectorOptions {
   readonly kubeConfig: KubeConfig;
@@ -92,7 +92,8 @@ export class LeaderElector {
 
   #tick(): void {
     if (this.#stopped) return;
-    this.#running = this.#attempt().then(
+    // A request that hangs must not hold the leader past renewDeadline: it counts as a failure.
+    this.#running = withTimeout(this.#attempt(), this.#o.renewDeadlineMs, 'lease').then(
       (ok) => {
         if (ok) this.#lastRenew = Date.now();
         else if (this.#leader && Date.now() - this.#lastRenew > this.#o.renewDeadlineMs) this.#set(false);

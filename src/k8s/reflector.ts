@@ -26,6 +26,17 @@ export interface ReflectorOptions {
   /** First retry delay, doubled per failure up to maxBackoffMs. Defaults 250 ms and 30 s. */
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
+  /** A list that has not answered by then counts as failed and is retried; default 60 s. */
+  readonly listTimeoutMs?: number;
+}
+
+/** The promise, or a rejection after ms: the client has no request timeout of its own. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** HTTP status of a client error, when it has one. */
@@ -89,7 +100,7 @@ export class Reflector {
 
   #relist(): void {
     if (this.#stopped) return;
-    this.#o.list().then(
+    withTimeout(this.#o.list(), this.#o.listTimeoutMs ?? 60_000, `list ${this.#o.path}`).then(
       (result) => {
         if (this.#stopped) return;
         this.stats.lists++;

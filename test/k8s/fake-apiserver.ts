@@ -120,7 +120,7 @@ export class FakeApiServer {
     }
   }
 
-  /** The next `times` requests whose method matches and path contains pathPart fail with status. */
+  /** The next `times` requests whose method matches and path contains pathPart fail with status (0: never answer). */
   failNext(method: string, pathPart: string, status: number, times = 1): void {
     this.#failures.push({ method, pathPart, status, times });
   }
@@ -160,6 +160,7 @@ export class FakeApiServer {
     const failure = this.#failures.find((f) => f.method === method && url.pathname.includes(f.pathPart) && f.times > 0);
     if (failure !== undefined) {
       failure.times--;
+      if (failure.status === 0) return; // a hung server: the connection stays open, unanswered
       return statusBody(failure.status, 'Injected', `injected ${failure.status}`);
     }
     const p = parse(url.pathname);

@@ -119,3 +119,16 @@ test('two candidates starting together never both lead (writes carry the resourc
   assert.equal(both, 0);
   assert.equal(Number(a.isLeader) + Number(b.isLeader), 1);
 });
+
+test('a leader whose renewals hang (no answer at all) still steps down before its lease runs out', async () => {
+  const api = await fake();
+  const a = elector(api, 'controller-a', { leaseDurationMs: 2000, renewDeadlineMs: 600 });
+  a.start();
+  await waitFor(() => a.isLeader, 'a leads');
+  await waitFor(() => api.requests.filter((r) => r.method === 'PUT').length >= 1, 'a renewed once');
+  api.failNext('GET', '/leases/', 0, 1000);
+  const t0 = performance.now();
+  await waitFor(() => !a.isLeader, 'a steps down', 4000);
+  const took = performance.now() - t0;
+  assert.ok(took < 2000, `stepped down after ${took.toFixed(0)} ms of hung requests; the lease is 2000 ms`);
+});

@@ -228,3 +228,34 @@ test('a steady stream of changes is still handed over, at most about a second af
     await api4.close();
   }
 });
+
+test('a list that never answers times out and is retried', async () => {
+  const api5 = new FakeApiServer();
+  await api5.start();
+  api5.put(`${CRD_BASE}/models`, cr('Model', 'm', { backend: 'b' }));
+  api5.failNext('GET', `${CRD_BASE}/models`, 0, 1);
+  const errs: string[] = [];
+  const { Reflector } = await import('../../src/k8s/reflector.ts');
+  const { CustomObjectsApi } = await import('@kubernetes/client-node');
+  const custom = api5.kubeConfig().makeApiClient(CustomObjectsApi);
+  const r = new Reflector({
+    kubeConfig: api5.kubeConfig(),
+    path: `${CRD_BASE}/models`,
+    list: async () => {
+      const l = (await custom.listNamespacedCustomObject({ group: 'modelguard.io', version: 'v1alpha1', namespace: NS, plural: 'models' })) as { metadata: { resourceVersion: string }; items: [] };
+      return { resourceVersion: l.metadata.resourceVersion, items: l.items };
+    },
+    onChange: () => undefined,
+    onError: (e) => void errs.push(e.message),
+    listTimeoutMs: 200,
+    initialBackoffMs: 10,
+  });
+  try {
+    await r.start();
+    assert.ok(r.items.has('m'));
+    assert.ok(errs.some((e) => /no answer in 200 ms/.test(e)));
+  } finally {
+    r.stop();
+    await api5.close();
+  }
+});
