@@ -102,6 +102,19 @@ test('CRDs: structural schemas with status subresource, printer columns and Secr
     };
     walk(v.schema.openAPIV3Schema, crd.spec.names.kind);
   }
+  // Every printer column points at a field the schema has.
+  for (const crd of allCrds() as Json[]) {
+    const v = crd.spec.versions[0];
+    for (const col of v.additionalPrinterColumns as Json[]) {
+      const path = String(col.jsonPath).replace(/\[[^\]]*\]/g, '').split('.').filter((p: string) => p !== '');
+      let node = v.schema.openAPIV3Schema;
+      for (const part of path) {
+        node = node.type === 'array' ? node.items.properties?.[part] : node.properties?.[part];
+        if (part === 'creationTimestamp') break; // ObjectMeta, validated by the API server
+        assert.ok(node !== undefined, `${crd.spec.names.kind} column ${col.name}: ${col.jsonPath} is not in the schema`);
+      }
+    }
+  }
   const app = (allCrds() as Json[]).find((c) => c.spec.names.kind === 'App').spec.versions[0].schema.openAPIV3Schema.properties.spec;
   assert.deepEqual(Object.keys(app.properties.apiKeys.items.properties).sort(), ['secretRef', 'sha256']);
   const backend = (allCrds() as Json[]).find((c) => c.spec.names.kind === 'Backend').spec.versions[0].schema.openAPIV3Schema;
