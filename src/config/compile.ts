@@ -47,7 +47,7 @@ function compileGateway(g: Gateway | undefined): GatewaySnapshot {
         : {
             url: spec.mqtt.url,
             embedded: spec.mqtt.embedded,
-            qos: spec.mqtt.qos,
+            qos: spec.mqtt.qos as 0 | 1 | 2,
             topicPrefix: spec.mqtt.topicPrefix,
             sharedGroup: spec.mqtt.sharedGroup,
             clientId: spec.mqtt.clientId,

@@ -358,7 +358,7 @@ const Mqtt = z
   .strictObject({
     url: mqttUrl().default(D.gateway.mqtt.url).describe(`MQTT broker to use, or where the embedded broker listens; default ${D.gateway.mqtt.url}`),
     embedded: z.boolean().default(D.gateway.mqtt.embedded).describe(`start an MQTT broker in-process at url; default ${D.gateway.mqtt.embedded}`),
-    qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(D.gateway.mqtt.qos).describe(`QoS of the request subscription and of replies (0, 1 or 2); default ${D.gateway.mqtt.qos}`),
+    qos: z.int().min(0).max(2).default(D.gateway.mqtt.qos).describe(`QoS of the request subscription and of replies (0, 1 or 2); default ${D.gateway.mqtt.qos}`),
     topicPrefix: z
       .string()
       .regex(/^(?!\$)[^#+/]+(\/[^#+/]+)*$/, { error: (i) => withHint(`expected topic levels without wildcards, got ${show(i.input)}`, 'for example "modelguard/v1"') })
