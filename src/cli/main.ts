@@ -136,8 +136,9 @@ program
   .option('--name <node>', 'node name (required with --controller; picks the Backends whose spec.nodes list it)')
   .option('--listen <addr>', 'broker listener for proxies (overrides the Gateway, default 0.0.0.0:8010)')
   .option('--admin <addr>', 'admin listener (overrides the Gateway)')
+  .option('--mqtt <url>', 'MQTT broker URL, or where the embedded broker listens (overrides the Gateway)')
   .option('--node-token-file <path>', 'token for the controller (or MODELGUARD_NODE_TOKEN)')
-  .action((o: { controller?: string; config?: string; name?: string; listen?: string; admin?: string; nodeTokenFile?: string }) =>
+  .action((o: { controller?: string; config?: string; name?: string; listen?: string; admin?: string; mqtt?: string; nodeTokenFile?: string }) =>
     serve(() => runBroker({ ...o, ...optional('nodeToken', secret(o.nodeTokenFile, 'MODELGUARD_NODE_TOKEN')) })),
   );
 
@@ -150,11 +151,12 @@ program
   .option('--app <name>', 'app this proxy serves; repeat or comma-separate for a shared gateway (default every app)', collect, [])
   .option('--broker <url>', 'broker listener URL, e.g. http://127.0.0.1:8010')
   .option('--listen <addr>', 'inference HTTP listener (overrides the Gateway, default 0.0.0.0:8080)')
+  .option('--grpc <addr>', 'inference gRPC listener (overrides the Gateway, default 0.0.0.0:8081)')
   .option('--admin <addr>', 'admin listener (overrides the Gateway)')
   .option('--token-file <path>', 'this proxy\'s token for the broker (or MODELGUARD_PROXY_TOKEN)')
   .option('--node-token-file <path>', 'token for the controller (or MODELGUARD_NODE_TOKEN)')
   .action(
-    (o: { controller?: string; config?: string; name?: string; app: string[]; broker?: string; listen?: string; admin?: string; tokenFile?: string; nodeTokenFile?: string }) =>
+    (o: { controller?: string; config?: string; name?: string; app: string[]; broker?: string; listen?: string; grpc?: string; admin?: string; tokenFile?: string; nodeTokenFile?: string }) =>
       serve(() =>
         runProxy({
           ...o,

@@ -71,6 +71,10 @@ export interface NodeOptions {
   readonly listen?: string;
   readonly admin?: string;
   readonly nodeToken?: string;
+  /** Broker: MQTT URL override. */
+  readonly mqtt?: string;
+  /** Proxy: gRPC listener override. */
+  readonly grpc?: string;
 }
 
 /**
@@ -157,11 +161,12 @@ export async function runBroker(o: NodeOptions): Promise<Running> {
     [],
     (full) => (name ? brokerSnapshot(full, name) : full),
     () => undefined,
-    (s) => startBroker(s, { ...(o.listen ? { listen: o.listen } : {}), ...(o.admin ? { admin: o.admin } : {}) }),
+    (s) => startBroker(s, { ...(o.listen ? { listen: o.listen } : {}), ...(o.admin ? { admin: o.admin } : {}), ...(o.mqtt ? { mqtt: o.mqtt } : {}) }),
   );
   const b = node.role;
   log(`ModelGuard broker${name ? ` "${name}"` : ''} is up (configuration version ${b.current.version}, ${b.current.hash.slice(0, 12)})`);
   log(`  broker listener ${b.linkUrl}   (calls from proxies; ${b.current.gateway.proxies.length} proxy credential(s) configured)`);
+  if (b.mqttUrl) log(`  MQTT            ${b.mqttUrl}   (requests on ${b.current.gateway.mqtt?.topicPrefix ?? 'modelguard/v1'}/infer/<model>)`);
   log(`  admin           ${b.adminUrl}   (/metrics /healthz /readyz /api/v1/status, dashboard at /)`);
   return node;
 }
@@ -186,11 +191,12 @@ export async function runProxy(o: ProxyCliOptions): Promise<Running> {
       const missing = o.apps.filter((a) => !s.apps[a]);
       if (missing.length > 0) throw new Error(`app${missing.length > 1 ? 's' : ''} ${missing.map((a) => `"${a}"`).join(', ')} not in the configuration`);
     },
-    (s) => startProxy(s, { broker, token, ...(o.listen ? { http: o.listen } : {}), ...(o.admin ? { admin: o.admin } : {}) }),
+    (s) => startProxy(s, { broker, token, ...(o.listen ? { http: o.listen } : {}), ...(o.grpc ? { grpc: o.grpc } : {}), ...(o.admin ? { admin: o.admin } : {}) }),
   );
   const p = node.role;
   log(`ModelGuard proxy${o.name ? ` "${o.name}"` : ''} is up for ${o.apps.length ? `app(s) ${o.apps.join(', ')}` : 'every app'} (configuration version ${p.current.version})`);
   log(`  inference HTTP  ${p.httpUrl}`);
+  log(`  inference gRPC  ${p.grpcUrl}`);
   log(`  broker          ${broker}`);
   log(`  admin           ${p.adminUrl}   (/metrics /healthz /readyz)`);
   return node;

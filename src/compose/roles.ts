@@ -1,13 +1,16 @@
 /**
  * Composition roots for the separate roles (docs/deployment.md): a broker alone (the data plane of
- * one node, taking calls from proxies on its broker listener) and a proxy (an app's sidecar, or a
- * shared gateway, forwarding to its broker). `startGateway` is the all-in-one.
+ * one node, taking calls from proxies on its broker listener, and from devices over MQTT) and a
+ * proxy (an app's sidecar, or a shared gateway, taking HTTP and gRPC and forwarding to its broker).
+ * `startGateway` is the all-in-one.
  */
 import type { Server } from 'node:http';
 import type { Snapshot } from '../core/snapshot.ts';
 import { Broker } from '../broker/broker.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { createHttpServer } from '../adapters/http/server.ts';
+import { closeGrpc, createGrpcServer, listenGrpc } from '../adapters/grpc/server.ts';
+import { startMqttIngress, type MqttIngress } from '../adapters/mqtt/ingress.ts';
 import { createLinkServer } from '../link/server.ts';
 import { RemoteBroker } from '../link/remote.ts';
 import { closeServer, listen } from './listen.ts';
@@ -28,33 +31,47 @@ export interface BrokerRole extends Role {
   readonly broker: Broker;
   /** Where proxies send calls. */
   readonly linkUrl: string;
+  /** Where devices connect, when the configuration has MQTT. */
+  readonly mqttUrl: string | undefined;
 }
 
 export interface ProxyRole extends Role {
   readonly remote: RemoteBroker;
   readonly httpUrl: string;
+  /** gRPC target `host:port`. */
+  readonly grpcUrl: string;
+}
+
+/** Something a role listens with: bound in order at start, closed together at the end. */
+interface Listener {
+  start(): Promise<string>;
+  close(): Promise<void>;
+}
+
+function httpListener(server: Server, addr: string): Listener {
+  return { start: () => listen(server, addr), close: () => (server.listening ? closeServer(server) : Promise.resolve()) };
 }
 
 async function compose(
   plane: Broker | RemoteBroker,
-  servers: (pipeline: Pipeline) => { server: Server; addr: string }[],
+  listeners: (pipeline: Pipeline) => Listener[],
   admin: string,
 ): Promise<{ pipeline: Pipeline; observers: Observers; adminUrl: string; urls: string[]; reload: (next: Snapshot) => void; close: () => Promise<void> }> {
   const pipeline = new Pipeline(plane);
   const observers = observe(pipeline);
-  const listeners = servers(pipeline);
+  const own = listeners(pipeline);
+  const adminListener = httpListener(observers.adminServer, admin);
   plane.start();
-  const urls: string[] = [];
   const closeAll = async (): Promise<void> => {
     observers.closeStreams();
-    const open = [...listeners.map((s) => s.server), observers.adminServer].filter((s) => s.listening);
-    await Promise.all(open.map((s) => closeServer(s)));
+    await Promise.all([...own, adminListener].map((l) => l.close()));
     await observers.close();
     await plane.close();
   };
   try {
-    for (const s of listeners) urls.push(await listen(s.server, s.addr));
-    const adminUrl = await listen(observers.adminServer, admin);
+    const urls: string[] = [];
+    for (const l of own) urls.push(await l.start());
+    const adminUrl = await adminListener.start();
     return {
       pipeline,
       observers,
@@ -72,11 +89,34 @@ async function compose(
   }
 }
 
-export async function startBroker(snapshot: Snapshot, opts: { listen?: string; admin?: string } = {}): Promise<BrokerRole> {
+export interface BrokerOptions {
+  /** Broker listener (default the Gateway's `listeners.broker`). */
+  readonly listen?: string;
+  readonly admin?: string;
+  /** MQTT URL override (tests: mqtt://127.0.0.1:0 for the embedded broker). */
+  readonly mqtt?: string;
+}
+
+export async function startBroker(snapshot: Snapshot, opts: BrokerOptions = {}): Promise<BrokerRole> {
   const broker = new Broker(snapshot);
+  let mqtt: MqttIngress | undefined;
+  const mqttCfg = snapshot.gateway.mqtt;
   const c = await compose(
     broker,
-    (pipeline) => [{ server: createLinkServer(pipeline), addr: opts.listen ?? snapshot.gateway.listeners.broker }],
+    (pipeline) => {
+      const own = [httpListener(createLinkServer(pipeline), opts.listen ?? snapshot.gateway.listeners.broker)];
+      // Devices reach the node's queues directly: MQTT belongs to the broker, not to app sidecars.
+      if (mqttCfg) {
+        own.push({
+          start: async () => {
+            mqtt = await startMqttIngress(pipeline, mqttCfg, opts.mqtt ?? mqttCfg.url);
+            return mqtt.url;
+          },
+          close: async () => mqtt?.close(),
+        });
+      }
+      return own;
+    },
     opts.admin ?? snapshot.gateway.listeners.admin,
   );
   return {
@@ -85,6 +125,7 @@ export async function startBroker(snapshot: Snapshot, opts: { listen?: string; a
     observers: c.observers,
     adminUrl: c.adminUrl,
     linkUrl: c.urls[0] as string,
+    mqttUrl: c.urls[1],
     get current() {
       return broker.current;
     },
@@ -99,6 +140,7 @@ export interface ProxyOptions {
   /** This proxy's token. */
   readonly token: string;
   readonly http?: string;
+  readonly grpc?: string;
   readonly admin?: string;
 }
 
@@ -106,7 +148,13 @@ export async function startProxy(snapshot: Snapshot, opts: ProxyOptions): Promis
   const remote = new RemoteBroker(snapshot, { url: opts.broker, token: opts.token });
   const c = await compose(
     remote,
-    (pipeline) => [{ server: createHttpServer(pipeline), addr: opts.http ?? snapshot.gateway.listeners.http }],
+    (pipeline) => {
+      const grpc = createGrpcServer(pipeline);
+      return [
+        httpListener(createHttpServer(pipeline), opts.http ?? snapshot.gateway.listeners.http),
+        { start: () => listenGrpc(grpc.server, opts.grpc ?? snapshot.gateway.listeners.grpc), close: () => closeGrpc(grpc.server) },
+      ];
+    },
     opts.admin ?? snapshot.gateway.listeners.admin,
   );
   return {
@@ -115,6 +163,7 @@ export async function startProxy(snapshot: Snapshot, opts: ProxyOptions): Promis
     observers: c.observers,
     adminUrl: c.adminUrl,
     httpUrl: c.urls[0] as string,
+    grpcUrl: c.urls[1] as string,
     get current() {
       return remote.current;
     },

@@ -12,7 +12,10 @@ import type { AppOperation, Snapshot } from '../core/snapshot.ts';
 import type { BrokerStatus } from '../broker/broker.ts';
 import type { DataPlane } from '../pipeline/plane.ts';
 import { CancelledError } from '../broker/work.ts';
-import { H, READY_PATH } from './wire.ts';
+import { H, READY_PATH, unpackHeaders } from './wire.ts';
+
+/** Headers of the link's own HTTP/1.1 message, not of the backend's answer. */
+const LINK_ONLY = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'date', 'content-length']);
 
 /** Answers up to this size are read whole (one write to the client); larger or unsized ones stream. */
 const BUFFER_LIMIT = 4 * 1024 * 1024;
@@ -136,9 +139,10 @@ export class RemoteBroker implements DataPlane {
       }
       const out: Record<string, string> = {};
       for (const [k, v] of Object.entries(res.headers)) {
-        if (v === undefined || k.startsWith('x-modelguard-')) continue;
+        if (v === undefined || k.startsWith('x-modelguard-') || LINK_ONLY.has(k)) continue;
         out[k] = Array.isArray(v) ? v.join(', ') : v;
       }
+      Object.assign(out, unpackHeaders(headerText(res.headers[H.packed])));
       const endpoint = headerText(res.headers[H.endpoint]) ?? this.opts.url;
       const servedBy = headerText(res.headers[H.servedBy]) === 'cloud' ? 'cloud' : 'edge';
       record.endpoint = endpoint;

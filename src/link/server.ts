@@ -13,7 +13,7 @@ import { CancelledError } from '../broker/work.ts';
 import type { Pipeline } from '../pipeline/pipeline.ts';
 import { writeError } from '../adapters/http/encode.ts';
 import { readBody, requestId } from '../adapters/http/request.ts';
-import { H, READY_PATH, parseApi, parseOp, parsePermission, parseProtocol } from './wire.ts';
+import { H, READY_PATH, packHeaders, parseApi, parseOp, parsePermission, parseProtocol } from './wire.ts';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'content-length']);
 
@@ -33,8 +33,9 @@ function backendHeaders(req: IncomingMessage): Record<string, string> {
 }
 
 function writeReply(res: ServerResponse, reply: BackendReply, id: string, onError: (err: unknown) => void): void {
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(reply.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = v;
+  const own: Record<string, string> = {};
+  for (const [k, v] of Object.entries(reply.headers)) if (!HOP_BY_HOP.has(k)) own[k] = v;
+  const headers = packHeaders(own);
   headers['x-request-id'] = id;
   headers[H.servedBy] = reply.servedBy;
   headers[H.endpoint] = reply.endpoint;

@@ -29,7 +29,35 @@ export const H = {
   retryAfterMs: 'x-modelguard-retry-after-ms',
   endpoint: 'x-modelguard-endpoint',
   servedBy: 'x-modelguard-served-by',
+  /** Reply headers whose names HTTP/1.1 cannot carry (gRPC trailers as `trailer:name`), base64 JSON. */
+  packed: 'x-modelguard-packed-headers',
 } as const;
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Splits reply headers into those HTTP/1.1 carries as they are and the rest, packed into one. */
+export function packHeaders(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  let packed: Record<string, string> | undefined;
+  for (const [k, v] of Object.entries(headers)) {
+    if (TOKEN.test(k) && !/[\r\n]/.test(v)) out[k] = v;
+    else (packed ??= {})[k] = v;
+  }
+  if (packed) out[H.packed] = Buffer.from(JSON.stringify(packed)).toString('base64');
+  return out;
+}
+
+/** The packed headers of a reply, restored. */
+export function unpackHeaders(value: string | undefined): Record<string, string> {
+  if (value === undefined) return {};
+  try {
+    const doc = JSON.parse(Buffer.from(value, 'base64').toString('utf8')) as unknown;
+    if (typeof doc !== 'object' || doc === null) return {};
+    return Object.fromEntries(Object.entries(doc).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  } catch {
+    return {};
+  }
+}
 
 /** Readiness of the broker, for the proxies' probes (needs the proxy credential like any call). */
 export const READY_PATH = '/_modelguard/ready';

@@ -60,7 +60,7 @@ export function startBrokerProcess(controller: string, name: string, nodeToken: 
 
 export function startProxyProcess(controller: string, name: string, app: string, broker: string, tokens: { node: string; proxy: string }): Promise<RoleProcess> {
   return startRole(
-    ['proxy', '--controller', controller, '--name', name, '--app', app, '--broker', broker, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
+    ['proxy', '--controller', controller, '--name', name, '--app', app, '--broker', broker, '--listen', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
     { http: /inference HTTP +(http:\/\/\S+)/, admin: /admin +(http:\/\/\S+)/ },
     { MODELGUARD_NODE_TOKEN: tokens.node, MODELGUARD_PROXY_TOKEN: tokens.proxy },
   );

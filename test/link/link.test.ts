@@ -35,7 +35,7 @@ describe('proxy → broker link', () => {
     });
     broker = await startBroker(brokerSnapshot(full, 'node-1'), { listen: '127.0.0.1:0', admin: '127.0.0.1:0' });
     broker.pipeline.events.subscribe((r) => seenAtBroker.push(r));
-    proxy = await startProxy(proxySnapshot(full, []), { broker: broker.linkUrl, token: TOKEN_ANY, http: '127.0.0.1:0', admin: '127.0.0.1:0' });
+    proxy = await startProxy(proxySnapshot(full, []), { broker: broker.linkUrl, token: TOKEN_ANY, http: '127.0.0.1:0', grpc: '127.0.0.1:0', admin: '127.0.0.1:0' });
     await waitFor(() => proxy.pipeline.ready(), 'the proxy to see its broker');
   });
 

@@ -198,7 +198,9 @@ async function passthrough(ctx: Ctx, path: string, bytes: Buffer): Promise<Answe
   }
   const model = ctx.pipeline.authorize(who, target, 'infer', ctx.record);
   const backend = ctx.pipeline.snapshot.backends[model.backend];
-  if (backend?.protocol !== 'kserve-v2-grpc') {
+  // A proxy knows no backends (its broker checks); where the backend is known it must speak gRPC.
+  const knownHere = Object.keys(ctx.pipeline.snapshot.backends).length > 0;
+  if (knownHere && backend?.protocol !== 'kserve-v2-grpc') {
     throw new GrpcCoded(Code.UNIMPLEMENTED, `model "${model.name}" is served by backend "${model.backend}" (${backend?.protocol ?? 'unknown'}); gRPC pass-through needs a kserve-v2-grpc backend`);
   }
   checkSize(ctx, bytes, model);
