@@ -121,11 +121,22 @@ const collect = (v: string, prev: string[]): string[] => [...prev, ...v.split(',
 program
   .command('controller')
   .description('control plane: reads resources, serves each broker and proxy its snapshot, and the admin API')
-  .requiredOption('-c, --config <path>', 'configuration file or directory (watched)')
+  .option('-c, --config <path>', 'file mode: configuration file or directory (watched)')
+  .option('--kubernetes', 'Kubernetes mode: read the modelguard.io CRDs of --namespace (in-cluster credentials, else KUBECONFIG)')
+  .option('--namespace <ns>', 'namespace of the CRDs, the Lease and the webhook Secret', process.env['POD_NAMESPACE'] ?? 'modelguard-system')
+  .option('--webhook <addr>', 'Kubernetes mode: serve the sidecar injection webhook (TLS) here, e.g. 0.0.0.0:9443')
   .option('--admin <addr>', 'listener for the node and admin APIs (overrides the Gateway)')
   .option('--heartbeat <ms>', 'heartbeat interval nodes keep, ms', (v: string) => Number.parseInt(v, 10))
-  .action((o: { config: string; admin?: string; heartbeat?: number }) =>
-    serve(() => runController({ config: o.config, ...(o.admin ? { admin: o.admin } : {}), ...(o.heartbeat ? { heartbeatMs: o.heartbeat } : {}) })),
+  .action((o: { config?: string; kubernetes?: boolean; namespace: string; webhook?: string; admin?: string; heartbeat?: number }) =>
+    serve(() =>
+      runController({
+        ...(o.config ? { config: o.config } : {}),
+        ...(o.kubernetes ? { kubernetes: { namespace: o.namespace } } : {}),
+        ...(o.webhook ? { webhook: o.webhook } : {}),
+        ...(o.admin ? { admin: o.admin } : {}),
+        ...(o.heartbeat ? { heartbeatMs: o.heartbeat } : {}),
+      }),
+    ),
   );
 
 program

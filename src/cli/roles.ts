@@ -14,6 +14,8 @@ import { Controller } from '../controller/controller.ts';
 import { createControllerServer } from '../controller/server.ts';
 import { NodeAgent } from '../controller/agent.ts';
 import { FileSource } from '../controller/source.ts';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { KubernetesConfigSource, startWebhook } from '../k8s/controller-mode.ts';
 
 function log(line: string): void {
   process.stdout.write(`${line}\n`);
@@ -35,30 +37,53 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-export async function runController(o: { config: string; admin?: string; heartbeatMs?: number }): Promise<Running & { url: string; controller: Controller }> {
-  const controller = new Controller(new FileSource(o.config), o.heartbeatMs === undefined ? {} : { heartbeatMs: o.heartbeatMs });
+export interface ControllerCliOptions {
+  /** File mode: a file or directory of resources. */
+  readonly config?: string;
+  /** Kubernetes mode: the namespace holding the CRDs. */
+  readonly kubernetes?: { readonly namespace: string; readonly kubeConfig?: KubeConfig };
+  readonly admin?: string;
+  /** Kubernetes mode: the injection webhook's TLS listener (host:port). */
+  readonly webhook?: string;
+  readonly heartbeatMs?: number;
+}
+
+export async function runController(o: ControllerCliOptions): Promise<Running & { url: string; webhookUrl: string | undefined; controller: Controller }> {
+  if ((o.config === undefined) === (o.kubernetes === undefined)) throw new Error('give either --config PATH (files) or --kubernetes (CRDs in --namespace)');
+  const k8s = o.kubernetes ? new KubernetesConfigSource({ namespace: o.kubernetes.namespace, ...(o.kubernetes.kubeConfig ? { kubeConfig: o.kubernetes.kubeConfig } : {}) }) : undefined;
+  const source = k8s ?? new FileSource(o.config as string);
+  const controller = new Controller(source, o.heartbeatMs === undefined ? {} : { heartbeatMs: o.heartbeatMs });
   await controller.start();
   const full = controller.current;
-  if (!full) throw new Error(`no valid configuration at ${o.config}; the controller needs one to start (see the errors above)`);
+  if (!full) throw new Error(`no valid configuration from ${source.description}; the controller needs one to start (see the errors above)`);
   const addr = o.admin ?? full.gateway.listeners.admin;
   if (!isLoopback(addr) && (full.gateway.nodeTokenHashes.length === 0 || full.gateway.adminTokenHashes.length === 0)) {
-    throw new Error(
-      `the controller would listen on ${addr}, beyond loopback, without ${full.gateway.nodeTokenHashes.length === 0 ? 'Gateway.spec.nodeTokens' : 'Gateway.spec.adminTokens'}; ` +
-        'add them (`modelguard keys create` prints a token and its sha256), or listen on 127.0.0.1',
-    );
+    const missing = full.gateway.nodeTokenHashes.length === 0 ? 'Gateway.spec.nodeTokens' : 'Gateway.spec.adminTokens';
+    const text = `the controller listens on ${addr}, beyond loopback, without ${missing}; add them (\`modelguard keys create\` prints a token and its sha256), or listen on 127.0.0.1`;
+    // In a cluster the listener must be reachable by probes and nodes: say it loudly, but serve.
+    if (!k8s) throw new Error(text);
+    process.stderr.write(`warning: ${text}\n`);
   }
   const server = createControllerServer(controller);
   const url = await listen(server, addr);
-  log(`ModelGuard controller is up: configuration version ${full.version} (${full.hash.slice(0, 12)}) from ${o.config}`);
+  log(`ModelGuard controller is up: configuration version ${full.version} (${full.hash.slice(0, 12)}) from ${source.description}`);
   log(`  controller      ${url}   (node API, /api/v1/nodes, /api/v1/config, /metrics)`);
+  let webhook: { url: string; stop: () => Promise<void> } | undefined;
+  if (k8s && o.webhook && o.kubernetes) {
+    const ns = o.kubernetes.namespace;
+    webhook = await startWebhook({ source: k8s, namespace: ns, listen: o.webhook, controllerUrl: `http://modelguard-controller.${ns}.svc:${parseListen(addr).port}`, log });
+    log(`  webhook         ${webhook.url}   (sidecar injection, TLS)`);
+  }
   const onHup = (): void => void controller.reload('SIGHUP');
   process.on('SIGHUP', onHup);
   return {
     url,
+    webhookUrl: webhook?.url,
     controller,
     async stop() {
       process.off('SIGHUP', onHup);
       controller.close();
+      await webhook?.stop();
       await closeServer(server);
     },
   };

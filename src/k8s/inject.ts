@@ -21,6 +21,10 @@ export const INIT_CONTAINER = 'modelguard-init';
 
 export const SYSTEM_NAMESPACES: readonly string[] = ['kube-system', 'kube-public', 'kube-node-lease'];
 
+/** Secret (in the app's namespace) holding the injected proxy's tokens, and where it is mounted. */
+export const PROXY_SECRET = 'modelguard-proxy';
+const TOKEN_DIR = '/var/run/secrets/modelguard.io';
+
 export interface InjectOptions {
   /** The ModelGuard image (the proxy and the init container). */
   readonly image: string;
@@ -115,9 +119,9 @@ export function decide(pod: PodLike, namespace: string, options: InjectOptions, 
 
   const proxyPort = options.proxyPort ?? 15080;
   const adminPort = options.adminPort ?? 15090;
-  const taken = containers.find((c) => c.ports?.some((p) => p.containerPort === proxyPort || p.containerPort === adminPort));
+  const taken = containers.find((c) => c.ports?.some((p) => p.containerPort === proxyPort || p.containerPort === proxyPort + 1 || p.containerPort === adminPort));
   if (taken !== undefined) {
-    return { kind: 'deny', message: `container "${taken.name}" uses port ${proxyPort} or ${adminPort}, which the ModelGuard proxy needs in the pod: move it, or label the pod ${INJECT_LABEL}: disabled` };
+    return { kind: 'deny', message: `container "${taken.name}" uses port ${proxyPort}, ${proxyPort + 1} or ${adminPort}, which the ModelGuard proxy needs in the pod: move it, or label the pod ${INJECT_LABEL}: disabled` };
   }
   const proxyUid = options.proxyUid ?? 1337;
   const pull = options.imagePullPolicy ?? 'IfNotPresent';
@@ -132,7 +136,10 @@ export function decide(pod: PodLike, namespace: string, options: InjectOptions, 
       '--app', app,
       '--broker', `http://$(HOST_IP):${options.brokerPort ?? 8010}`,
       '--listen', `0.0.0.0:${proxyPort}`,
+      '--grpc', `0.0.0.0:${proxyPort + 1}`,
       '--admin', `0.0.0.0:${adminPort}`,
+      '--token-file', `${TOKEN_DIR}/token`,
+      '--node-token-file', `${TOKEN_DIR}/node-token`,
     ],
     env: [
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
@@ -142,6 +149,7 @@ export function decide(pod: PodLike, namespace: string, options: InjectOptions, 
     ],
     ports: [
       { name: 'mg-proxy', containerPort: proxyPort, protocol: 'TCP' },
+      { name: 'mg-grpc', containerPort: proxyPort + 1, protocol: 'TCP' },
       { name: 'mg-admin', containerPort: adminPort, protocol: 'TCP' },
     ],
     readinessProbe: { httpGet: { path: '/readyz', port: adminPort }, periodSeconds: 5, failureThreshold: 3 },
@@ -157,7 +165,7 @@ export function decide(pod: PodLike, namespace: string, options: InjectOptions, 
     },
     volumeMounts: [
       { name: 'modelguard-tmp', mountPath: '/tmp' },
-      { name: 'modelguard-token', mountPath: '/var/run/secrets/modelguard.io', readOnly: true },
+      { name: 'modelguard-token', mountPath: TOKEN_DIR, readOnly: true },
     ],
   };
   const init = {
@@ -170,8 +178,10 @@ export function decide(pod: PodLike, namespace: string, options: InjectOptions, 
   };
   const volumes = [
     { name: 'modelguard-tmp', emptyDir: { sizeLimit: '64Mi' } },
-    // A pod-bound, expiring token for the controller and broker to verify (TokenReview), audience modelguard.io.
-    { name: 'modelguard-token', projected: { sources: [{ serviceAccountToken: { audience: 'modelguard.io', expirationSeconds: 3600, path: 'token' } }] } },
+    // The proxy's credentials, from a Secret the operator creates in the app's namespace: `token`
+    // (a Gateway.spec.proxies token, for the broker) and `node-token` (a Gateway.spec.nodeTokens
+    // token, for the controller). Not optional: without it the pod waits with a clear event.
+    { name: 'modelguard-token', secret: { secretName: PROXY_SECRET, items: [{ key: 'token', path: 'token' }, { key: 'node-token', path: 'node-token' }] } },
   ];
 
   const patch: PatchOp[] = [];

@@ -75,8 +75,13 @@ test('a labelled pod gets the proxy, the redirect init container and volumes, in
     '--app', 'camera-line-1',
     '--broker', 'http://$(HOST_IP):8010',
     '--listen', '0.0.0.0:15080',
+    '--grpc', '0.0.0.0:15081',
     '--admin', '0.0.0.0:15090',
+    '--token-file', '/var/run/secrets/modelguard.io/token',
+    '--node-token-file', '/var/run/secrets/modelguard.io/node-token',
   ]);
+  // The proxy's credentials come from the namespace's modelguard-proxy Secret.
+  assert.deepEqual(pod.spec.volumes.find((v: Json) => v.name === 'modelguard-token').secret.secretName, 'modelguard-proxy');
   assert.deepEqual(proxy.env.find((e: Json) => e.name === 'HOST_IP').valueFrom, { fieldRef: { fieldPath: 'status.hostIP' } });
   assert.deepEqual(proxy.readinessProbe.httpGet, { path: '/readyz', port: 15090 });
   assert.deepEqual(proxy.livenessProbe.httpGet, { path: '/healthz', port: 15090 });
@@ -132,7 +137,7 @@ test('hostNetwork pods are never injected; a pod already using the proxy\'s port
   clash.spec.containers[0].ports = [{ containerPort: 15090 }];
   const c = decide(clash, 'factory', options, () => true);
   assert.equal(c.kind, 'deny');
-  assert.match((c as { message: string }).message, /container "detector" uses port 15080 or 15090/);
+  assert.match((c as { message: string }).message, /container "detector" uses port 15080, 15081 or 15090/);
 });
 
 test('an unknown app is rejected with a message that says what to do; a missing annotation too', async () => {
