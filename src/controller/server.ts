@@ -8,6 +8,7 @@ import { Gauge, Registry, Counter } from 'prom-client';
 import { presentedToken } from '../admin/server.ts';
 import { sha256Hex } from '../security/identity.ts';
 import type { Applied, Controller } from './controller.ts';
+import { NODES_PAGE } from './page.ts';
 
 const MAX_WAIT_MS = 60_000;
 const VERSION = '0.1.0';
@@ -96,6 +97,12 @@ export function createControllerServer(c: Controller): http.Server {
     const fail = (status: number, message: string): void => send(res, status, { error: message });
     if (path === '/healthz') return send(res, 200, { ok: true });
     if (path === '/readyz') return send(res, c.current ? 200 : 503, { ready: c.current !== undefined });
+    if (path === '/' && method === 'GET') {
+      // The page holds no data: it reads the admin API with the token of ?token=.
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(NODES_PAGE), 'cache-control': 'no-store' });
+      res.end(NODES_PAGE);
+      return;
+    }
 
     const gw = c.current?.gateway;
     const nodeApi = path === '/api/v1/nodes' ? method === 'POST' : /^\/api\/v1\/nodes\/[^/]+\/(snapshot|status)$/.test(path);
