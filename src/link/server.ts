@@ -8,11 +8,12 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { Cancel } from '../core/cancel.ts';
 import { isMGError, toMGError } from '../core/errors.ts';
 import { newRecord } from '../core/events.ts';
-import type { BackendReply, InferenceCall } from '../core/request.ts';
+import type { InferenceCall } from '../core/request.ts';
 import { CancelledError } from '../broker/work.ts';
 import type { Pipeline } from '../pipeline/pipeline.ts';
 import { writeError } from '../adapters/http/encode.ts';
 import { readBody, requestId } from '../adapters/http/request.ts';
+import { writeReply } from '../adapters/http/server.ts';
 import { H, READY_PATH, packHeaders, parseApi, parseOp, parsePermission, parseProtocol } from './wire.ts';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'content-length']);
@@ -30,24 +31,6 @@ function backendHeaders(req: IncomingMessage): Record<string, string> {
     out[k] = Array.isArray(v) ? v.join(', ') : v;
   }
   return out;
-}
-
-function writeReply(res: ServerResponse, reply: BackendReply, id: string, onError: (err: unknown) => void): void {
-  const own: Record<string, string> = {};
-  for (const [k, v] of Object.entries(reply.headers)) if (!HOP_BY_HOP.has(k)) own[k] = v;
-  const headers = packHeaders(own);
-  headers['x-request-id'] = id;
-  headers[H.servedBy] = reply.servedBy;
-  headers[H.endpoint] = reply.endpoint;
-  if (Buffer.isBuffer(reply.body)) {
-    headers['content-length'] = String(reply.body.length);
-    res.writeHead(reply.status, headers);
-    res.end(reply.body);
-    return;
-  }
-  res.writeHead(reply.status, headers);
-  reply.body.on('error', onError);
-  reply.body.pipe(res);
 }
 
 export function createLinkHandler(pipeline: Pipeline): (req: IncomingMessage, res: ServerResponse) => void {
@@ -134,10 +117,18 @@ async function handle(
     if (!Buffer.isBuffer(reply.body)) reply.body.destroy();
     throw new CancelledError();
   }
-  writeReply(res, reply, id, () => {
-    record.outcome = 'MG_BACKEND_ERROR';
-    res.destroy();
-  });
+  // Headers HTTP/1.1 cannot carry (gRPC trailers) travel packed; the endpoint goes back to the proxy.
+  const shape = (h: Record<string, string>): Record<string, string> => ({ ...packHeaders(h), [H.endpoint]: reply.endpoint });
+  writeReply(
+    res,
+    reply,
+    id,
+    () => {
+      record.outcome = 'MG_BACKEND_ERROR';
+      res.destroy();
+    },
+    shape,
+  );
 }
 
 export function createLinkServer(pipeline: Pipeline): http.Server {

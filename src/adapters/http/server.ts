@@ -25,9 +25,21 @@ function json(res: ServerResponse, status: number, doc: unknown, id: string): vo
   res.end(body);
 }
 
-function writeReply(res: ServerResponse, reply: BackendReply, id: string, onError: (err: unknown) => void): void {
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(reply.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = v;
+/**
+ * Writes a backend's answer: its headers (minus hop-by-hop ones, through `shape` for a hop that must
+ * encode them), the request id and where it was served; a Buffer in one write, a stream (SSE) chunk
+ * by chunk as the backend produces it.
+ */
+export function writeReply(
+  res: ServerResponse,
+  reply: BackendReply,
+  id: string,
+  onError: (err: unknown) => void,
+  shape: (headers: Record<string, string>) => Record<string, string> = (h) => h,
+): void {
+  const own: Record<string, string> = {};
+  for (const [k, v] of Object.entries(reply.headers)) if (!HOP_BY_HOP.has(k)) own[k] = v;
+  const headers = shape(own);
   headers['x-request-id'] = id;
   headers['x-modelguard-served-by'] = reply.servedBy;
   if (Buffer.isBuffer(reply.body)) {
@@ -37,7 +49,6 @@ function writeReply(res: ServerResponse, reply: BackendReply, id: string, onErro
     return;
   }
   res.writeHead(reply.status, headers);
-  // Streamed answers (SSE) go out chunk by chunk as the backend produces them.
   reply.body.on('error', onError);
   reply.body.pipe(res);
 }
