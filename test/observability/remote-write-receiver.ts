@@ -4,6 +4,7 @@
  * from Prometheus's prompb/remote.proto and types.proto (the fields remote write 1.0 uses).
  */
 import http from 'node:http';
+import https from 'node:https';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import protobuf from 'protobufjs';
@@ -59,7 +60,8 @@ export interface Receiver {
   close(): Promise<void>;
 }
 
-export async function receiver(answer: (n: number) => number | 'hang' = () => 204): Promise<Receiver> {
+/** A receiver on 127.0.0.1 port 0; with `tls` (PEM key and certificate), over https. */
+export async function receiver(answer: (n: number) => number | 'hang' = () => 204, tls?: { key: Buffer; cert: Buffer }): Promise<Receiver> {
   const pushes: Push[] = [];
   const hanging: http.ServerResponse[] = [];
   let n = 0;
@@ -74,7 +76,7 @@ export async function receiver(answer: (n: number) => number | 'hang' = () => 20
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-  const server = http.createServer((req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const chunks: Buffer[] = [];
     req.on('data', (d: Buffer) => chunks.push(d));
     req.on('end', () => {
@@ -88,9 +90,10 @@ export async function receiver(answer: (n: number) => number | 'hang' = () => 20
       res.writeHead(status, { 'content-type': 'text/plain' });
       res.end(status < 300 ? '' : `refused with ${status}: out of order sample`);
     });
-  });
+  };
+  const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  (r as { url: string }).url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1/write`;
+  (r as { url: string }).url = `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1/write`;
   return r;
 }
 

@@ -2,8 +2,8 @@
 // which decodes with independent code (snappyjs, protobufjs). Failures are made by the receiver
 // (500, 400, 429, no answer, no listener); time is measured in intervals, never slept.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
@@ -13,6 +13,8 @@ import client from 'prom-client';
 import { ConfigError, loadConfig } from '../../src/config/index.ts';
 import type { RemoteWriteSnapshot } from '../../src/core/snapshot.ts';
 import { RemoteWriter } from '../../src/observability/remote-write.ts';
+import { brokerSnapshot } from '../../src/config/partition.ts';
+import { startBroker } from '../../src/compose/roles.ts';
 import { accelerator, gateway, INFER_BODY, keyFor, pool, resourcesFor, send, snapshotFor, waitFor, type SetupDef } from '../helpers/harness.ts';
 import { receiver, valueOf, type Receiver } from './remote-write-receiver.ts';
 
@@ -152,6 +154,37 @@ describe('remote write from a gateway', () => {
     writer({ url: second.url, externalLabels: { node: 'other' } });
     await waitFor(() => second.pushes.filter((x) => x.series[0]?.labels['node'] === 'other').length >= 8, 'eight pushes of the other writer');
     assert.equal(fromGateway(), afterClose, 'no push after close');
+  });
+});
+
+describe('remote write from the other roles and over TLS', () => {
+  it('pushes from a broker role too', async () => {
+    const r = await recv();
+    const full = snapshotFor(setup(await model(), { url: r.url, interval: '50ms', externalLabels: { node: 'node-1' } }));
+    const broker = await startBroker(brokerSnapshot(full, 'node-1'), { listen: '127.0.0.1:0', admin: '127.0.0.1:0' });
+    closers.push(() => broker.close());
+    await waitFor(() => r.accepted().length >= 2, 'pushes from the broker');
+    const last = r.accepted().at(-1)!;
+    assert.equal(valueOf(last.series, 'modelguard_endpoint_slots', { node: 'node-1' }), 2);
+    assert.ok((valueOf(last.series, 'modelguard_remote_write_sent_total') ?? 0) >= 1);
+  });
+
+  it('verifies the endpoint with the configured CA, and fails as network without it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mg-rw-tls-'));
+    const p = (f: string): string => join(dir, f);
+    const ssl = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', p('ca.key'), '-out', p('ca.pem'), '-days', '2', '-subj', '/CN=rw-test-ca');
+    writeFileSync(p('san.ext'), 'subjectAltName=DNS:metrics.test\n');
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', p('server.key'), '-out', p('server.csr'), '-subj', '/CN=metrics.test');
+    ssl('x509', '-req', '-in', p('server.csr'), '-CA', p('ca.pem'), '-CAkey', p('ca.key'), '-CAcreateserial', '-out', p('server.pem'), '-days', '2', '-extfile', p('san.ext'));
+    const r = await receiver(() => 204, { key: readFileSync(p('server.key')), cert: readFileSync(p('server.pem')) });
+    closers.push(() => r.close());
+    const tls = { ca: p('ca.pem'), cert: undefined, key: undefined, serverName: 'metrics.test', insecureSkipVerify: false };
+    writer({ url: r.url, tls });
+    await waitFor(() => r.accepted().length >= 2, 'pushes over TLS');
+    const untrusted = writer({ url: r.url, tls: { ...tls, ca: undefined } });
+    await until(async () => (await metric(untrusted.registry, 'modelguard_remote_write_failed_total', { reason: 'network' })) >= 1, 'a refused certificate');
+    assert.match(untrusted.logs.join('\n'), /certificate/i);
   });
 });
 
