@@ -105,6 +105,9 @@ export interface RemoteWriterOptions {
 export class RemoteWriter {
   private settings: RemoteWriteSnapshot | undefined;
   private labels: Readonly<Record<string, string>> = {};
+  /** The URL without user info, and that user info as a Basic authorization (as curl and Go send it). */
+  private target = '';
+  private basicAuth: string | undefined;
   private agent: Agent | undefined;
   private readonly pending: Batch[] = [];
   private tickTimer: NodeJS.Timeout | undefined;
@@ -166,6 +169,9 @@ export class RemoteWriter {
       if (prev !== undefined) this.log(`off (was ${redactUrl(prev.url)})`);
       return;
     }
+    const u = new URL(next.url);
+    this.basicAuth = u.username === '' && u.password === '' ? undefined : `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
+    this.target = redactUrl(next.url);
     const labels: Record<string, string> = { job: 'modelguard', instance: hostname() };
     for (const [k, v] of Object.entries(next.externalLabels)) {
       labels[k] = expand(v, (name) => this.log(`external label ${k}: environment variable ${name} is not set (read as "")`));
@@ -282,6 +288,7 @@ export class RemoteWriter {
       'x-prometheus-remote-write-version': '0.1.0',
       'user-agent': USER_AGENT,
     };
+    if (this.basicAuth !== undefined) headers['authorization'] = this.basicAuth;
     let agent: Agent;
     try {
       if (s.credentials !== undefined) {
@@ -295,7 +302,7 @@ export class RemoteWriter {
     }
     const timeout = AbortSignal.timeout(s.timeoutMs);
     try {
-      const res = await request(s.url, {
+      const res = await request(this.target, {
         method: 'POST',
         headers,
         body: batch.body,

@@ -206,16 +206,18 @@ describe('remote write failures', () => {
 
   it('does not retry a 400: the batch is dropped, the next one is sent, and it is logged once', async () => {
     const r = await recv((n) => (n < 4 ? 400 : 204));
-    const { registry, logs } = writer({ url: r.url, intervalMs: 30 });
+    const { registry, logs } = writer({ url: r.url.replace('//', '//edge:p%40ss@'), intervalMs: 30 });
     await waitFor(() => r.accepted().length >= 2, 'accepted after the rejections');
     const rejected = r.pushes.filter((p) => p.status === 400).map((p) => p.timestamp);
     assert.equal(new Set(rejected).size, 4, 'each rejected batch sent once');
     assert.ok(increasing(r.pushes.map((p) => p.timestamp)), 'no batch sent twice');
     assert.equal(await metric(registry, 'modelguard_remote_write_failed_total', { reason: 'rejected' }), 4);
     assert.equal(await metric(registry, 'modelguard_remote_write_dropped_total', { reason: 'rejected' }), 4);
+    assert.equal(r.pushes[0]!.headers['authorization'], `Basic ${Buffer.from('edge:p@ss').toString('base64')}`, 'user info in the URL is sent as Basic auth');
     const lines = logs.filter((l) => l.includes('rejected'));
     assert.equal(lines.length, 1);
     assert.match(lines[0]!, /HTTP 400 refused with 400: out of order sample/);
+    assert.ok(!logs.join('\n').includes('p%40ss'), 'the password in the URL is not logged');
   });
 
   it('keeps at most maxPendingBatches while the endpoint is down, dropping the oldest, and counts why', async () => {
@@ -318,6 +320,34 @@ describe('remote write configuration', () => {
     assert.equal(at('__bad').line, 9);
     assert.match(at('__bad').hint ?? '', /not starting with a digit or "__"/);
     assert.match(at('exactly one of env or file').hint ?? '', /never the secret itself/);
+  });
+});
+
+describe('remote write validation warnings', () => {
+  it('warns about a missing secret, a missing TLS file, tls without https, and a password in the URL', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mg-rw-'));
+    const file = join(dir, 'gateway.yaml');
+    writeFileSync(
+      file,
+      [
+        'apiVersion: modelguard.io/v1alpha1',
+        'kind: Gateway',
+        'metadata: { name: default }',
+        'spec:',
+        '  metrics:',
+        '    remoteWrite:',
+        '      url: http://user:pw@mimir.example/api/v1/push',
+        '      credentials: { env: MG_RW_TEST_UNSET_VARIABLE }',
+        `      tls: { ca: ${join(dir, 'missing-ca.pem')} }`,
+        '',
+      ].join('\n'),
+    );
+    const loaded = await loadConfig(file);
+    const lines = loaded.warnings.map((w) => `${w.line}: ${w.message}`);
+    assert.deepEqual(
+      lines.map((l) => l.replace(/ .*remoteWrite\./, ' ')),
+      ['8: credentials.env: environment variable MG_RW_TEST_UNSET_VARIABLE is not set here', `9: tls.ca: file ${join(dir, 'missing-ca.pem')} does not exist here`, '9: tls: tls is set but the url is not https://', '7: url: the url holds a password, so the configuration does'],
+    );
   });
 });
 
