@@ -290,10 +290,11 @@ export class RemoteWriter {
     };
     if (this.basicAuth !== undefined) headers['authorization'] = this.basicAuth;
     let agent: Agent;
+    let secret: string | undefined;
     try {
       if (s.credentials !== undefined) {
         // Read at every push, so a rotated secret file is picked up without a reload.
-        const secret = readSecret(s.credentials);
+        secret = readSecret(s.credentials);
         headers[s.credentials.header] = s.credentials.scheme === '' ? secret : `${s.credentials.scheme} ${secret}`;
       }
       agent = this.agent ??= agentFor(s);
@@ -313,7 +314,9 @@ export class RemoteWriter {
         await res.body.dump();
         return { ok: true };
       }
-      const text = (await res.body.text()).slice(0, 200).replace(/\s+/g, ' ').trim();
+      let text = (await res.body.text()).slice(0, 200).replace(/\s+/g, ' ').trim();
+      // The answer is logged: a receiver that echoes request headers must not get the secret into the log.
+      for (const hidden of [secret, this.basicAuth?.slice('Basic '.length)]) if (hidden !== undefined) text = text.replaceAll(hidden, '<secret>');
       const detail = `HTTP ${res.statusCode}${text === '' ? '' : ` ${text}`}`;
       if (res.statusCode === 429 || res.statusCode >= 500) {
         const after = Number(res.headers['retry-after']);
@@ -333,7 +336,7 @@ export class RemoteWriter {
     this.abort = new AbortController();
     const agent = this.agent;
     this.agent = undefined;
-    void agent?.destroy();
+    agent?.destroy().catch(() => undefined);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
   }

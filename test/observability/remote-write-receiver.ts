@@ -88,7 +88,8 @@ export async function receiver(answer: (n: number) => number | 'hang' = () => 20
         return;
       }
       res.writeHead(status, { 'content-type': 'text/plain' });
-      res.end(status < 300 ? '' : `refused with ${status}: out of order sample`);
+      // Error answers echo the authorization header, as a careless receiver might: it must not reach a log.
+      res.end(status < 300 ? '' : `refused with ${status}: out of order sample (authorization: ${req.headers.authorization ?? 'none'})`);
     });
   };
   const server = tls ? https.createServer(tls, handler) : http.createServer(handler);

@@ -220,6 +220,7 @@ describe('remote write failures', () => {
     assert.equal(lines.length, 1);
     assert.match(lines[0]!, /HTTP 400 refused with 400: out of order sample/);
     assert.ok(!logs.join('\n').includes('p%40ss'), 'the password in the URL is not logged');
+    assert.match(lines[0]!, /authorization: Basic <secret>/, 'nor its Basic form, when the receiver echoes it');
   });
 
   it('keeps at most maxPendingBatches while the endpoint is down, dropping the oldest, and counts why', async () => {
@@ -381,6 +382,7 @@ describe('remote write from `modelguard up`', () => {
     assert.equal(r.accepted()[0]!.timestamp, r.pushes[1]!.timestamp, 'the batch refused with 503 is the first accepted');
     assert.ok(output.includes('remote write'), `it says what it does:\n${output}`);
     assert.equal(output.match(/rejected a batch/g)?.length, 1, 'the 400 is logged once');
+    assert.ok(output.includes('authorization: Bearer <secret>'), 'the receiver echoed the header, and the log hides it');
     assert.ok(!output.includes('up-secret-7f3a'), 'the secret is never printed');
     assert.ok(!output.includes('pw-in-url'), 'nor a password in the URL');
   });
