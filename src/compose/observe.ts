@@ -11,12 +11,15 @@ import { AccessLog } from '../observability/access-log.ts';
 import { LiveFeed } from '../observability/live.ts';
 import { AuditLog } from '../security/audit.ts';
 import { Tracer } from '../observability/tracing.ts';
+import { RemoteWriter } from '../observability/remote-write.ts';
 
 export interface Observers {
   readonly metrics: Metrics;
   readonly live: LiveFeed;
   readonly accessLog: AccessLog;
   readonly tracer: Tracer;
+  /** Pushes the metrics to a Prometheus remote-write endpoint while one is configured. */
+  readonly remoteWrite: RemoteWriter;
   readonly adminServer: Server;
   reload(next: Snapshot): void;
   /** Ends the dashboards' event streams (so the admin listener closes at once). */
@@ -35,15 +38,21 @@ export function observe(pipeline: Pipeline): Observers {
   // Always subscribed: requests carry a trace context only while the current snapshot enables tracing.
   const tracer = new Tracer(pipeline.events, () => plane.current.gateway.tracing);
   const adminServer = createAdminServer(plane, metrics, live);
+  const remoteWrite = new RemoteWriter(metrics.registry, snapshot.gateway.metrics?.remoteWrite);
   return {
     metrics,
     live,
     accessLog,
     tracer,
+    remoteWrite,
     adminServer,
-    reload: (next) => void accessLog.configure(next.gateway.accessLog),
+    reload: (next) => {
+      void accessLog.configure(next.gateway.accessLog);
+      remoteWrite.configure(next.gateway.metrics?.remoteWrite);
+    },
     closeStreams: () => live.close(),
     async close() {
+      await remoteWrite.close();
       metrics.close();
       await accessLog.close();
       audit?.close();

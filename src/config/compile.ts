@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { DEFAULT_GROUP } from '../core/snapshot.ts';
 import type { AppSnapshot, BackendSnapshot, GatewaySnapshot, GroupSnapshot, ModelSnapshot, OffloadSnapshot, Snapshot, SourcesSnapshot } from '../core/snapshot.ts';
+import type { RemoteWriteSnapshot } from '../core/snapshot.ts';
 import { DEFAULTS, GatewaySpecSchema, ServiceGroupSpecSchema, durationMs, sizeBytes } from './schema.ts';
 import type { App, Backend, Gateway, Model, Resource, ServiceGroup } from './schema.ts';
 
@@ -31,6 +32,18 @@ export function canonicalJson(value: unknown): string {
 }
 
 const stripSlash = (url: string): string => url.replace(/\/+$/, '');
+
+function compileRemoteWrite(r: NonNullable<NonNullable<Gateway['spec']['metrics']>['remoteWrite']>): RemoteWriteSnapshot {
+  return {
+    url: r.url,
+    intervalMs: durationMs(r.interval),
+    timeoutMs: durationMs(r.timeout),
+    maxPendingBatches: r.maxPendingBatches,
+    externalLabels: { ...r.externalLabels },
+    credentials: r.credentials === undefined ? undefined : { env: r.credentials.env, file: r.credentials.file, header: r.credentials.header.toLowerCase(), scheme: r.credentials.scheme },
+    tls: r.tls === undefined ? undefined : { ca: r.tls.ca, cert: r.tls.cert, key: r.tls.key, serverName: r.tls.serverName, insecureSkipVerify: r.tls.insecureSkipVerify },
+  };
+}
 
 function compileGateway(g: Gateway | undefined): GatewaySnapshot {
   const spec = g?.spec ?? GatewaySpecSchema.parse({});
@@ -65,6 +78,8 @@ function compileGateway(g: Gateway | undefined): GatewaySnapshot {
       .map((p) => ({ name: p.name, tokenHashes: p.tokens.map((t) => t.sha256).sort(), apps: [...new Set(p.apps)].sort() }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
     nodeTokenHashes: spec.nodeTokens.map((t) => t.sha256).sort(),
+    // Left out when not configured, so a configuration without it keeps its hash.
+    ...(spec.metrics?.remoteWrite === undefined ? {} : { metrics: { remoteWrite: compileRemoteWrite(spec.metrics.remoteWrite) } }),
     ...(spec.jwt === undefined
       ? {}
       : {

@@ -208,6 +208,29 @@ function checkProxies(rep: Reporter, g: Gateway, doc: SourceDocument, declared: 
   });
 }
 
+/** Remote write: its secret and TLS files must be there (a warning, as for a backend's link), and no password in the URL. */
+function checkRemoteWrite(rep: Reporter, g: Gateway, doc: SourceDocument): void {
+  const rw = g.spec.metrics?.remoteWrite;
+  if (rw === undefined) return;
+  const at = ['spec', 'metrics', 'remoteWrite'];
+  if (rw.credentials?.env !== undefined && process.env[rw.credentials.env] === undefined) {
+    rep.warn(doc, [...at, 'credentials', 'env'], `environment variable ${rw.credentials.env} is not set here`, { hint: 'set it where ModelGuard runs; until then every push fails (setup) and is retried' });
+  }
+  const files: [string[], string | undefined][] = [
+    [['credentials', 'file'], rw.credentials?.file],
+    [['tls', 'ca'], rw.tls?.ca],
+    [['tls', 'cert'], rw.tls?.cert],
+    [['tls', 'key'], rw.tls?.key],
+  ];
+  for (const [path, file] of files) {
+    if (file !== undefined && !existsSync(file)) rep.warn(doc, [...at, ...path], `file ${file} does not exist here`, { hint: 'give an absolute path to a readable file on the box that runs ModelGuard' });
+  }
+  if (rw.tls !== undefined && !rw.url.startsWith('https://')) rep.warn(doc, [...at, 'tls'], 'tls is set but the url is not https://', { hint: 'write the url with https://, or remove tls' });
+  if (/^https?:\/\/[^/@]*:[^/@]*@/.test(rw.url)) {
+    rep.warn(doc, [...at, 'url'], 'the url holds a password, so the configuration does', { hint: 'put the secret in a file or environment variable: credentials: { file: ..., scheme: Basic } with base64 of user:password' });
+  }
+}
+
 export function checkReferences(rep: Reporter, all: readonly Located[], declared: Declared): void {
   checkUnique(rep, declared);
   checkGateways(rep, declared);
@@ -220,6 +243,7 @@ export function checkReferences(rep: Reporter, all: readonly Located[], declared
   for (const { resource: g, doc } of gateways) {
     checkAdminExposure(rep, g, doc);
     checkProxies(rep, g, doc, declared);
+    checkRemoteWrite(rep, g, doc);
   }
   checkApps(rep, byKind(all, 'App'), models, declared, auth);
 }

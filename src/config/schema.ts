@@ -445,6 +445,33 @@ const Jwt = z
     }
   });
 
+/** Prometheus remote-write push of this process's metrics (src/observability/remote-write.ts). */
+const RemoteWrite = z.strictObject({
+  url: httpUrl().describe('remote-write endpoint, e.g. http://prometheus:9090/api/v1/write or a Mimir/VictoriaMetrics push URL; required'),
+  interval: duration().default('15s').describe('time between pushes (each push sends every series once); default 15s'),
+  timeout: duration().default('10s').describe('time one push may take before it counts as failed and is retried; default 10s'),
+  maxPendingBatches: z
+    .int()
+    .min(1)
+    .max(1000)
+    .default(10)
+    .describe('unsent batches kept while the endpoint is unreachable; beyond it the oldest is dropped and counted; default 10'),
+  externalLabels: z
+    .record(z.string(), z.string().min(1))
+    .superRefine((labels, ctx) => {
+      // Checked here rather than as the record's key schema, whose error zod reports without our hint.
+      for (const name of Object.keys(labels)) {
+        if (!/^(?!__)[a-zA-Z_][a-zA-Z0-9_]*$/.test(name)) {
+          ctx.addIssue({ code: 'custom', path: [name], message: withHint(`expected a Prometheus label name, got ${show(name)}`, 'letters, digits and "_", not starting with a digit or "__", e.g. node') });
+        }
+      }
+    })
+    .default(() => ({}))
+    .describe('labels added to every series pushed (`${VAR}` is read from the environment), besides job="modelguard" and instance=<hostname>; default none'),
+  credentials: Credentials.optional().describe('secret sent with every push (header, default Authorization: Bearer), read from env or file; default none'),
+  tls: Tls.optional().describe('TLS settings for an https:// url (CA, client certificate, server name); default system CAs'),
+});
+
 export const GatewaySpecSchema = z.strictObject({
   listeners: Listeners.prefault({}).describe('listen addresses "host:port"; defaults below'),
   auth: z.enum(AUTH_MODES).default(D.gateway.auth).describe(`apiKey: every request needs an app key; none: trusted networks and demos only; default ${D.gateway.auth}`),
@@ -474,6 +501,10 @@ export const GatewaySpecSchema = z.strictObject({
     .optional()
     .describe('one JSON line per allow or deny decision; default off'),
   accessLog: AccessLog.optional().describe('one JSON line per request (see docs/observability.md); default off, `accessLog: {}` turns it on'),
+  metrics: z
+    .strictObject({ remoteWrite: RemoteWrite.optional().describe('push metrics to a Prometheus remote-write endpoint (see docs/observability.md); default off') })
+    .optional()
+    .describe('where metrics go besides GET /metrics on the admin listener; default only there'),
   proxies: z
     .array(
       z.strictObject({

@@ -154,6 +154,25 @@ export interface GatewaySnapshot {
   readonly nodeTokenHashes: readonly string[];
   /** JWT identities; absent when not configured. */
   readonly jwt?: JwtSnapshot;
+  /** Where metrics are pushed besides /metrics; absent when not configured. */
+  readonly metrics?: MetricsSnapshot;
+}
+
+/** Metrics pushed out of the box (src/observability/remote-write.ts). */
+export interface MetricsSnapshot {
+  readonly remoteWrite: RemoteWriteSnapshot | undefined;
+}
+
+export interface RemoteWriteSnapshot {
+  readonly url: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  /** Unsent batches kept while the endpoint is unreachable (oldest dropped beyond). */
+  readonly maxPendingBatches: number;
+  /** As written: `${VAR}` is expanded from the environment of the process that pushes. */
+  readonly externalLabels: Readonly<Record<string, string>>;
+  readonly credentials: BackendCredentialsSnapshot | undefined;
+  readonly tls: BackendTlsSnapshot | undefined;
 }
 
 export interface JwtSnapshot {
