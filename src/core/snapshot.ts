@@ -154,6 +154,15 @@ export interface GatewaySnapshot {
   readonly nodeTokenHashes: readonly string[];
   /** JWT identities; absent when not configured. */
   readonly jwt?: JwtSnapshot;
+  /** Mutual TLS on the broker listener (PEM file paths); absent when the listener is plain HTTP. */
+  readonly brokerTls?: BrokerTlsSnapshot;
+}
+
+export interface BrokerTlsSnapshot {
+  readonly cert: string;
+  readonly key: string;
+  /** CA(s) a proxy's client certificate must be signed by. */
+  readonly clientCa: string;
 }
 
 export interface JwtSnapshot {
@@ -170,6 +179,8 @@ export interface JwtSnapshot {
 export interface ProxySnapshot {
   readonly name: string;
   readonly tokenHashes: readonly string[];
+  /** Client certificate names (lower case) that identify it over brokerTls; absent when none. */
+  readonly certificateNames?: readonly string[];
   /** Apps it may assert; empty: every app. */
   readonly apps: readonly string[];
 }
