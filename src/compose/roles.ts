@@ -120,10 +120,11 @@ export interface BrokerOptions {
 }
 
 export async function startBroker(snapshot: Snapshot, opts: BrokerOptions = {}): Promise<BrokerRole> {
-  const broker = new Broker(snapshot);
-  let mqtt: MqttIngress | undefined;
+  // Read first: unreadable or mismatched files stop the start before anything runs.
   const tlsCfg = snapshot.gateway.brokerTls;
   const tlsFiles = tlsCfg === undefined ? undefined : readBrokerTls(tlsCfg);
+  const broker = new Broker(snapshot);
+  let mqtt: MqttIngress | undefined;
   let tls: ListenerTls | undefined;
   const mqttCfg = snapshot.gateway.mqtt;
   const c = await compose(

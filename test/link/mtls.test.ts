@@ -21,6 +21,7 @@ import type { ModelServer } from '../../src/demo/index.ts';
 import { sha256Hex } from '../../src/security/identity.ts';
 import { accelerator, INFER_BODY, keyFor, send, snapshotFor, waitFor } from '../helpers/harness.ts';
 import { assertAt, issue, loadError } from '../config/helpers.ts';
+import { proxyTls } from '../../src/cli/roles.ts';
 
 const TOKEN_B = 'proxy-token-b';
 const TOKEN_T = 'proxy-token-only';
@@ -277,5 +278,26 @@ describe('brokerTls configuration errors', () => {
     assertAt(issue(err.issues, 'is already listed for proxy "one"'), twice, 8, undefined, /its own certificate/);
     const wild = gateway('wild', [tls, '  proxies:', '    - { name: three, certificateNames: ["*.test"] }']);
     assertAt(issue((await loadError(wild)).issues, 'without spaces or wildcards'), wild, 7, undefined, /DNS SAN or the CN/);
+  });
+});
+
+describe('proxy TLS flags', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mg-mtls-cli-'));
+  const file = (name: string): string => {
+    writeFileSync(join(dir, name), `${name}\n`);
+    return join(dir, name);
+  };
+
+  it('reads the client certificate for an https:// broker, and refuses flags that do not fit the URL', () => {
+    const cert = file('c.pem');
+    const key = file('k.pem');
+    const ca = file('ca.pem');
+    const tls = proxyTls({ apps: [], tlsCert: cert, tlsKey: key, tlsCa: ca, tlsServerName: 'box-b' }, 'https://10.0.0.5:8010');
+    assert.deepEqual([String(tls?.cert), String(tls?.key), String(tls?.ca), tls?.servername], ['c.pem\n', 'k.pem\n', 'ca.pem\n', 'box-b']);
+    assert.equal(proxyTls({ apps: [] }, 'http://10.0.0.5:8010'), undefined);
+    assert.throws(() => proxyTls({ apps: [] }, 'https://10.0.0.5:8010'), /requires a client certificate: give --tls-cert and --tls-key/);
+    assert.throws(() => proxyTls({ apps: [], tlsCert: cert, tlsKey: key }, 'http://10.0.0.5:8010'), /--tls-cert needs an https:\/\/ broker URL/);
+    assert.throws(() => proxyTls({ apps: [], tlsCert: cert }, 'https://10.0.0.5:8010'), /--tls-cert and --tls-key go together/);
+    assert.throws(() => proxyTls({ apps: [], tlsCert: cert, tlsKey: join(dir, 'missing.pem') }, 'https://10.0.0.5:8010'), /--tls-key .*missing\.pem/);
   });
 });
