@@ -4,7 +4,8 @@
  * from the controller and follows it) or standalone (`--config PATH`: read from files, reloaded on
  * change and on SIGHUP). Either way a bad configuration is refused and the last good one stays.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { ConfigError } from '../config/index.ts';
 import { brokerSnapshot, proxySnapshot } from '../config/partition.ts';
 import type { Snapshot } from '../core/snapshot.ts';
@@ -201,7 +202,7 @@ export interface ProxyCliOptions extends NodeOptions {
 }
 
 /** The proxy's client certificate from its files, checked against the broker URL's scheme. */
-export function proxyTls(o: ProxyCliOptions, broker: string): LinkClientTls | undefined {
+export function proxyTls(o: ProxyCliOptions, broker: string): (LinkClientTls & { cert: Buffer; key: Buffer; ca?: Buffer }) | undefined {
   const https = broker.startsWith('https:');
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new Error('--tls-cert and --tls-key go together: give the proxy\'s client certificate and its key');
   if (o.tlsCert === undefined) {
@@ -217,12 +218,18 @@ export function proxyTls(o: ProxyCliOptions, broker: string): LinkClientTls | un
       throw new Error(`${flag} ${path}: ${err instanceof Error ? err.message : String(err)}`);
     }
   };
-  return {
+  const tls = {
     cert: read('--tls-cert', o.tlsCert),
     key: read('--tls-key', o.tlsKey as string),
     ...(o.tlsCa === undefined ? {} : { ca: read('--tls-ca', o.tlsCa) }),
     ...(o.tlsServerName === undefined ? {} : { servername: o.tlsServerName }),
   };
+  try {
+    createSecureContext(tls);
+  } catch (err) {
+    throw new Error(`--tls-cert ${o.tlsCert}, --tls-key ${o.tlsKey ?? ''}${o.tlsCa ? ` and --tls-ca ${o.tlsCa}` : ''} do not make a TLS context (${err instanceof Error ? err.message : String(err)}); check that they are PEM files and that the key belongs to the certificate`);
+  }
+  return tls;
 }
 
 export async function runProxy(o: ProxyCliOptions): Promise<Running> {
@@ -248,5 +255,30 @@ export async function runProxy(o: ProxyCliOptions): Promise<Running> {
   log(`  inference gRPC  ${p.grpcUrl}`);
   log(`  broker          ${broker}`);
   log(`  admin           ${p.adminUrl}   (/metrics /healthz /readyz)`);
-  return node;
+  if (!tls) return node;
+  // A rotated client certificate is picked up on SIGHUP and when its files change; a pair caught
+  // half-way (new certificate, old key) is refused and the current one stays.
+  let last = tls;
+  const reread = (): void => {
+    try {
+      const next = proxyTls(o, broker);
+      const same = (a: Buffer | undefined, b: Buffer | undefined): boolean => (a === undefined ? b === undefined : b !== undefined && a.equals(b));
+      if (!next || (same(next.cert, last.cert) && same(next.key, last.key) && same(next.ca, last.ca))) return;
+      p.remote.useTls(next);
+      last = next;
+      log('broker link: new client certificate loaded');
+    } catch (err) {
+      process.stderr.write(`modelguard: ${err instanceof Error ? err.message : String(err)}; keeping the current client certificate\n`);
+    }
+  };
+  const files = [o.tlsCert, o.tlsKey, o.tlsCa].filter((f): f is string => f !== undefined);
+  for (const f of files) watchFile(f, { interval: 2000, persistent: false }, reread);
+  process.on('SIGHUP', reread);
+  return {
+    async stop() {
+      process.off('SIGHUP', reread);
+      for (const f of files) unwatchFile(f, reread);
+      await node.stop();
+    },
+  };
 }

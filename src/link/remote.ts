@@ -49,7 +49,9 @@ function isCode(v: string | undefined): v is ErrorCode {
 
 export class RemoteBroker implements DataPlane {
   private snapshot: Snapshot;
-  private readonly pool: Pool;
+  private pool: Pool;
+  /** Pools replaced by useTls, finishing their calls. */
+  private readonly retiring = new Set<Promise<void>>();
   private readonly auth: string | undefined;
   private reachable = false;
   private probeTimer: NodeJS.Timeout | undefined;
@@ -64,9 +66,24 @@ export class RemoteBroker implements DataPlane {
   ) {
     this.snapshot = snapshot;
     this.auth = opts.token === undefined ? undefined : `Bearer ${opts.token}`;
-    const tls = opts.tls;
+    this.pool = this.newPool(opts.tls);
+  }
+
+  private newPool(tls: LinkClientTls | undefined): Pool {
     const connect = tls === undefined ? {} : { connect: { cert: tls.cert, key: tls.key, ...(tls.ca === undefined ? {} : { ca: tls.ca }), ...(tls.servername === undefined ? {} : { servername: tls.servername }) } };
-    this.pool = new Pool(opts.url, { connections: opts.connections ?? 64, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0, ...connect });
+    return new Pool(this.opts.url, { connections: this.opts.connections ?? 64, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0, ...connect });
+  }
+
+  /**
+   * A rotated client certificate: new connections present it; calls in flight finish on the old
+   * connections, which then close.
+   */
+  useTls(tls: LinkClientTls): void {
+    const old = this.pool;
+    this.pool = this.newPool(tls);
+    const done = old.close().catch(() => undefined);
+    this.retiring.add(done);
+    void done.then(() => this.retiring.delete(done));
   }
 
   get current(): Snapshot {
@@ -222,7 +239,7 @@ export class RemoteBroker implements DataPlane {
 
   async close(): Promise<void> {
     clearInterval(this.probeTimer);
-    await this.pool.close();
+    await Promise.all([this.pool.close(), ...this.retiring]);
   }
 }
 

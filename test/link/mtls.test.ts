@@ -214,6 +214,24 @@ describe('proxy → broker over mutual TLS', () => {
     }
   });
 
+  it("uses a proxy's rotated client certificate for new connections", async () => {
+    const p = new Pool(proxy.httpUrl);
+    pools.push(p);
+    const pem = (c: Pems): { cert: Buffer; key: Buffer; ca: Buffer } => ({ cert: readFileSync(c.cert), key: readFileSync(c.key), ca: readFileSync(certs.ca) });
+    assert.equal((await send(p, '/v2/models/demo/infer', { key: keyFor('a'), body: INFER_BODY })).status, 200);
+    // Now the proxy is sidecar-b (by its certificate), which may act for app-b only.
+    proxy.remote.useTls(pem(certs.proxyB));
+    const before = seenAtBroker.length;
+    const forbidden = await send(p, '/v2/models/demo/infer', { key: keyFor('a'), body: INFER_BODY });
+    assert.equal(forbidden.status, 403, forbidden.body);
+    assert.match(forbidden.body, /sidecar-b/);
+    assert.equal((await send(p, '/v2/models/demo/infer', { key: keyFor('b'), body: INFER_BODY })).status, 200);
+    await waitFor(() => seenAtBroker.length >= before + 2, 'the broker records');
+    assert.equal(seenAtBroker.at(-1)!.app, 'app-b');
+    proxy.remote.useTls(pem(certs.proxyA));
+    assert.equal((await send(p, '/v2/models/demo/infer', { key: keyFor('a'), body: INFER_BODY })).status, 200);
+  });
+
   it('serves rotated certificate files to new connections without a restart, and refuses bad ones', async () => {
     assert.equal(await servedFingerprint(), fingerprintOf(certs.broker.cert));
     const p = new Pool(proxy.httpUrl);
@@ -283,21 +301,22 @@ describe('brokerTls configuration errors', () => {
 
 describe('proxy TLS flags', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mg-mtls-cli-'));
-  const file = (name: string): string => {
-    writeFileSync(join(dir, name), `${name}\n`);
-    return join(dir, name);
+  const selfSigned = (name: string): Pems => {
+    const pems = { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', pems.key, '-out', pems.cert, '-days', '1', '-subj', `/CN=${name}`], { stdio: 'ignore' });
+    return pems;
   };
 
-  it('reads the client certificate for an https:// broker, and refuses flags that do not fit the URL', () => {
-    const cert = file('c.pem');
-    const key = file('k.pem');
-    const ca = file('ca.pem');
-    const tls = proxyTls({ apps: [], tlsCert: cert, tlsKey: key, tlsCa: ca, tlsServerName: 'box-b' }, 'https://10.0.0.5:8010');
-    assert.deepEqual([String(tls?.cert), String(tls?.key), String(tls?.ca), tls?.servername], ['c.pem\n', 'k.pem\n', 'ca.pem\n', 'box-b']);
+  it('reads the client certificate for an https:// broker, and refuses flags that do not fit the URL or each other', () => {
+    const one = selfSigned('one');
+    const two = selfSigned('two');
+    const tls = proxyTls({ apps: [], tlsCert: one.cert, tlsKey: one.key, tlsCa: two.cert, tlsServerName: 'box-b' }, 'https://10.0.0.5:8010');
+    assert.deepEqual([tls?.cert.equals(readFileSync(one.cert)), tls?.key.equals(readFileSync(one.key)), tls?.ca?.equals(readFileSync(two.cert)), tls?.servername], [true, true, true, 'box-b']);
     assert.equal(proxyTls({ apps: [] }, 'http://10.0.0.5:8010'), undefined);
     assert.throws(() => proxyTls({ apps: [] }, 'https://10.0.0.5:8010'), /requires a client certificate: give --tls-cert and --tls-key/);
-    assert.throws(() => proxyTls({ apps: [], tlsCert: cert, tlsKey: key }, 'http://10.0.0.5:8010'), /--tls-cert needs an https:\/\/ broker URL/);
-    assert.throws(() => proxyTls({ apps: [], tlsCert: cert }, 'https://10.0.0.5:8010'), /--tls-cert and --tls-key go together/);
-    assert.throws(() => proxyTls({ apps: [], tlsCert: cert, tlsKey: join(dir, 'missing.pem') }, 'https://10.0.0.5:8010'), /--tls-key .*missing\.pem/);
+    assert.throws(() => proxyTls({ apps: [], tlsCert: one.cert, tlsKey: one.key }, 'http://10.0.0.5:8010'), /--tls-cert needs an https:\/\/ broker URL/);
+    assert.throws(() => proxyTls({ apps: [], tlsCert: one.cert }, 'https://10.0.0.5:8010'), /--tls-cert and --tls-key go together/);
+    assert.throws(() => proxyTls({ apps: [], tlsCert: one.cert, tlsKey: join(dir, 'missing.pem') }, 'https://10.0.0.5:8010'), /--tls-key .*missing\.pem/);
+    assert.throws(() => proxyTls({ apps: [], tlsCert: one.cert, tlsKey: two.key }, 'https://10.0.0.5:8010'), /do not make a TLS context.*key belongs to the certificate/);
   });
 });
