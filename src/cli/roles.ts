@@ -4,12 +4,11 @@
  * from the controller and follows it) or standalone (`--config PATH`: read from files, reloaded on
  * change and on SIGHUP). Either way a bad configuration is refused and the last good one stays.
  */
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
-import { createSecureContext } from 'node:tls';
+import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/index.ts';
 import { brokerSnapshot, proxySnapshot } from '../config/partition.ts';
 import type { Snapshot } from '../core/snapshot.ts';
-import type { LinkClientTls } from '../link/remote.ts';
+import { followBrokerTls, followProxyTls, proxyTls } from './tls.ts';
 import { startBroker, startProxy, type Role } from '../compose/roles.ts';
 import { closeServer, listen, parseListen } from '../compose/listen.ts';
 import { Controller } from '../controller/controller.ts';
@@ -171,23 +170,7 @@ export async function runBroker(o: NodeOptions): Promise<Running> {
   if (b.tls) log(`  TLS             client certificates signed by ${b.current.gateway.brokerTls?.clientCa ?? ''} required; files re-read on change and SIGHUP`);
   if (b.mqttUrl) log(`  MQTT            ${b.mqttUrl}   (requests on ${b.current.gateway.mqtt?.topicPrefix ?? 'modelguard/v1'}/infer/<model>)`);
   log(`  admin           ${b.adminUrl}   (/metrics /healthz /readyz /api/v1/status, dashboard at /)`);
-  const tls = b.tls;
-  if (tls === undefined) return node;
-  // SIGHUP also re-reads rotated certificate files when the configuration itself did not change.
-  const onHup = (): void => {
-    try {
-      if (tls.refresh()) log('broker listener: new TLS certificate files loaded');
-    } catch (err) {
-      process.stderr.write(`modelguard: ${err instanceof Error ? err.message : String(err)}; keeping the current certificate\n`);
-    }
-  };
-  process.on('SIGHUP', onHup);
-  return {
-    async stop() {
-      process.off('SIGHUP', onHup);
-      await node.stop();
-    },
-  };
+  return b.tls === undefined ? node : followBrokerTls(b.tls, node);
 }
 
 export interface ProxyCliOptions extends NodeOptions {
@@ -201,36 +184,6 @@ export interface ProxyCliOptions extends NodeOptions {
   readonly tlsServerName?: string;
 }
 
-/** The proxy's client certificate from its files, checked against the broker URL's scheme. */
-export function proxyTls(o: ProxyCliOptions, broker: string): (LinkClientTls & { cert: Buffer; key: Buffer; ca?: Buffer }) | undefined {
-  const https = broker.startsWith('https:');
-  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new Error('--tls-cert and --tls-key go together: give the proxy\'s client certificate and its key');
-  if (o.tlsCert === undefined) {
-    if (https) throw new Error(`${broker} is an https:// broker listener, which requires a client certificate: give --tls-cert and --tls-key (and --tls-ca for its CA)`);
-    if (o.tlsCa !== undefined || o.tlsServerName !== undefined) throw new Error('--tls-ca and --tls-server-name need --tls-cert and --tls-key');
-    return undefined;
-  }
-  if (!https) throw new Error(`--tls-cert needs an https:// broker URL, got ${broker}`);
-  const read = (flag: string, path: string): Buffer => {
-    try {
-      return readFileSync(path);
-    } catch (err) {
-      throw new Error(`${flag} ${path}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  };
-  const tls = {
-    cert: read('--tls-cert', o.tlsCert),
-    key: read('--tls-key', o.tlsKey as string),
-    ...(o.tlsCa === undefined ? {} : { ca: read('--tls-ca', o.tlsCa) }),
-    ...(o.tlsServerName === undefined ? {} : { servername: o.tlsServerName }),
-  };
-  try {
-    createSecureContext(tls);
-  } catch (err) {
-    throw new Error(`--tls-cert ${o.tlsCert}, --tls-key ${o.tlsKey ?? ''}${o.tlsCa ? ` and --tls-ca ${o.tlsCa}` : ''} do not make a TLS context (${err instanceof Error ? err.message : String(err)}); check that they are PEM files and that the key belongs to the certificate`);
-  }
-  return tls;
-}
 
 export async function runProxy(o: ProxyCliOptions): Promise<Running> {
   if (!o.broker) throw new Error('--broker URL is required (the broker listener of this node, e.g. http://127.0.0.1:8010)');
@@ -255,30 +208,5 @@ export async function runProxy(o: ProxyCliOptions): Promise<Running> {
   log(`  inference gRPC  ${p.grpcUrl}`);
   log(`  broker          ${broker}`);
   log(`  admin           ${p.adminUrl}   (/metrics /healthz /readyz)`);
-  if (!tls) return node;
-  // A rotated client certificate is picked up on SIGHUP and when its files change; a pair caught
-  // half-way (new certificate, old key) is refused and the current one stays.
-  let last = tls;
-  const reread = (): void => {
-    try {
-      const next = proxyTls(o, broker);
-      const same = (a: Buffer | undefined, b: Buffer | undefined): boolean => (a === undefined ? b === undefined : b !== undefined && a.equals(b));
-      if (!next || (same(next.cert, last.cert) && same(next.key, last.key) && same(next.ca, last.ca))) return;
-      p.remote.useTls(next);
-      last = next;
-      log('broker link: new client certificate loaded');
-    } catch (err) {
-      process.stderr.write(`modelguard: ${err instanceof Error ? err.message : String(err)}; keeping the current client certificate\n`);
-    }
-  };
-  const files = [o.tlsCert, o.tlsKey, o.tlsCa].filter((f): f is string => f !== undefined);
-  for (const f of files) watchFile(f, { interval: 2000, persistent: false }, reread);
-  process.on('SIGHUP', reread);
-  return {
-    async stop() {
-      process.off('SIGHUP', reread);
-      for (const f of files) unwatchFile(f, reread);
-      await node.stop();
-    },
-  };
+  return tls === undefined ? node : followProxyTls(o, broker, tls, p.remote, node);
 }

@@ -21,7 +21,7 @@ import type { ModelServer } from '../../src/demo/index.ts';
 import { sha256Hex } from '../../src/security/identity.ts';
 import { accelerator, INFER_BODY, keyFor, send, snapshotFor, waitFor } from '../helpers/harness.ts';
 import { assertAt, issue, loadError } from '../config/helpers.ts';
-import { proxyTls } from '../../src/cli/roles.ts';
+import { followProxyTls, proxyTls } from '../../src/cli/tls.ts';
 
 const TOKEN_B = 'proxy-token-b';
 const TOKEN_T = 'proxy-token-only';
@@ -214,21 +214,38 @@ describe('proxy → broker over mutual TLS', () => {
     }
   });
 
-  it("uses a proxy's rotated client certificate for new connections", async () => {
+  it("uses a proxy's rotated client certificate files for new connections, once certificate and key match", async () => {
     const p = new Pool(proxy.httpUrl);
     pools.push(p);
-    const pem = (c: Pems): { cert: Buffer; key: Buffer; ca: Buffer } => ({ cert: readFileSync(c.cert), key: readFileSync(c.key), ca: readFileSync(certs.ca) });
-    assert.equal((await send(p, '/v2/models/demo/infer', { key: keyFor('a'), body: INFER_BODY })).status, 200);
-    // Now the proxy is sidecar-b (by its certificate), which may act for app-b only.
-    proxy.remote.useTls(pem(certs.proxyB));
-    const before = seenAtBroker.length;
-    const forbidden = await send(p, '/v2/models/demo/infer', { key: keyFor('a'), body: INFER_BODY });
-    assert.equal(forbidden.status, 403, forbidden.body);
-    assert.match(forbidden.body, /sidecar-b/);
-    assert.equal((await send(p, '/v2/models/demo/infer', { key: keyFor('b'), body: INFER_BODY })).status, 200);
-    await waitFor(() => seenAtBroker.length >= before + 2, 'the broker records');
-    assert.equal(seenAtBroker.at(-1)!.app, 'app-b');
-    proxy.remote.useTls(pem(certs.proxyA));
+    const flags = { tlsCert: join(dir, 'client.pem'), tlsKey: join(dir, 'client.key'), tlsCa: certs.ca };
+    copyFileSync(certs.proxyA.cert, flags.tlsCert);
+    copyFileSync(certs.proxyA.key, flags.tlsKey);
+    const refused: string[] = [];
+    const follower = followProxyTls(flags, broker.linkUrl, proxyTls(flags, broker.linkUrl)!, proxy.remote, { stop: async () => undefined }, 50, (err) => refused.push(String(err)));
+    try {
+      assert.equal((await send(p, '/v2/models/demo/infer', { key: keyFor('a'), body: INFER_BODY })).status, 200);
+      // Half-way: sidecar-b's certificate with sidecar-a's key is refused; the proxy keeps working.
+      copyFileSync(certs.proxyB.cert, flags.tlsCert);
+      await waitFor(() => refused.length > 0, 'the half-written pair to be noticed');
+      assert.match(refused[0]!, /do not make a TLS context/);
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) statuses.push((await send(p, '/v2/models/demo/infer', { key: keyFor('a'), body: INFER_BODY })).status);
+      assert.deepEqual(statuses, [200, 200, 200]);
+      // Now the proxy is sidecar-b (by its certificate), which may act for app-b only.
+      copyFileSync(certs.proxyB.key, flags.tlsKey);
+      let last = 0;
+      await waitFor(() => {
+        void send(p, '/v2/models/demo/infer', { key: keyFor('a'), body: INFER_BODY }).then((a) => (last = a.status));
+        return last === 403;
+      }, 'the proxy to present its new certificate');
+      const before = seenAtBroker.length;
+      assert.equal((await send(p, '/v2/models/demo/infer', { key: keyFor('b'), body: INFER_BODY })).status, 200);
+      await waitFor(() => seenAtBroker.length > before, 'the broker record');
+      assert.equal(seenAtBroker.at(-1)!.app, 'app-b');
+    } finally {
+      await follower.stop();
+      proxy.remote.useTls({ cert: readFileSync(certs.proxyA.cert), key: readFileSync(certs.proxyA.key), ca: readFileSync(certs.ca) });
+    }
     assert.equal((await send(p, '/v2/models/demo/infer', { key: keyFor('a'), body: INFER_BODY })).status, 200);
   });
 
@@ -310,13 +327,13 @@ describe('proxy TLS flags', () => {
   it('reads the client certificate for an https:// broker, and refuses flags that do not fit the URL or each other', () => {
     const one = selfSigned('one');
     const two = selfSigned('two');
-    const tls = proxyTls({ apps: [], tlsCert: one.cert, tlsKey: one.key, tlsCa: two.cert, tlsServerName: 'box-b' }, 'https://10.0.0.5:8010');
+    const tls = proxyTls({ tlsCert: one.cert, tlsKey: one.key, tlsCa: two.cert, tlsServerName: 'box-b' }, 'https://10.0.0.5:8010');
     assert.deepEqual([tls?.cert.equals(readFileSync(one.cert)), tls?.key.equals(readFileSync(one.key)), tls?.ca?.equals(readFileSync(two.cert)), tls?.servername], [true, true, true, 'box-b']);
-    assert.equal(proxyTls({ apps: [] }, 'http://10.0.0.5:8010'), undefined);
-    assert.throws(() => proxyTls({ apps: [] }, 'https://10.0.0.5:8010'), /requires a client certificate: give --tls-cert and --tls-key/);
-    assert.throws(() => proxyTls({ apps: [], tlsCert: one.cert, tlsKey: one.key }, 'http://10.0.0.5:8010'), /--tls-cert needs an https:\/\/ broker URL/);
-    assert.throws(() => proxyTls({ apps: [], tlsCert: one.cert }, 'https://10.0.0.5:8010'), /--tls-cert and --tls-key go together/);
-    assert.throws(() => proxyTls({ apps: [], tlsCert: one.cert, tlsKey: join(dir, 'missing.pem') }, 'https://10.0.0.5:8010'), /--tls-key .*missing\.pem/);
-    assert.throws(() => proxyTls({ apps: [], tlsCert: one.cert, tlsKey: two.key }, 'https://10.0.0.5:8010'), /do not make a TLS context.*key belongs to the certificate/);
+    assert.equal(proxyTls({}, 'http://10.0.0.5:8010'), undefined);
+    assert.throws(() => proxyTls({}, 'https://10.0.0.5:8010'), /requires a client certificate: give --tls-cert and --tls-key/);
+    assert.throws(() => proxyTls({ tlsCert: one.cert, tlsKey: one.key }, 'http://10.0.0.5:8010'), /--tls-cert needs an https:\/\/ broker URL/);
+    assert.throws(() => proxyTls({ tlsCert: one.cert }, 'https://10.0.0.5:8010'), /--tls-cert and --tls-key go together/);
+    assert.throws(() => proxyTls({ tlsCert: one.cert, tlsKey: join(dir, 'missing.pem') }, 'https://10.0.0.5:8010'), /--tls-key .*missing\.pem/);
+    assert.throws(() => proxyTls({ tlsCert: one.cert, tlsKey: two.key }, 'https://10.0.0.5:8010'), /do not make a TLS context.*key belongs to the certificate/);
   });
 });
