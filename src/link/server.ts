@@ -1,7 +1,8 @@
 /**
  * The broker listener (port 8010): calls forwarded by proxies (src/link/remote.ts). Each request
- * must carry a configured proxy's token, or come over mutual TLS with a proxy's certificate (tls.ts); the app it asserts is then checked against this broker's
- * own configuration (grants, operations, limits), scheduled, and answered as the backend answered.
+ * must carry a configured proxy's token, or come over mutual TLS with a proxy's certificate
+ * (tls.ts); the app it asserts is then checked against this broker's own configuration (grants,
+ * operations, limits), scheduled, and answered as the backend answered.
  * Errors carry `x-modelguard-error` so the proxy can answer its client in the client's protocol.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';

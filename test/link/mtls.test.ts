@@ -273,6 +273,9 @@ describe('proxy → broker over mutual TLS', () => {
     broker.reload(brokerSnapshot(moved, 'node-1'));
     assert.equal(await servedFingerprint(), fingerprintOf(certs.broker3.cert));
     assert.equal((await send(p, '/v2/models/demo/infer', { key: keyFor('a'), body: INFER_BODY })).status, 200);
+    // The new context still demands a client certificate from clientCa.
+    await assert.rejects(send(tlsPool(undefined), '/_modelguard/ready', { headers: { 'x-modelguard-proxy-authorization': `Bearer ${TOKEN_T}` } }));
+    await assert.rejects(send(tlsPool(certs.foreign), '/_modelguard/ready', { headers: { 'x-modelguard-proxy-authorization': `Bearer ${TOKEN_T}` } }));
 
     // A key that does not belong to the certificate, and turning TLS off, are refused; nothing changes.
     const bad = { ...moved, gateway: { ...moved.gateway, brokerTls: { cert: certs.broker2.cert, key: certs.broker3.key, clientCa: certs.ca } } };
