@@ -135,6 +135,12 @@ describe('proxy → broker over mutual TLS', () => {
     await model.close();
   });
 
+  it("keeps the broker's certificate paths in the broker's snapshot only", () => {
+    assert.deepEqual(brokerSnapshot(full, 'node-1').gateway.brokerTls, { cert: serverCert(), key: serverKey(), clientCa: certs.ca });
+    assert.equal(proxySnapshot(full, []).gateway.brokerTls, undefined);
+    assert.deepEqual(full.gateway.proxies.find((p) => p.name === 'sidecar-a')?.certificateNames, ['proxy-a.test']);
+  });
+
   it('serves a proxy identified by its certificate alone, and records the app it asserts', async () => {
     assert.match(broker.linkUrl, /^https:\/\/127\.0\.0\.1:\d+$/);
     const p = new Pool(proxy.httpUrl);
