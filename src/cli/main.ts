@@ -164,10 +164,29 @@ program
   .option('--listen <addr>', 'inference HTTP listener (overrides the Gateway, default 0.0.0.0:8080)')
   .option('--grpc <addr>', 'inference gRPC listener (overrides the Gateway, default 0.0.0.0:8081)')
   .option('--admin <addr>', 'admin listener (overrides the Gateway)')
-  .option('--token-file <path>', 'this proxy\'s token for the broker (or MODELGUARD_PROXY_TOKEN)')
+  .option('--token-file <path>', 'this proxy\'s token for the broker (or MODELGUARD_PROXY_TOKEN); optional with --tls-cert when the certificate identifies the proxy')
+  .option('--tls-cert <path>', 'PEM client certificate for an https:// broker (Gateway.spec.brokerTls)')
+  .option('--tls-key <path>', 'PEM private key of --tls-cert')
+  .option('--tls-ca <path>', "PEM CA file that signed the broker's certificate (default the system CAs)")
+  .option('--tls-server-name <name>', "name checked against the broker's certificate (default the URL host)")
   .option('--node-token-file <path>', 'token for the controller (or MODELGUARD_NODE_TOKEN)')
   .action(
-    (o: { controller?: string; config?: string; name?: string; app: string[]; broker?: string; listen?: string; grpc?: string; admin?: string; tokenFile?: string; nodeTokenFile?: string }) =>
+    (o: {
+      controller?: string;
+      config?: string;
+      name?: string;
+      app: string[];
+      broker?: string;
+      listen?: string;
+      grpc?: string;
+      admin?: string;
+      tokenFile?: string;
+      nodeTokenFile?: string;
+      tlsCert?: string;
+      tlsKey?: string;
+      tlsCa?: string;
+      tlsServerName?: string;
+    }) =>
       serve(() =>
         runProxy({
           ...o,

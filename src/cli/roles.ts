@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/index.ts';
 import { brokerSnapshot, proxySnapshot } from '../config/partition.ts';
 import type { Snapshot } from '../core/snapshot.ts';
+import { followBrokerTls, followProxyTls, proxyTls } from './tls.ts';
 import { startBroker, startProxy, type Role } from '../compose/roles.ts';
 import { closeServer, listen, parseListen } from '../compose/listen.ts';
 import { Controller } from '../controller/controller.ts';
@@ -191,21 +192,29 @@ export async function runBroker(o: NodeOptions): Promise<Running> {
   const b = node.role;
   log(`ModelGuard broker${name ? ` "${name}"` : ''} is up (configuration version ${b.current.version}, ${b.current.hash.slice(0, 12)})`);
   log(`  broker listener ${b.linkUrl}   (calls from proxies; ${b.current.gateway.proxies.length} proxy credential(s) configured)`);
+  if (b.tls) log(`  TLS             client certificates signed by ${b.current.gateway.brokerTls?.clientCa ?? ''} required; files re-read on change and SIGHUP`);
   if (b.mqttUrl) log(`  MQTT            ${b.mqttUrl}   (requests on ${b.current.gateway.mqtt?.topicPrefix ?? 'modelguard/v1'}/infer/<model>)`);
   log(`  admin           ${b.adminUrl}   (/metrics /healthz /readyz /api/v1/status, dashboard at /)`);
-  return node;
+  return b.tls === undefined ? node : followBrokerTls(b.tls, node);
 }
 
 export interface ProxyCliOptions extends NodeOptions {
   readonly apps: readonly string[];
   readonly broker?: string;
   readonly token?: string;
+  /** PEM file paths for an https:// broker listener (Gateway.spec.brokerTls). */
+  readonly tlsCert?: string;
+  readonly tlsKey?: string;
+  readonly tlsCa?: string;
+  readonly tlsServerName?: string;
 }
+
 
 export async function runProxy(o: ProxyCliOptions): Promise<Running> {
   if (!o.broker) throw new Error('--broker URL is required (the broker listener of this node, e.g. http://127.0.0.1:8010)');
-  if (!o.token) throw new Error('a proxy token is required: --token-file PATH or MODELGUARD_PROXY_TOKEN (listed in Gateway.spec.proxies)');
   const broker = o.broker;
+  const tls = proxyTls(o, broker);
+  if (!o.token && !tls) throw new Error('a proxy token is required: --token-file PATH or MODELGUARD_PROXY_TOKEN (listed in Gateway.spec.proxies), or a client certificate (--tls-cert) for an https:// broker');
   const token = o.token;
   const node = await runNode(
     o,
@@ -216,7 +225,7 @@ export async function runProxy(o: ProxyCliOptions): Promise<Running> {
       const missing = o.apps.filter((a) => !s.apps[a]);
       if (missing.length > 0) throw new Error(`app${missing.length > 1 ? 's' : ''} ${missing.map((a) => `"${a}"`).join(', ')} not in the configuration`);
     },
-    (s) => startProxy(s, { broker, token, ...(o.listen ? { http: o.listen } : {}), ...(o.grpc ? { grpc: o.grpc } : {}), ...(o.admin ? { admin: o.admin } : {}) }),
+    (s) => startProxy(s, { broker, ...(token ? { token } : {}), ...(tls ? { tls } : {}), ...(o.listen ? { http: o.listen } : {}), ...(o.grpc ? { grpc: o.grpc } : {}), ...(o.admin ? { admin: o.admin } : {}) }),
   );
   const p = node.role;
   log(`ModelGuard proxy${o.name ? ` "${o.name}"` : ''} is up for ${o.apps.length ? `app(s) ${o.apps.join(', ')}` : 'every app'} (configuration version ${p.current.version})`);
@@ -224,5 +233,5 @@ export async function runProxy(o: ProxyCliOptions): Promise<Running> {
   log(`  inference gRPC  ${p.grpcUrl}`);
   log(`  broker          ${broker}`);
   log(`  admin           ${p.adminUrl}   (/metrics /healthz /readyz)`);
-  return node;
+  return tls === undefined ? node : followProxyTls(o, broker, tls, p.remote, node);
 }

@@ -12,7 +12,8 @@ import { createHttpServer } from '../adapters/http/server.ts';
 import { closeGrpc, createGrpcServer, listenGrpc } from '../adapters/grpc/server.ts';
 import { startMqttIngress, type MqttIngress } from '../adapters/mqtt/ingress.ts';
 import { createLinkServer } from '../link/server.ts';
-import { RemoteBroker } from '../link/remote.ts';
+import { ListenerTls, checkTlsSwitch, readBrokerTls } from '../link/tls.ts';
+import { RemoteBroker, type LinkClientTls } from '../link/remote.ts';
 import { closeServer, listen } from './listen.ts';
 import { observe, type Observers } from './observe.ts';
 
@@ -33,6 +34,8 @@ export interface BrokerRole extends Role {
   readonly linkUrl: string;
   /** Where devices connect, when the configuration has MQTT. */
   readonly mqttUrl: string | undefined;
+  /** Reads the brokerTls files again (SIGHUP); undefined on a plain HTTP broker listener. */
+  readonly tls: ListenerTls | undefined;
 }
 
 export interface ProxyRole extends Role {
@@ -50,6 +53,23 @@ interface Listener {
 
 function httpListener(server: Server, addr: string): Listener {
   return { start: () => listen(server, addr), close: () => (server.listening ? closeServer(server) : Promise.resolve()) };
+}
+
+/** The broker listener; with brokerTls an https:// URL, and its files followed while it listens. */
+function linkListener(server: Server, addr: string, tls: ListenerTls | undefined, watchMs: number | undefined): Listener {
+  const plain = httpListener(server, addr);
+  if (tls === undefined) return plain;
+  return {
+    start: async () => {
+      const url = await plain.start();
+      tls.watch(watchMs);
+      return url.replace(/^http:/, 'https:');
+    },
+    close: () => {
+      tls.unwatch();
+      return plain.close();
+    },
+  };
 }
 
 async function compose(
@@ -95,16 +115,24 @@ export interface BrokerOptions {
   readonly admin?: string;
   /** MQTT URL override (tests: mqtt://127.0.0.1:0 for the embedded broker). */
   readonly mqtt?: string;
+  /** How often the brokerTls files are checked for changes, ms (default 2000). */
+  readonly tlsWatchMs?: number;
 }
 
 export async function startBroker(snapshot: Snapshot, opts: BrokerOptions = {}): Promise<BrokerRole> {
+  // Read first: unreadable or mismatched files stop the start before anything runs.
+  const tlsCfg = snapshot.gateway.brokerTls;
+  const tlsFiles = tlsCfg === undefined ? undefined : readBrokerTls(tlsCfg);
   const broker = new Broker(snapshot);
   let mqtt: MqttIngress | undefined;
+  let tls: ListenerTls | undefined;
   const mqttCfg = snapshot.gateway.mqtt;
   const c = await compose(
     broker,
     (pipeline) => {
-      const own = [httpListener(createLinkServer(pipeline), opts.listen ?? snapshot.gateway.listeners.broker)];
+      const link = createLinkServer(pipeline, tlsFiles);
+      if (tlsCfg !== undefined && tlsFiles !== undefined) tls = new ListenerTls(link, tlsCfg, tlsFiles);
+      const own = [linkListener(link, opts.listen ?? snapshot.gateway.listeners.broker, tls, opts.tlsWatchMs)];
       // Devices reach the node's queues directly: MQTT belongs to the broker, not to app sidecars.
       if (mqttCfg) {
         own.push({
@@ -126,10 +154,17 @@ export async function startBroker(snapshot: Snapshot, opts: BrokerOptions = {}):
     adminUrl: c.adminUrl,
     linkUrl: c.urls[0] as string,
     mqttUrl: c.urls[1],
+    tls,
     get current() {
       return broker.current;
     },
-    reload: c.reload,
+    reload: (next) => {
+      // New certificate files are read (and refused) before anything else changes.
+      checkTlsSwitch(broker.current.gateway.brokerTls, next.gateway.brokerTls);
+      const install = next.gateway.brokerTls ? tls?.prepare(next.gateway.brokerTls) : undefined;
+      c.reload(next);
+      install?.();
+    },
     close: c.close,
   };
 }
@@ -137,15 +172,17 @@ export async function startBroker(snapshot: Snapshot, opts: BrokerOptions = {}):
 export interface ProxyOptions {
   /** Broker listener URL. */
   readonly broker: string;
-  /** This proxy's token. */
-  readonly token: string;
+  /** This proxy's token; optional when `tls` gives a certificate that identifies it. */
+  readonly token?: string;
+  /** Client certificate for an https:// broker listener (Gateway.spec.brokerTls). */
+  readonly tls?: LinkClientTls;
   readonly http?: string;
   readonly grpc?: string;
   readonly admin?: string;
 }
 
 export async function startProxy(snapshot: Snapshot, opts: ProxyOptions): Promise<ProxyRole> {
-  const remote = new RemoteBroker(snapshot, { url: opts.broker, token: opts.token });
+  const remote = new RemoteBroker(snapshot, { url: opts.broker, ...(opts.token === undefined ? {} : { token: opts.token }), ...(opts.tls === undefined ? {} : { tls: opts.tls }) });
   const c = await compose(
     remote,
     (pipeline) => {

@@ -75,11 +75,18 @@ function compileGateway(g: Gateway | undefined): GatewaySnapshot {
     // Left out when not configured, so a configuration without it keeps its hash.
     ...(spec.accessLog === undefined ? {} : { accessLog: { ...spec.accessLog } }),
     proxies: spec.proxies
-      .map((p) => ({ name: p.name, tokenHashes: p.tokens.map((t) => t.sha256).sort(), apps: [...new Set(p.apps)].sort() }))
+      .map((p) => ({
+        name: p.name,
+        tokenHashes: p.tokens.map((t) => t.sha256).sort(),
+        // Left out when empty, so a configuration without them keeps its hash.
+        ...(p.certificateNames.length === 0 ? {} : { certificateNames: [...new Set(p.certificateNames.map((n) => n.toLowerCase()))].sort() }),
+        apps: [...new Set(p.apps)].sort(),
+      }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
     nodeTokenHashes: spec.nodeTokens.map((t) => t.sha256).sort(),
     // Left out when not configured, so a configuration without it keeps its hash.
     ...(spec.metrics?.remoteWrite === undefined ? {} : { metrics: { remoteWrite: compileRemoteWrite(spec.metrics.remoteWrite) } }),
+    ...(spec.brokerTls === undefined ? {} : { brokerTls: { cert: spec.brokerTls.cert, key: spec.brokerTls.key, clientCa: spec.brokerTls.clientCa } }),
     ...(spec.jwt === undefined
       ? {}
       : {

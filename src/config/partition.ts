@@ -5,7 +5,7 @@
  * (Backend.spec.nodes), the models they serve, the apps that may call them, and their groups.
  * Each part is sealed with its own hash and the full snapshot's version.
  */
-import { DEFAULT_GROUP, type AppSnapshot, type BackendSnapshot, type GroupSnapshot, type ModelSnapshot, type Snapshot } from '../core/snapshot.ts';
+import { DEFAULT_GROUP, type AppSnapshot, type BackendSnapshot, type GatewaySnapshot, type GroupSnapshot, type ModelSnapshot, type Snapshot } from '../core/snapshot.ts';
 import { sealSnapshot } from './compile.ts';
 
 function pick<T>(record: Readonly<Record<string, T>>, keep: (value: T, name: string) => boolean): Record<string, T> {
@@ -19,6 +19,12 @@ function groupsOf(full: Snapshot, apps: Readonly<Record<string, AppSnapshot>>): 
   return pick(full.groups, (_, name) => used.has(name));
 }
 
+/** The broker listener's certificate files are the broker's business. */
+function withoutBrokerTls(g: GatewaySnapshot): GatewaySnapshot {
+  const { brokerTls: _tls, ...rest } = g;
+  return rest;
+}
+
 /** What a proxy serving `apps` (all apps when empty) needs. */
 export function proxySnapshot(full: Snapshot, apps: readonly string[]): Snapshot {
   const kept = pick(full.apps, (_, name) => apps.length === 0 || apps.includes(name));
@@ -26,7 +32,7 @@ export function proxySnapshot(full: Snapshot, apps: readonly string[]): Snapshot
   const models = pick(full.models, (m) => m.visibility === 'public' || granted.has(m.name));
   return sealSnapshot(
     {
-      gateway: { ...full.gateway, proxies: [], nodeTokenHashes: [] },
+      gateway: { ...withoutBrokerTls(full.gateway), proxies: [], nodeTokenHashes: [] },
       groups: groupsOf(full, kept),
       backends: {},
       models,

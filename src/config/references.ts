@@ -191,6 +191,7 @@ function checkAdminExposure(rep: Reporter, g: Gateway, doc: SourceDocument): voi
 function checkProxies(rep: Reporter, g: Gateway, doc: SourceDocument, declared: Declared): void {
   const names = new Set<string>();
   const tokenOwner = new Map<string, string>();
+  const certOwner = new Map<string, string>();
   g.spec.proxies.forEach((p, i) => {
     if (names.has(p.name)) rep.error(doc, ['spec', 'proxies', i, 'name'], `duplicate proxy "${p.name}"`, { hint: 'proxy names are unique; list several tokens under one' });
     names.add(p.name);
@@ -204,6 +205,18 @@ function checkProxies(rep: Reporter, g: Gateway, doc: SourceDocument, declared: 
           hint: 'a token identifies one proxy; `modelguard keys create --app <proxy>` makes another',
         });
       } else tokenOwner.set(t.sha256, p.name);
+    });
+    p.certificateNames.forEach((n, j) => {
+      const path = ['spec', 'proxies', i, 'certificateNames', j];
+      if (g.spec.brokerTls === undefined) {
+        rep.error(doc, path, `certificate name "${n}" needs spec.brokerTls: without it the broker listener is plain HTTP and sees no client certificates`, {
+          hint: 'add spec.brokerTls: { cert, key, clientCa } (docs/deployment.md shows the openssl commands), or identify this proxy by tokens',
+        });
+      }
+      const owner = certOwner.get(n.toLowerCase());
+      if (owner !== undefined && owner !== p.name) {
+        rep.error(doc, path, `certificate name "${n}" is already listed for proxy "${owner}"`, { hint: 'a certificate name identifies one proxy; give each proxy its own certificate' });
+      } else certOwner.set(n.toLowerCase(), p.name);
     });
   });
 }

@@ -472,6 +472,20 @@ const RemoteWrite = z.strictObject({
   tls: Tls.optional().describe('TLS settings for an https:// url (CA, client certificate, server name); default system CAs'),
 });
 
+/** Mutual TLS on the broker listener (src/link/tls.ts): PEM files, read at start and again on reload. */
+const BrokerTls = z.strictObject({
+  cert: z.string().min(1).describe("PEM file of the broker listener's certificate (with its chain); required"),
+  key: z.string().min(1).describe('PEM file of the private key of cert; required'),
+  clientCa: z.string().min(1).describe('PEM file of the CA(s) that sign proxy client certificates; a connection without such a certificate is refused; required'),
+});
+
+/** A client certificate name a proxy is known by: exact, compared case-insensitively, no wildcards. */
+const CertificateName = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[!-)+-~]+$/, { error: (i) => withHint(`expected one certificate name in printable ASCII without spaces or wildcards, got ${show(i.input)}`, 'for example "proxy-a.box-a" (a DNS SAN or the CN of the proxy\'s certificate)') });
+
 export const GatewaySpecSchema = z.strictObject({
   listeners: Listeners.prefault({}).describe('listen addresses "host:port"; defaults below'),
   auth: z.enum(AUTH_MODES).default(D.gateway.auth).describe(`apiKey: every request needs an app key; none: trusted networks and demos only; default ${D.gateway.auth}`),
@@ -511,12 +525,24 @@ export const GatewaySpecSchema = z.strictObject({
         name: dnsName().describe('name of the proxy credential (shared by the replicas of one sidecar); required'),
         tokens: z
           .array(z.strictObject({ sha256: sha256Hex().describe('hex sha256 of one proxy token (never the token); required') }))
-          .min(1)
-          .describe('tokens this proxy presents to brokers; several allow rotation; required'),
+          .default(() => [])
+          .describe('tokens this proxy presents to brokers; several allow rotation; default none (then certificateNames is required)'),
+        certificateNames: z
+          .array(CertificateName)
+          .default(() => [])
+          .describe('names of the client certificates that identify this proxy over brokerTls (DNS SANs, or the subject CN of a certificate without DNS SANs); default none (then tokens is required)'),
         apps: z
           .array(ref('App'))
           .default(() => [])
           .describe('apps whose identity this proxy may assert; default every app'),
+      }).superRefine((p, ctx) => {
+        if (p.tokens.length === 0 && p.certificateNames.length === 0) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['tokens'],
+            message: withHint(`proxy "${p.name}" has neither tokens nor certificateNames, so nothing can identify it`, 'add tokens: [{ sha256: ... }] (`modelguard keys create` makes one), or certificateNames: [<CN or DNS name of its client certificate>] with spec.brokerTls'),
+          });
+        }
       }),
     )
     .default(() => [])
@@ -526,6 +552,7 @@ export const GatewaySpecSchema = z.strictObject({
     .default(() => [])
     .describe('tokens brokers and proxies present to a controller; required when the controller listens beyond loopback; default none'),
   jwt: Jwt.optional().describe('accept signed JWTs (Authorization: Bearer) besides API keys; default off'),
+  brokerTls: BrokerTls.optional().describe('serve the broker listener over HTTPS and require a client certificate signed by clientCa from every proxy; default off (plain HTTP)'),
 });
 
 export const GatewaySchema = z.strictObject({

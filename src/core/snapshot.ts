@@ -156,6 +156,8 @@ export interface GatewaySnapshot {
   readonly jwt?: JwtSnapshot;
   /** Where metrics are pushed besides /metrics; absent when not configured. */
   readonly metrics?: MetricsSnapshot;
+  /** Mutual TLS on the broker listener (PEM file paths); absent when the listener is plain HTTP. */
+  readonly brokerTls?: BrokerTlsSnapshot;
 }
 
 /** Metrics pushed out of the box (src/observability/remote-write.ts). */
@@ -175,6 +177,13 @@ export interface RemoteWriteSnapshot {
   readonly tls: BackendTlsSnapshot | undefined;
 }
 
+export interface BrokerTlsSnapshot {
+  readonly cert: string;
+  readonly key: string;
+  /** CA(s) a proxy's client certificate must be signed by. */
+  readonly clientCa: string;
+}
+
 export interface JwtSnapshot {
   readonly issuer: string;
   readonly audience: string;
@@ -189,6 +198,8 @@ export interface JwtSnapshot {
 export interface ProxySnapshot {
   readonly name: string;
   readonly tokenHashes: readonly string[];
+  /** Client certificate names (lower case) that identify it over brokerTls; absent when none. */
+  readonly certificateNames?: readonly string[];
   /** Apps it may assert; empty: every app. */
   readonly apps: readonly string[];
 }

@@ -20,11 +20,23 @@ const LINK_ONLY = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te'
 /** Answers up to this size are read whole (one write to the client); larger or unsized ones stream. */
 const BUFFER_LIMIT = 4 * 1024 * 1024;
 
+/** PEM contents (not paths) for mutual TLS to the broker listener. */
+export interface LinkClientTls {
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+  /** CA(s) that sign the broker's certificate; default the system CAs. */
+  readonly ca?: string | Buffer;
+  /** Name checked against the broker's certificate (and sent as SNI); default the URL host. */
+  readonly servername?: string;
+}
+
 export interface RemoteBrokerOptions {
-  /** Base URL of the broker listener, e.g. http://10.0.0.5:8010 */
+  /** Base URL of the broker listener, e.g. http://10.0.0.5:8010, or https:// with brokerTls */
   readonly url: string;
-  /** This proxy's token (Gateway.spec.proxies[].tokens). */
-  readonly token: string;
+  /** This proxy's token (Gateway.spec.proxies[].tokens); optional when its certificate identifies it. */
+  readonly token?: string;
+  /** Client certificate for an https:// broker (Gateway.spec.brokerTls). */
+  readonly tls?: LinkClientTls;
   /** Connections kept to the broker. */
   readonly connections?: number;
   /** Readiness probe interval, ms. */
@@ -37,8 +49,10 @@ function isCode(v: string | undefined): v is ErrorCode {
 
 export class RemoteBroker implements DataPlane {
   private snapshot: Snapshot;
-  private readonly pool: Pool;
-  private readonly auth: string;
+  private pool: Pool;
+  /** Pools replaced by useTls, finishing their calls. */
+  private readonly retiring = new Set<Promise<void>>();
+  private readonly auth: string | undefined;
   private reachable = false;
   private probeTimer: NodeJS.Timeout | undefined;
   private inflight = 0;
@@ -51,8 +65,25 @@ export class RemoteBroker implements DataPlane {
     private readonly opts: RemoteBrokerOptions,
   ) {
     this.snapshot = snapshot;
-    this.auth = `Bearer ${opts.token}`;
-    this.pool = new Pool(opts.url, { connections: opts.connections ?? 64, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0 });
+    this.auth = opts.token === undefined ? undefined : `Bearer ${opts.token}`;
+    this.pool = this.newPool(opts.tls);
+  }
+
+  private newPool(tls: LinkClientTls | undefined): Pool {
+    const connect = tls === undefined ? {} : { connect: { cert: tls.cert, key: tls.key, ...(tls.ca === undefined ? {} : { ca: tls.ca }), ...(tls.servername === undefined ? {} : { servername: tls.servername }) } };
+    return new Pool(this.opts.url, { connections: this.opts.connections ?? 64, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0, ...connect });
+  }
+
+  /**
+   * A rotated client certificate: new connections present it; calls in flight finish on the old
+   * connections, which then close.
+   */
+  useTls(tls: LinkClientTls): void {
+    const old = this.pool;
+    this.pool = this.newPool(tls);
+    const done = old.close().catch(() => undefined);
+    this.retiring.add(done);
+    void done.then(() => this.retiring.delete(done));
   }
 
   get current(): Snapshot {
@@ -77,7 +108,8 @@ export class RemoteBroker implements DataPlane {
   /** True when the broker answers its readiness path to this proxy's credential. */
   async probe(): Promise<boolean> {
     try {
-      const res = await this.pool.request({ method: 'GET', path: READY_PATH, headers: { [H.proxyAuth]: this.auth }, signal: AbortSignal.timeout(1000) });
+      const headers: Record<string, string> = this.auth === undefined ? {} : { [H.proxyAuth]: this.auth };
+      const res = await this.pool.request({ method: 'GET', path: READY_PATH, headers, signal: AbortSignal.timeout(1000) });
       await res.body.dump();
       return res.statusCode === 200;
     } catch {
@@ -100,7 +132,8 @@ export class RemoteBroker implements DataPlane {
   private async forward(call: InferenceCall, identity: Identity, record: RequestRecord, kind: 'infer' | 'metadata'): Promise<BackendReply> {
     if (call.signal.aborted) throw new CancelledError();
     const headers: Record<string, string> = { ...call.headers };
-    headers[H.proxyAuth] = this.auth;
+    if (this.auth !== undefined) headers[H.proxyAuth] = this.auth;
+    else delete headers[H.proxyAuth];
     if (identity.app !== undefined) headers[H.app] = identity.app;
     else headers[H.group] = identity.group;
     headers[H.model] = call.model;
@@ -158,7 +191,7 @@ export class RemoteBroker implements DataPlane {
       if (err instanceof MGError) throw err;
       finish(false);
       if (call.signal.aborted) throw new CancelledError();
-      throw new MGError('MG_NO_BACKEND', `broker ${this.opts.url} unreachable: ${err instanceof Error ? err.message : String(err)}`, {
+      throw new MGError('MG_NO_BACKEND', `broker ${this.opts.url} unreachable: ${err instanceof Error ? err.message : String(err)}${this.hint(err)}`, {
         retryAfterMs: this.opts.probeIntervalMs ?? 2000,
         cause: err,
       });
@@ -167,6 +200,15 @@ export class RemoteBroker implements DataPlane {
 
   ready(): boolean {
     return this.reachable;
+  }
+
+  /** A broker listener with brokerTls closes plain connections in the TLS handshake: say so. */
+  private hint(err: unknown): string {
+    if (!this.opts.url.startsWith('http:')) return '';
+    const code = (err as { code?: unknown } | null)?.code;
+    return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET'
+      ? ' (if the broker listener has Gateway.spec.brokerTls, use an https:// broker URL with a client certificate)'
+      : '';
   }
 
   status(): BrokerStatus {
@@ -197,7 +239,7 @@ export class RemoteBroker implements DataPlane {
 
   async close(): Promise<void> {
     clearInterval(this.probeTimer);
-    await this.pool.close();
+    await Promise.all([this.pool.close(), ...this.retiring]);
   }
 }
 

@@ -1,10 +1,13 @@
 /**
  * The broker listener (port 8010): calls forwarded by proxies (src/link/remote.ts). Each request
- * must carry a configured proxy's token; the app it asserts is then checked against this broker's
- * own configuration (grants, operations, limits), scheduled, and answered as the backend answered.
+ * must carry a configured proxy's token, or come over mutual TLS with a proxy's certificate
+ * (tls.ts); the app it asserts is then checked against this broker's own configuration (grants,
+ * operations, limits), scheduled, and answered as the backend answered.
  * Errors carry `x-modelguard-error` so the proxy can answer its client in the client's protocol.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
 import { Cancel } from '../core/cancel.ts';
 import { isMGError, toMGError } from '../core/errors.ts';
 import { newRecord } from '../core/events.ts';
@@ -15,6 +18,7 @@ import { writeError } from '../adapters/http/encode.ts';
 import { readBody, requestId } from '../adapters/http/request.ts';
 import { writeReply } from '../adapters/http/server.ts';
 import { H, READY_PATH, packHeaders, parseApi, parseOp, parsePermission, parseProtocol } from './wire.ts';
+import { brokerServerOptions, peerCertificateNames } from './tls.ts';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'content-length']);
 
@@ -62,7 +66,7 @@ export function createLinkHandler(pipeline: Pipeline): (req: IncomingMessage, re
     };
     try {
       if ((req.url ?? '').split('?')[0] === READY_PATH) {
-        pipeline.proxyName(header(req, H.proxyAuth));
+        pipeline.proxyName(header(req, H.proxyAuth), peerCertificateNames(req.socket));
         const ready = pipeline.ready();
         res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' });
         res.end(ready ? 'ready\n' : 'not ready\n');
@@ -71,7 +75,7 @@ export function createLinkHandler(pipeline: Pipeline): (req: IncomingMessage, re
       answered = true;
       const source = header(req, H.source);
       record.source = source ?? req.socket.remoteAddress;
-      const identity = pipeline.authenticateProxied(header(req, H.proxyAuth), header(req, H.app), header(req, H.group), record);
+      const identity = pipeline.authenticateProxied(header(req, H.proxyAuth), header(req, H.app), header(req, H.group), record, peerCertificateNames(req.socket));
       handle(pipeline, req, res, id, record, identity, ac, started).catch(fail);
     } catch (err) {
       fail(err);
@@ -131,7 +135,10 @@ async function handle(
   );
 }
 
-export function createLinkServer(pipeline: Pipeline): http.Server {
+/** The broker listener: plain HTTP, or HTTPS requiring a client certificate when `tls` is given (link/tls.ts). */
+export function createLinkServer(pipeline: Pipeline, tls?: SecureContextOptions): http.Server {
   const readMs = pipeline.snapshot.gateway.requestReadTimeoutMs;
-  return http.createServer({ keepAliveTimeout: 65_000, requestTimeout: readMs, headersTimeout: readMs }, createLinkHandler(pipeline));
+  const opts = { keepAliveTimeout: 65_000, requestTimeout: readMs, headersTimeout: readMs };
+  if (tls === undefined) return http.createServer(opts, createLinkHandler(pipeline));
+  return https.createServer({ ...opts, ...brokerServerOptions(tls) }, createLinkHandler(pipeline));
 }

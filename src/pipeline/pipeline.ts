@@ -59,11 +59,18 @@ export class Pipeline {
   }
 
   /**
-   * On the broker listener: the calling proxy's credential, then the app it asserts. The client's
+   * On the broker listener: the calling proxy's credential (token and/or client certificate names),
+   * then the app it asserts. The client's
    * address the proxy reports (record.source) meets the same source rules as a direct client.
    */
-  authenticateProxied(proxyAuthorization: string | undefined, app: string | undefined, group: string | undefined, record: RequestRecord): Identity {
-    const proxy = this.proxies.authenticate(proxyAuthorization);
+  authenticateProxied(
+    proxyAuthorization: string | undefined,
+    app: string | undefined,
+    group: string | undefined,
+    record: RequestRecord,
+    certificateNames?: readonly string[],
+  ): Identity {
+    const proxy = this.proxies.authenticate(proxyAuthorization, certificateNames);
     this.policy.checkSource(record.source);
     const id = this.proxies.assert(proxy, app, group);
     record.app = id.app;
@@ -72,8 +79,8 @@ export class Pipeline {
   }
 
   /** The proxy presenting this credential (MG_UNAUTHENTICATED otherwise); its name. */
-  proxyName(proxyAuthorization: string | undefined): string {
-    return this.proxies.authenticate(proxyAuthorization).name;
+  proxyName(proxyAuthorization: string | undefined, certificateNames?: readonly string[]): string {
+    return this.proxies.authenticate(proxyAuthorization, certificateNames).name;
   }
 
   authorize(identity: Identity, model: string, operation: AppOperation, record: RequestRecord): ModelSnapshot {
