@@ -190,11 +190,13 @@ export class NodeAgent {
 
   private pause(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.ac.signal.addEventListener('abort', () => {
+      const done = (): void => {
         clearTimeout(t);
+        this.ac.signal.removeEventListener('abort', done);
         resolve();
-      });
+      };
+      const t = setTimeout(done, ms);
+      this.ac.signal.addEventListener('abort', done, { once: true });
     });
   }
 }

@@ -193,7 +193,10 @@ describe('MQTT ingress shutdown', () => {
     const c = await Caller.create(broker.url, 5);
     closers.push(() => c.close());
     const pending = Array.from({ length: 3 }, () => c.request('demo', INFER, { key: keyFor('a') }));
-    await waitFor(() => acc.requests().length >= 1, 'the first request running');
+    // All three must have reached ModelGuard (one running, two queued): a request still on its way
+    // from mosquitto when the subscription ends is not ModelGuard's to answer.
+    const queued = (): number => gw.broker.status().groups.find((g) => g.name === 'a')?.queued ?? 0;
+    await waitFor(() => acc.requests().some((r) => r.url.includes('/infer')) && queued() === 2, 'one request running and two queued');
     await gw.close();
     const replies = await Promise.all(pending);
     assert.deepEqual(replies.map(errorCode), [undefined, undefined, undefined]);
