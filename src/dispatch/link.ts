@@ -5,7 +5,7 @@
  * the offload breaker keep traffic on the edge, and the reason is logged once.
  */
 import { readFileSync } from 'node:fs';
-import type { BackendSnapshot } from '../core/snapshot.ts';
+import type { BackendCredentialsSnapshot, BackendSnapshot } from '../core/snapshot.ts';
 
 /** The TLS settings a link uses (a subset of node:tls options). */
 export interface LinkTls {
@@ -27,8 +27,8 @@ export interface LinkOptions {
 
 const NONE: LinkOptions = { connect: undefined, headers: {}, problem: undefined };
 
-function readSecret(backend: BackendSnapshot): string {
-  const c = backend.credentials;
+/** The secret a link sends (from an environment variable or a file, one trailing newline dropped). */
+export function readSecret(c: BackendCredentialsSnapshot | undefined): string {
   if (c === undefined) return '';
   if (c.env !== undefined) {
     const v = process.env[c.env];
@@ -58,7 +58,7 @@ export function linkOptions(backend: BackendSnapshot): LinkOptions {
     const headers: Record<string, string> = {};
     const c = backend.credentials;
     if (c !== undefined) {
-      const secret = readSecret(backend);
+      const secret = readSecret(backend.credentials);
       headers[c.header] = c.scheme === '' ? secret : `${c.scheme} ${secret}`;
     }
     return { connect, headers, problem: undefined };

@@ -22,6 +22,7 @@ import { Agent, errors as undiciErrors, request } from 'undici';
 import type { RemoteWriteSnapshot } from '../core/snapshot.ts';
 import { snappyCompress } from './remote-write/snappy.ts';
 import { encodeWriteRequest, gather } from './remote-write/write-request.ts';
+import { readSecret } from '../dispatch/link.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const USER_AGENT = `modelguard/${VERSION}`;
@@ -58,18 +59,6 @@ function expand(value: string, missing: (name: string) => void): string {
     if (v === undefined) missing(name);
     return v ?? '';
   });
-}
-
-function readSecret(c: NonNullable<RemoteWriteSnapshot['credentials']>): string {
-  if (c.env !== undefined) {
-    const v = process.env[c.env];
-    if (v === undefined || v === '') throw new Error(`environment variable ${c.env} is not set`);
-    return v;
-  }
-  const file = c.file as string;
-  const v = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-  if (v === '') throw new Error(`credentials file ${file} is empty`);
-  return v;
 }
 
 function agentFor(s: RemoteWriteSnapshot): Agent {
