@@ -103,4 +103,24 @@ export interface LiveView {
   readonly models: readonly ModelView[];
   /** The most recent MG_* outcomes, newest first. */
   readonly errors: readonly ErrorView[];
+  /** Per offload-enabled model: where it overflows and how the link is doing. */
+  readonly offload: readonly OffloadView[];
+}
+
+export interface OffloadView {
+  readonly model: string;
+  /** The cloud Backend. */
+  readonly backend: string;
+  readonly when: string;
+  /** closed (offloading), half-open (one trial), open (edge only). */
+  readonly breaker: string;
+  readonly breakerOpened: number;
+  /** Predicted cloud time and measured edge service time, ms. */
+  readonly cloudMs: number;
+  readonly edgeServiceMs: number;
+  /** Requests sent to the cloud and answered by it, since start. */
+  readonly sent: number;
+  readonly answered: number;
+  /** What the daily budget still allows (undefined without one). */
+  readonly leftToday: number | null;
 }

@@ -45,13 +45,13 @@ export class LiveFeed {
     const status = this.broker.status();
     this.window.tick(status);
     if (this.watchers.size === 0) return;
-    const json = JSON.stringify(buildView(this.window, status, this.broker.current, this.startedAt));
+    const json = JSON.stringify(buildView(this.window, status, this.broker.current, this.startedAt, this.broker.offloadStatus()));
     for (const w of this.watchers) w.onView(json);
   }
 
   /** The view over the complete seconds so far. */
   view(): LiveView {
-    return buildView(this.window, this.broker.status(), this.broker.current, this.startedAt);
+    return buildView(this.window, this.broker.status(), this.broker.current, this.startedAt, this.broker.offloadStatus());
   }
 
   get watching(): number {

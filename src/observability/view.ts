@@ -2,7 +2,8 @@
 import type { BrokerStatus } from '../broker/broker.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import { addInto, newCounts, percentiles } from './histogram.ts';
-import type { AppView, EndpointView, GroupView, LiveView, ModelView, PercentilesView } from './live-view.ts';
+import type { OffloadStatus } from '../broker/offload/offloader.ts';
+import type { AppView, EndpointView, GroupView, LiveView, ModelView, OffloadView, PercentilesView } from './live-view.ts';
 import { endpointKey, HISTORY_SECONDS, NONE, type RecentWindow, type Second, WINDOW_SECONDS } from './window.ts';
 
 const round = (n: number, digits = 3): number => Math.round(n * 10 ** digits) / 10 ** digits;
@@ -20,7 +21,7 @@ function rate(seconds: readonly Second[], value: (s: Second) => number): number 
   return round(sum / seconds.length);
 }
 
-export function buildView(window: RecentWindow, status: BrokerStatus, snapshot: Snapshot, startedAt: number): LiveView {
+export function buildView(window: RecentWindow, status: BrokerStatus, snapshot: Snapshot, startedAt: number, offload: readonly OffloadStatus[] = []): LiveView {
   const history = window.recent(HISTORY_SECONDS);
   const recent = history.slice(-WINDOW_SECONDS);
   const byRequests = status.fairness === 'requests';
@@ -112,6 +113,20 @@ export function buildView(window: RecentWindow, status: BrokerStatus, snapshot: 
     apps,
     models,
     errors: [...window.errors].reverse(),
+    offload: offload.map(
+      (o): OffloadView => ({
+        model: o.model,
+        backend: o.backend,
+        when: o.when,
+        breaker: o.breaker,
+        breakerOpened: o.breakerOpened,
+        cloudMs: round(o.cloudMs),
+        edgeServiceMs: round(o.edgeServiceMs),
+        sent: o.sent,
+        answered: o.answered,
+        leftToday: o.leftToday ?? null,
+      }),
+    ),
   };
 }
 

@@ -42,6 +42,9 @@ describe('dashboard in Chromium', () => {
       extra: [
         { apiVersion: API, kind: 'App', metadata: { name: 'batch-analytics' }, spec: { serviceGroup: 'bronze', apiKeys: [{ sha256: sha256Hex(BATCH_KEY) }], rateLimit: { requestsPerSecond: 20 } } },
         { apiVersion: API, kind: 'Model', metadata: { name: 'face-id' }, spec: { backend: 'accel', visibility: 'private' } },
+        // A cloud link for the offload panel: failover only, so the load here stays on the edge.
+        { apiVersion: API, kind: 'Backend', metadata: { name: 'cloud' }, spec: { endpoints: [{ url: accs[1]!.url, slots: 1 }] } },
+        { apiVersion: API, kind: 'Model', metadata: { name: 'detector-xl' }, spec: { backend: 'accel', backendModel: 'detector', offload: { backend: 'cloud', when: 'failover', backendModel: 'detector' } } },
       ],
     });
     p = pool(gw.httpUrl);
@@ -78,9 +81,12 @@ describe('dashboard in Chromium', () => {
     for (let i = 0; i < (await cards.count()); i++) shown.push((await cards.nth(i).getAttribute('data-group')) ?? '');
     assert.deepEqual(shown.sort(), Object.keys(gw.broker.current.groups).sort(), 'one card per configured group');
     assert.equal(await text(page, '#config-version'), `v${gw.broker.current.version}`);
+    const offloadRow = page.locator('#offload tr[data-offload="detector-xl"]');
+    await offloadRow.waitFor({ timeout: 5000 });
+    assert.match((await offloadRow.textContent()) ?? '', /cloud · failover.*closed/);
     assert.equal(await text(page, '[data-group="gold"] [data-field="dispatched"]'), '0');
     const endpointRows = await page.locator('#endpoints tr[data-endpoint]').count();
-    assert.equal(endpointRows, accs.length, 'one row per endpoint');
+    assert.equal(endpointRows, accs.length + 1, 'one row per endpoint, the cloud link included');
 
     // Load: two groups overloading the accelerator, a light high-priority group, an app over its
     // rate limit, a wrong key and a private model the app was not granted.

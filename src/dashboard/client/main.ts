@@ -2,7 +2,7 @@
  * The dashboard page: follows /api/v1/events (one live view a second) and redraws each section from
  * it. Everything is built as escaped HTML and SVG strings; nothing is fetched but the event stream.
  */
-import type { AppView, EndpointView, ErrorView, GroupView, LiveView, ModelView } from '../../observability/live-view.ts';
+import type { AppView, EndpointView, ErrorView, GroupView, LiveView, ModelView, OffloadView } from '../../observability/live-view.ts';
 import { latencyRange, meter, slotBoxes, sparkline, stackBar, stackedArea } from './charts.ts';
 import { body, byId, setTitle, subscribe } from './dom.ts';
 import { clock, count, duration, esc, ms, num, pct } from './format.ts';
@@ -91,6 +91,16 @@ function endpointRow(e: EndpointView, slots: number): string {
   );
 }
 
+function offloadRow(o: OffloadView): string {
+  const color = o.breaker === 'closed' ? OK_COLOR : BAD_COLOR;
+  return (
+    `<tr data-offload="${esc(o.model)}"><td>${dot(color)}</td><td><b>${esc(o.model)}</b><br><small>→ ${esc(o.backend)} · ${esc(o.when)}</small></td>` +
+    `<td>${esc(o.breaker)}${o.breakerOpened > 0 ? ` <small>(opened ${count(o.breakerOpened)}×)</small>` : ''}</td>` +
+    `<td class="n">${ms(o.edgeServiceMs)}</td><td class="n">${ms(o.cloudMs)}</td>` +
+    `<td class="n">${count(o.sent)}</td><td class="n">${count(o.answered)}</td><td class="n">${o.leftToday === null ? '–' : count(o.leftToday)}</td></tr>`
+  );
+}
+
 function modelRow(m: ModelView): string {
   const l = m.latency;
   return (
@@ -152,6 +162,7 @@ function render(v: LiveView): void {
   byId('models').innerHTML = table(['model', 'req/s', 'p50 · p95 · p99 (log scale)', 'p50', 'p95', 'p99', 'backend p50'], v.models.map(modelRow).join(''), 'No models configured.');
   const apps = [...v.apps].sort((a, b) => b.requests - a.requests || a.name.localeCompare(b.name));
   byId('apps').innerHTML = table(['app', 'group', 'req/s', 'requests', 'refused', 'by reason'], apps.map(appRow).join(''), 'No apps configured.');
+  byId('offload').innerHTML = table(['', 'model', 'cloud link', 'edge service', 'cloud predicted', 'sent', 'answered', 'budget left today'], v.offload.map(offloadRow).join(''), 'No model offloads to the cloud.');
   byId('errors').innerHTML = table(['last', 'code', 'status', 'app · group · model', 'request id'], errorRuns(v.errors, 10).map(errorRow).join(''), 'No errors: every request so far was answered.');
   updates++;
   lastUpdate = Date.now();
