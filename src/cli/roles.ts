@@ -209,7 +209,6 @@ export interface ProxyCliOptions extends NodeOptions {
   readonly tlsServerName?: string;
 }
 
-
 export async function runProxy(o: ProxyCliOptions): Promise<Running> {
   if (!o.broker) throw new Error('--broker URL is required (the broker listener of this node, e.g. http://127.0.0.1:8010)');
   const broker = o.broker;
