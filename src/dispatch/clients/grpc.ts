@@ -10,7 +10,7 @@
  *   POST /v2/models/{m}[/versions/v]/infer → ModelInfer
  *   content-type application/grpc    → the path as a method, bytes as they are
  */
-import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { Metadata } from '@grpc/grpc-js';
 import { Code } from '../../grpc/status.ts';
 import { Readable } from 'node:stream';
 import type { BackendClient, BackendRequest, BackendResponse } from '../client.ts';
@@ -18,9 +18,8 @@ import { ConnectionFailure } from '../client.ts';
 import { inferRequestFromJson, inferResponseToJson, modelMetadataToJson, WireError } from '../../grpc/kserve.ts';
 import { addToMetadata, isGrpcPassthrough, replyHeaders } from '../../grpc/passthrough.ts';
 import { methodPath, wire, type Method } from '../../grpc/wire.ts';
+import { H2Channel, type UnaryResult } from './h2-unary.ts';
 
-const MAX_MESSAGE = 64 * 1024 * 1024;
-const identity = (b: Buffer): Buffer => b;
 
 /** Headers that are HTTP's, not metadata a gRPC backend should see. */
 const NOT_METADATA = new Set(['content-type', 'content-length', 'host', 'connection', 'keep-alive', 'transfer-encoding', 'te', 'user-agent', 'accept', 'accept-encoding', 'inference-header-content-length', 'expect']);
@@ -93,49 +92,17 @@ export function grpcTarget(url: string): { target: string; tls: boolean } {
   return { target: `${u.hostname}:${u.port || (tls ? '443' : '80')}`, tls };
 }
 
-interface UnaryResult {
-  readonly code: number;
-  readonly details: string;
-  readonly value: Buffer | undefined;
-  readonly initial: Metadata | undefined;
-  readonly trailers: Metadata | undefined;
-}
-
 export class GrpcBackendClient implements BackendClient {
-  private readonly client: Client;
+  private readonly channel: H2Channel;
 
   constructor(readonly url: string) {
     const { target, tls } = grpcTarget(url);
-    this.client = new Client(target, tls ? credentials.createSsl() : credentials.createInsecure(), {
-      'grpc.max_receive_message_length': MAX_MESSAGE,
-      'grpc.max_send_message_length': MAX_MESSAGE,
-      // Reconnect quickly after a replica comes back: health probes decide when it is used again.
-      'grpc.initial_reconnect_backoff_ms': 100,
-      'grpc.max_reconnect_backoff_ms': 1000,
-      // ModelGuard retries on another replica itself; channelz bookkeeping is per call.
-      'grpc.enable_retries': 0,
-      'grpc.enable_channelz': 0,
-    });
+    // One HTTP/2 session per endpoint, reconnected lazily (health probes decide when it is used).
+    this.channel = new H2Channel(`${tls ? 'https' : 'http'}://${target}`);
   }
 
-  /** One unary call; resolves with its status whatever it is, rejects only when cancelled. */
   private unary(path: string, body: Buffer, md: Metadata, signal: BackendRequest['signal'] | undefined, deadline?: number): Promise<UnaryResult> {
-    return new Promise((resolve, reject) => {
-      let value: Buffer | undefined;
-      let initial: Metadata | undefined;
-      const options = deadline === undefined ? {} : { deadline };
-      const call = this.client.makeUnaryRequest(path, identity, identity, body, md, options, (err: ServiceError | null, v?: Buffer) => {
-        if (!err) value = v;
-      });
-      const onAbort = (): void => call.cancel();
-      signal?.once('abort', onAbort);
-      call.on('metadata', (m: Metadata) => (initial = m));
-      call.on('status', (s) => {
-        signal?.removeListener('abort', onAbort);
-        if (signal?.aborted) return reject(new Error('cancelled'));
-        resolve({ code: s.code, details: s.details, value, initial, trailers: s.metadata });
-      });
-    });
+    return this.channel.unary(path, body, md, signal, deadline);
   }
 
   async request(req: BackendRequest): Promise<BackendResponse> {
@@ -215,7 +182,7 @@ export class GrpcBackendClient implements BackendClient {
   }
 
   close(): Promise<void> {
-    this.client.close();
+    this.channel.close();
     return Promise.resolve();
   }
 }
