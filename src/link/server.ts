@@ -9,7 +9,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
 import { Cancel } from '../core/cancel.ts';
-import { isMGError, toMGError } from '../core/errors.ts';
+import { isMGError, MGError, toMGError } from '../core/errors.ts';
 import { newRecord } from '../core/events.ts';
 import type { InferenceCall } from '../core/request.ts';
 import { CancelledError } from '../broker/work.ts';
@@ -96,6 +96,13 @@ async function handle(
   const api = (record.api = parseApi(header(req, H.api)));
   const op = parseOp(header(req, H.op));
   const model = pipeline.authorize(identity, header(req, H.model) ?? '', parsePermission(header(req, H.permission)), record);
+  // A proxy does not know backends: a gRPC pass-through is checked against them here.
+  if (record.protocol === 'grpc' && api === 'passthrough') {
+    const backend = pipeline.snapshot.backends[model.backend];
+    if (backend?.protocol !== 'kserve-v2-grpc') {
+      throw new MGError('MG_BAD_REQUEST', `gRPC pass-through needs a kserve-v2-grpc backend; model "${model.name}" is served by "${model.backend}" (${backend?.protocol ?? 'unknown'})`);
+    }
+  }
   const method = req.method ?? 'GET';
   const body = method === 'GET' || method === 'HEAD' ? undefined : await readBody(req, pipeline.maxBodyBytes(model));
   const timeout = Number(header(req, H.timeout));

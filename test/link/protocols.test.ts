@@ -87,6 +87,14 @@ describe('gRPC through a proxy, MQTT into a broker', () => {
     assert.equal(trailer(r.trailers, 'x-trailer-color'), 'green');
   });
 
+  it('refuses a pass-through to a model on an HTTP backend at the broker; the model server sees nothing', async () => {
+    const f = await failure(rawCall(proxy.grpcUrl, ECHO_PATH, Buffer.from([1, 2]), auth(keyFor('a'), { 'x-modelguard-model': 'demo', 'x-request-id': 'pt-http-1' })));
+    assert.equal(f.code, 3);
+    assert.equal(trailer(f.trailers, 'x-modelguard-error'), 'MG_BAD_REQUEST');
+    assert.match(f.details, /kserve-v2-grpc/);
+    assert.equal(model.receivedIds().has('pt-http-1'), false);
+  });
+
   it('serves an MQTT device at the broker as its app, with errors as replies', async () => {
     const dev = await Caller.create(broker.mqttUrl!, 4, { username: 'app-a', password: keyFor('a') });
     try {
