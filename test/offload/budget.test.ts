@@ -10,7 +10,7 @@ import type { Pool } from 'undici';
 import type { Gateway } from '../../src/compose/gateway.ts';
 import type { ModelServer } from '../../src/demo/index.ts';
 import { accelerator, delay, waitFor } from '../helpers/harness.ts';
-import { infer, metric, newPool, offloadGateway, type Reply } from './helpers.ts';
+import { type EdgeAndCloud, type Reply, edgeAndCloud, infer, metric } from './helpers.ts';
 
 const MODELS = ['daily', 'per-second', 'spill'];
 
@@ -19,26 +19,20 @@ describe('offload budget', () => {
   let cloud: ModelServer;
   let gw: Gateway;
   let pool: Pool;
+  let setup: EdgeAndCloud;
   before(async () => {
     edge = await accelerator({ slots: 1, serviceTime: 10, models: MODELS });
     cloud = await accelerator({ slots: 64, serviceTime: 5, models: MODELS, recordLimit: 10_000 });
-    gw = await offloadGateway({
-      edge: [{ url: edge.url, slots: 1 }],
-      cloud: [{ url: cloud.url, slots: 64 }],
+    setup = await edgeAndCloud({ server: edge, slots: 1 }, { server: cloud, slots: 64 }, {
       models: [
         { name: 'daily', offload: { when: 'failover', budget: { requestsPerDay: 7 } } },
         { name: 'per-second', offload: { when: 'failover', budget: { requestsPerSecond: 5 } } },
         { name: 'spill', offload: { when: 'saturated', budget: { requestsPerDay: 4 } } },
       ],
     });
-    pool = newPool(gw.httpUrl);
+    ({ gw, pool } = setup);
   });
-  after(async () => {
-    await pool.close();
-    await gw.close();
-    await edge.close();
-    await cloud.close();
-  });
+  after(() => setup.close());
 
   const burst = (model: string, n: number): Promise<Reply[]> => Promise.all(Array.from({ length: n }, () => infer(pool, model)));
   const cloudSaw = (model: string): number => cloud.requests().filter((r) => r.method === 'POST' && r.url.includes(`/models/${model}/`)).length;

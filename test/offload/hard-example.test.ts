@@ -11,7 +11,7 @@ import type { Gateway } from '../../src/compose/gateway.ts';
 import { startModelServer, type ModelServer } from '../../src/demo/index.ts';
 import { accelerator } from '../helpers/harness.ts';
 import { answerConfidence } from '../../src/broker/offload/confidence.ts';
-import { infer, inferencesAt, irisBody, metric, metricSettles, newPool, offloadGateway } from './helpers.ts';
+import { type EdgeAndCloud, edgeAndCloud, infer, inferencesAt, irisBody, metric, metricSettles } from './helpers.ts';
 
 const SETOSA = [5.1, 3.5, 1.4, 0.2];
 /** Rows near the versicolor/virginica border: the least confident of them is the hard example. */
@@ -37,6 +37,7 @@ describe('hard-example offload', () => {
   let cloud: ModelServer;
   let gw: Gateway;
   let pool: Pool;
+  let setup: EdgeAndCloud;
   let hard: number[];
   before(async () => {
     edge = await startModelServer({ mode: 'onnx', slots: 2 });
@@ -47,9 +48,7 @@ describe('hard-example offload', () => {
     const least = scored[0]!;
     assert.ok(least.p < sure - 0.05, `border row ${least.p} vs setosa ${sure}`);
     hard = least.row;
-    gw = await offloadGateway({
-      edge: [{ url: edge.url, slots: 2 }],
-      cloud: [{ url: cloud.url, slots: 8 }],
+    setup = await edgeAndCloud({ server: edge, slots: 2 }, { server: cloud, slots: 8 }, {
       models: [
         {
           name: 'iris',
@@ -57,14 +56,9 @@ describe('hard-example offload', () => {
         },
       ],
     });
-    pool = newPool(gw.httpUrl);
+    ({ gw, pool } = setup);
   });
-  after(async () => {
-    await pool.close();
-    await gw.close();
-    await edge.close();
-    await cloud.close();
-  });
+  after(() => setup.close());
 
   it('keeps a confident answer on the edge', async () => {
     const r = await infer(pool, 'iris', { body: irisBody(SETOSA) });

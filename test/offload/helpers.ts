@@ -64,6 +64,37 @@ export async function offloadGateway(def: OffloadDef): Promise<Gateway> {
   return startGateway(snapshot, { http: '127.0.0.1:0', grpc: '127.0.0.1:0', admin: '127.0.0.1:0' });
 }
 
+export interface EdgeAndCloud {
+  readonly edge: ModelServer;
+  readonly cloud: ModelServer;
+  readonly gw: Gateway;
+  readonly pool: Pool;
+  /** Closes the client pool, the gateway and both model servers. */
+  close(): Promise<void>;
+}
+
+/** ModelGuard between an edge and a cloud model server (one endpoint each), and a client pool. */
+export async function edgeAndCloud(
+  edge: { server: ModelServer; slots: number },
+  cloud: { server: ModelServer; slots: number },
+  def: Omit<OffloadDef, 'edge' | 'cloud'>,
+): Promise<EdgeAndCloud> {
+  const gw = await offloadGateway({ ...def, edge: [{ url: edge.server.url, slots: edge.slots }], cloud: [{ url: cloud.server.url, slots: cloud.slots }] });
+  const pool = newPool(gw.httpUrl);
+  return {
+    edge: edge.server,
+    cloud: cloud.server,
+    gw,
+    pool,
+    async close() {
+      await pool.close();
+      await gw.close();
+      await edge.server.close();
+      await cloud.server.close();
+    },
+  };
+}
+
 export interface Reply {
   status: number;
   code: string | undefined;

@@ -10,7 +10,7 @@ import type { Pool } from 'undici';
 import type { Gateway } from '../../src/compose/gateway.ts';
 import type { ModelServer } from '../../src/demo/index.ts';
 import { accelerator, waitFor } from '../helpers/harness.ts';
-import { infer, irisBody, metricSettles, newPool, offloadGateway, type Reply } from './helpers.ts';
+import { type EdgeAndCloud, type Reply, edgeAndCloud, infer, irisBody, metricSettles } from './helpers.ts';
 
 /** The simulated model answers [sum, mean, min, max] of the row: here top value 0.2, an unsure answer. */
 const UNSURE = irisBody([0.05, 0.05, 0.05, 0.05]);
@@ -21,12 +21,11 @@ describe('private models and offload', () => {
   let cloud: ModelServer;
   let gw: Gateway;
   let pool: Pool;
+  let setup: EdgeAndCloud;
   before(async () => {
     edge = await accelerator({ slots: 1, serviceTime: 20, models: MODELS });
     cloud = await accelerator({ slots: 64, serviceTime: 5, models: MODELS, recordLimit: 10_000 });
-    gw = await offloadGateway({
-      edge: [{ url: edge.url, slots: 1 }],
-      cloud: [{ url: cloud.url, slots: 64 }],
+    setup = await edgeAndCloud({ server: edge, slots: 1 }, { server: cloud, slots: 64 }, {
       models: [
         { name: 'secret-sat', visibility: 'private', offload: { when: 'saturated' } },
         { name: 'secret-hard', visibility: 'private', offload: { when: 'hard-example', confidenceThreshold: 0.5 } },
@@ -37,14 +36,9 @@ describe('private models and offload', () => {
         { name: 'shared-fail', visibility: 'private', offload: { when: 'failover', allowPrivate: true } },
       ],
     });
-    pool = newPool(gw.httpUrl);
+    ({ gw, pool } = setup);
   });
-  after(async () => {
-    await pool.close();
-    await gw.close();
-    await edge.close();
-    await cloud.close();
-  });
+  after(() => setup.close());
 
   const burst = (model: string, n: number, body?: string): Promise<Reply[]> => Promise.all(Array.from({ length: n }, () => infer(pool, model, body ? { body } : {})));
   const cloudSaw = (model: string): number => cloud.requests().filter((r) => r.url.includes(`/models/${model}/`)).length;

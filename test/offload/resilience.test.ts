@@ -10,7 +10,7 @@ import type { Pool } from 'undici';
 import type { Gateway } from '../../src/compose/gateway.ts';
 import type { ModelServer } from '../../src/demo/index.ts';
 import { accelerator, delay } from '../helpers/harness.ts';
-import { infer, metric, newPool, offloadGateway, type Reply } from './helpers.ts';
+import { type EdgeAndCloud, type Reply, edgeAndCloud, infer, metric } from './helpers.ts';
 
 const SERVICE_MS = 40;
 /** A burst of 12 every 400 ms: 30 req/s against an edge that serves 50 req/s (2 slots × 40 ms). */
@@ -23,23 +23,17 @@ describe('losing the cloud mid-run', () => {
   let cloud: ModelServer;
   let gw: Gateway;
   let pool: Pool;
+  let setup: EdgeAndCloud;
   before(async () => {
     edge = await accelerator({ slots: 2, serviceTime: SERVICE_MS });
     cloud = await accelerator({ slots: 8, serviceTime: SERVICE_MS, recordLimit: 10_000 });
-    gw = await offloadGateway({
-      edge: [{ url: edge.url, slots: 2 }],
-      cloud: [{ url: cloud.url, slots: 8 }],
+    setup = await edgeAndCloud({ server: edge, slots: 2 }, { server: cloud, slots: 8 }, {
       models: [{ name: 'demo', offload: { when: 'saturated', breaker: { failureThreshold: 3, slowCall: '300ms', openFor: `${OPEN_FOR_MS}ms` } } }],
       queue: { maxLength: 1000, maxWait: '5s' },
     });
-    pool = newPool(gw.httpUrl);
+    ({ gw, pool } = setup);
   });
-  after(async () => {
-    await pool.close();
-    await gw.close();
-    await edge.close();
-    await cloud.close();
-  });
+  after(() => setup.close());
 
   /** Sends bursts for `ms`; returns the answers (awaited at the end) and the wall-clock start. */
   async function phase(ms: number): Promise<{ replies: Promise<Reply[]>; startedAt: number; endedAt: number }> {
