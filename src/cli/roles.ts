@@ -7,6 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/index.ts';
 import { brokerSnapshot, proxySnapshot } from '../config/partition.ts';
+import { isLoopbackHost } from '../config/primitives.ts';
+import { withVersion } from '../config/compile.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import { followBrokerTls, followProxyTls, proxyTls } from './tls.ts';
 import { startBroker, startProxy, type Role } from '../compose/roles.ts';
@@ -23,8 +25,7 @@ function log(line: string): void {
 }
 
 function isLoopback(addr: string): boolean {
-  const { host } = parseListen(addr);
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+  return isLoopbackHost(parseListen(addr).host);
 }
 
 /** A secret from a file (trailing newline dropped) or an environment variable. */
@@ -146,7 +147,7 @@ async function runNode<R extends Role>(
       const s = partition(c.snapshot);
       if (running && s.hash === running.current.hash) return;
       version++;
-      const next = { ...s, version };
+      const next = withVersion(s, version);
       if (!running) {
         first = next;
         return;

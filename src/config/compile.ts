@@ -221,6 +221,11 @@ export function compileSnapshot(resources: readonly Resource[], version: number)
   return sealSnapshot({ gateway: compileGateway(gateway), groups, backends, models, apps }, version);
 }
 
+/** The same snapshot under another version number (the hash covers content only, so it stays). */
+export function withVersion(s: Snapshot, version: number): Snapshot {
+  return s.version === version ? s : Object.freeze({ ...s, version });
+}
+
 /** Versions, hashes and freezes snapshot content (a compiled one, or a part of one for a node). */
 export function sealSnapshot(content: Omit<Snapshot, 'version' | 'hash'>, version: number): Snapshot {
   const hash = createHash('sha256').update(canonicalJson(content)).digest('hex');

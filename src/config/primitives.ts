@@ -108,6 +108,11 @@ export function size(): z.ZodCustom<string | number, string | number> {
 
 const HOSTNAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 
+/** Whether a listener host is reachable only from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
 /** Host and port of a validated listener address; undefined when it is not one. */
 export function splitHostPort(address: string): { host: string; port: number } | undefined {
   const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(address);

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { DEFAULT_GROUP } from '../core/snapshot.ts';
 import type { BackendProtocol } from '../core/snapshot.ts';
 import type { App, Backend, Gateway, Kind, Model, Resource } from './schema.ts';
-import { splitHostPort } from './primitives.ts';
+import { isLoopbackHost, splitHostPort } from './primitives.ts';
 import { DEFAULTS } from './schema.ts';
 import { formatPlace, suggest } from './issues.ts';
 import type { Reporter, SourceDocument } from './issues.ts';
@@ -175,11 +175,10 @@ function checkApps(rep: Reporter, apps: readonly Located<App>[], models: readonl
   }
 }
 
-/** Runs every check across the validated resources. */
 /** An admin listener reachable beyond loopback must require a token. */
 function checkAdminExposure(rep: Reporter, g: Gateway, doc: SourceDocument): void {
   const host = splitHostPort(g.spec.listeners.admin)?.host;
-  const loopback = host === undefined || host === 'localhost' || host === '::1' || host.startsWith('127.');
+  const loopback = host === undefined || isLoopbackHost(host);
   if (!loopback && g.spec.adminTokens.length === 0) {
     rep.error(doc, ['spec', 'listeners', 'admin'], `the admin listener ${g.spec.listeners.admin} is reachable beyond loopback but no adminTokens are set`, {
       hint: 'add spec.adminTokens: [{ sha256: ... }] (`modelguard keys create --app admin` makes a token and its digest), or listen on 127.0.0.1',
@@ -244,6 +243,7 @@ function checkRemoteWrite(rep: Reporter, g: Gateway, doc: SourceDocument): void 
   }
 }
 
+/** Runs every check across the validated resources. */
 export function checkReferences(rep: Reporter, all: readonly Located[], declared: Declared): void {
   checkUnique(rep, declared);
   checkGateways(rep, declared);

@@ -4,7 +4,7 @@
  * (src/config/partition.ts); a new configuration wakes every waiting node at once.
  */
 import { ConfigError, type LoadedConfig } from '../config/index.ts';
-import { sealSnapshot } from '../config/compile.ts';
+import { withVersion } from '../config/compile.ts';
 import { brokerSnapshot, proxySnapshot } from '../config/partition.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import type { ConfigSource } from './source.ts';
@@ -106,7 +106,7 @@ export class Controller {
     }
     this.version++;
     this.config = c;
-    this.full = sealSnapshot(stripVersion(c.snapshot), this.version);
+    this.full = withVersion(c.snapshot, this.version);
     this.parts.clear();
     this.lastError = undefined;
     this.loadedAt = new Date().toISOString();
@@ -151,7 +151,7 @@ export class Controller {
     if (info.applied && info.applied.version >= this.version && this.full) {
       const same = this.snapshotFor(node)?.hash === info.applied.hash;
       this.version = info.applied.version + (same ? 0 : 1);
-      this.full = sealSnapshot(stripVersion(this.full), this.version);
+      this.full = withVersion(this.full, this.version);
       this.parts.clear();
       this.wake();
     }
@@ -234,9 +234,4 @@ export class Controller {
       })
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
-}
-
-function stripVersion(s: Snapshot): Omit<Snapshot, 'version' | 'hash'> {
-  const { version: _v, hash: _h, ...content } = s;
-  return content;
 }
