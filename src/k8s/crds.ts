@@ -1,5 +1,5 @@
 /**
- * CustomResourceDefinitions generated from the zod schemas the file loader uses (src/config/schema.ts),
+ * CustomResourceDefinitions generated from the zod schemas the file loader uses (src/config/schema*.ts),
  * so a field added there appears in the cluster's schema with the next `scripts/gen-crds.ts` run, and
  * test/k8s/crds.test.ts fails until it is run. zod's JSON Schema is turned into a Kubernetes
  * *structural* schema: every node typed, no $ref, no defaults (the compiler applies them, so a resource
@@ -72,7 +72,7 @@ export function valueTypeOf(schema: z.ZodType): string {
   if (ok('mqtt://example.com')) return 'mqttUrl';
   if (ok('2s') && !ok('abc')) return 'duration';
   if (ok('abc')) return 'name';
-  throw new Error('a custom schema in src/config/schema.ts matches no known value type: add it to VALUE_TYPES in src/k8s/crds.ts');
+  throw new Error('a custom schema in src/config/schema*.ts matches no known value type: add it to VALUE_TYPES in src/k8s/crds.ts');
 }
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
