@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shopt -s globstar nullglob
+bash scripts/test-deps.sh
 npx tsc --noEmit
 npx eslint --no-error-on-unmatched-pattern src test bench
 files=(test/**/*.test.ts)

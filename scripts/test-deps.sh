@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests drive for real, only those missing, in one apt-get.
+# `npm test` runs it first, so the README's test command passes on a fresh Debian machine.
+# Each line: a path that proves the package is there, then the package.
+set -euo pipefail
+needs=(
+  "/usr/bin/chromium chromium"                 # the dashboard test (playwright-core, no browser download)
+  "/usr/sbin/mosquitto mosquitto"              # MQTT tests start their own on free ports (mosquitto_passwd too)
+  "/usr/bin/openssl openssl"                   # offload link and proxy↔broker mTLS tests make their own CA
+  "/usr/bin/kubectl kubernetes-client"         # kubectl renders deploy/base in test/k8s
+)
+missing=()
+for line in "${needs[@]}"; do
+  read -r path pkg <<<"$line"
+  [ -e "$path" ] || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO=sudo; else
+    echo "The tests need these Debian packages: ${missing[*]}" >&2
+    echo "Install them as root:  apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+else SUDO=; fi
+echo "installing the Debian packages the tests drive: ${missing[*]}" >&2
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
