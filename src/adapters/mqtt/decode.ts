@@ -6,6 +6,7 @@
  * echoes it); any other `id` is taken out and put back into the reply.
  */
 import { MGError } from '../../core/errors.ts';
+import { MQTT_LABELS, parseCredentials } from '../../security/credentials.ts';
 import type { Credentials } from '../../security/identity.ts';
 import type { RequestMessage } from './transport.ts';
 
@@ -85,27 +86,16 @@ export function decodeRequest(msg: RequestMessage, doc: unknown): Omit<DecodedRe
 
   // A key per request: MQTT 5 user property, or a payload field; on the embedded broker the
   // connection's own key stands in when the request carries none.
-  const auth = prop(msg, 'authorization');
-  const headerKey = prop(msg, 'x-api-key')?.trim();
-  let key: string | undefined;
-  if (auth !== undefined) {
-    const m = /^Bearer[ ]+([^\s,]+)$/i.exec(auth.trim());
-    if (!m) throw new MGError('MG_UNAUTHENTICATED', 'user property authorization must be "Bearer <key>"');
-    key = m[1];
-  }
-  if (headerKey !== undefined) {
-    if (key !== undefined && key !== headerKey) throw new MGError('MG_UNAUTHENTICATED', 'user properties authorization and x-api-key disagree');
-    key = headerKey;
-  }
-  const fieldKey = doc['apiKey'];
-  if (fieldKey !== undefined) {
-    if (typeof fieldKey !== 'string') throw new MGError('MG_UNAUTHENTICATED', '"apiKey" must be a string');
-    if (key !== undefined && key !== fieldKey) throw new MGError('MG_UNAUTHENTICATED', '"apiKey" and the user property disagree');
-    key = fieldKey;
-  }
-  key ??= msg.connectionKey;
-  const g = prop(msg, 'x-service-group') ?? doc['serviceGroup'];
-  const group = typeof g === 'string' ? g.trim() : undefined;
+  const creds = parseCredentials(
+    {
+      authorization: prop(msg, 'authorization'),
+      apiKey: prop(msg, 'x-api-key'),
+      payloadKey: doc['apiKey'],
+      connectionKey: msg.connectionKey,
+      group: prop(msg, 'x-service-group') ?? doc['serviceGroup'],
+    },
+    MQTT_LABELS,
+  );
 
   // Re-encode only when the envelope has to come out; a plain KServe body is forwarded as it came.
   let body = msg.payload;
@@ -116,5 +106,5 @@ export function decodeRequest(msg: RequestMessage, doc: unknown): Omit<DecodedRe
     if (foreignId) delete forward['id'];
     body = Buffer.from(JSON.stringify(forward));
   }
-  return { creds: { key, group }, timeoutMs: t, body };
+  return { creds, timeoutMs: t, body };
 }
