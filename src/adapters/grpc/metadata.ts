@@ -50,19 +50,23 @@ export function deadlineMargin(ms: number): number {
   return Math.min(50, ms * 0.1);
 }
 
+/** Least time worth dispatching with: less than this after the margin cannot come back in time. */
+export const MIN_DISPATCH_MS = 1;
+
 /**
- * grpc-timeout as the call's timeoutMs, counted from `receivedAt` (the broker measures deadlines
- * from the moment the call arrived), less the margin; undefined when the client set none. A deadline
- * that has passed, or leaves nothing once the margin is taken, is DEADLINE_EXCEEDED now: never
- * rounded up to a token millisecond, so the call is never dispatched.
+ * grpc-timeout as the call's timeoutMs: what is left now, less the margin (the broker counts it
+ * from the call's arrival, so it expires a little early rather than late); undefined when the
+ * client set none. A deadline
+ * that has passed, or leaves less than MIN_DISPATCH_MS once the margin is taken (grpc-timeout 0,
+ * 1n, 1u, 1m), is DEADLINE_EXCEEDED now: never rounded up to a token millisecond, never dispatched.
  */
-export function timeoutFromDeadline(deadline: Date | number, receivedAt = performance.now()): number | undefined {
+export function timeoutFromDeadline(deadline: Date | number): number | undefined {
   const at = deadline instanceof Date ? deadline.getTime() : deadline;
   if (!Number.isFinite(at)) return undefined;
   const ms = at - Date.now();
   const left = ms - deadlineMargin(ms);
-  if (!(left > 0)) throw deadlinePassed();
-  return left + (performance.now() - receivedAt);
+  if (!(left >= MIN_DISPATCH_MS)) throw deadlinePassed();
+  return left;
 }
 
 /** Whether the call's deadline (grpc-timeout) has already passed. */

@@ -119,7 +119,7 @@ function neutralCall(ctx: Ctx, api: ApiKind, op: Operation, model: string, metho
     path,
     headers: h,
     body,
-    timeoutMs: timeoutFromDeadline(ctx.call.getDeadline(), ctx.started),
+    timeoutMs: timeoutFromDeadline(ctx.call.getDeadline()),
     signal: ctx.signal,
     receivedAt: ctx.started,
     costHint: undefined,
