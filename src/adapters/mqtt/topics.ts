@@ -2,7 +2,7 @@
  * The MQTT topic space under the prefix (`modelguard/v1` by default):
  *
  *   <prefix>/infer/<model>            requests: written by devices, read by ModelGuard only
- *   <prefix>/<app>/replies/<anything> replies to <app>: written by ModelGuard only, read by <app>
+ *   <prefix>/<app>/replies[/<anything>] replies to <app>: written by ModelGuard only, read by <app>
  *
  * Everything else under the prefix is reserved (nobody reads or writes it). Topics outside the
  * prefix are the broker's business: on the embedded broker ModelGuard sends only errors there.
@@ -41,7 +41,7 @@ export function topicOwner(prefix: string, topic: string): TopicOwner {
   if (topic !== prefix && !topic.startsWith(`${prefix}/`)) return { kind: 'outside' };
   if (isRequestTopic(prefix, topic)) return { kind: 'requests' };
   const rest = topic.slice(prefix.length + 1).split('/');
-  if (rest.length >= 3 && rest[1] === 'replies' && rest[0] !== '') return { kind: 'replies', app: rest[0] as string };
+  if (rest.length >= 2 && rest[1] === 'replies' && rest[0] !== '') return { kind: 'replies', app: rest[0] as string };
   return { kind: 'reserved' };
 }
 
