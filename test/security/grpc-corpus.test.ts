@@ -131,6 +131,9 @@ function corpus(): Case[] {
   add('grpc-timeout 0n on pass-through', ECHO_PATH, { ...tgt('demo-g'), 'grpc-timeout': '0n' }, frame(Buffer.from('x')), 4, EXPIRED);
   add('grpc-timeout 0n on ModelMetadata', `${SVC}/ModelMetadata`, { ...bearer(KEY), 'grpc-timeout': '0n' }, frame(pbString(1, 'demo')), 4, EXPIRED);
   add('grpc-timeout 0n without credentials', INFER, { 'grpc-timeout': '0n' }, ok, 4, EXPIRED);
+  add('grpc-timeout not a duration', INFER, { ...bearer(KEY), 'grpc-timeout': 'soon' }, ok, 13, null);
+  add('grpc-timeout 1m (less than 1 ms left after the margin)', INFER, { ...bearer(KEY), 'grpc-timeout': '1m' }, ok, 4, EXPIRED);
+  add('grpc-timeout 1000u', INFER, { ...bearer(KEY), 'grpc-timeout': '1000u' }, ok, 4, EXPIRED);
   // Metadata over 16 KiB: RESOURCE_EXHAUSTED MG_TOO_LARGE at the edge, never forwarded.
   add('one 20 KB metadata value', INFER, { ...bearer(KEY), 'x-pad': 'p'.repeat(20_000) }, ok, 8, 'MG_TOO_LARGE');
   add('60 KB metadata value', INFER, { ...bearer(KEY), 'x-pad': 'p'.repeat(60_000) }, ok, 8, 'MG_TOO_LARGE');
