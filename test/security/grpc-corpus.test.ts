@@ -263,7 +263,7 @@ describe('hostile gRPC corpus', () => {
     assert.equal(modelCalls(s.demo), before);
   });
 
-  it('after the corpus: the heap is bounded over repeated rounds, and HTTP and gRPC still serve (MQTT: mqtt-corpus.test.ts)', { timeout: 180_000 }, async () => {
+  it('after the corpus: the heap is bounded over repeated rounds, and HTTP and gRPC still serve (MQTT: mqtt-corpus.test.ts)', { timeout: 180_000 }, async (t) => {
     v8.setFlagsFromString('--expose-gc');
     const gc = vm.runInNewContext('gc') as () => void;
     const light = cases.filter((k) => k.body.length < 16_384 && JSON.stringify(k.headers).length < 16_384);
@@ -276,6 +276,7 @@ describe('hostile gRPC corpus', () => {
     for (let i = 0; i < 5; i++) await round();
     gc();
     const grown = process.memoryUsage().heapUsed - heap0;
+    t.diagnostic(`heap growth over the repeated rounds: ${(grown / 1048576).toFixed(2)} MiB; rss ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`);
     assert.ok(grown < 16 * 1024 * 1024, `heap grew ${(grown / 1048576).toFixed(1)} MiB over ${5 * light.length} hostile calls`);
     assert.equal(s.gw.broker.status().groups.find((g) => g.name === 'g')?.queued, 0);
     // Every protocol still answers a normal request.

@@ -416,7 +416,7 @@ describe('hostile MQTT corpus', () => {
     });
   }
 
-  it('over 100 cases in all; the process is alive, its heap bounded over repeated rounds, and MQTT and HTTP still serve', { timeout: 180_000 }, async () => {
+  it('over 100 cases in all; the process is alive, its heap bounded over repeated rounds, and MQTT and HTTP still serve', { timeout: 180_000 }, async (t) => {
     assert.ok(total >= 100, `${total} MQTT cases`);
     v8.setFlagsFromString('--expose-gc');
     const gc = vm.runInNewContext('gc') as () => void;
@@ -437,6 +437,7 @@ describe('hostile MQTT corpus', () => {
     for (let i = 0; i < 4; i++) await round();
     gc();
     const grown = process.memoryUsage().heapUsed - heap0;
+    t.diagnostic(`heap growth over the repeated rounds: ${(grown / 1048576).toFixed(2)} MiB; rss ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`);
     assert.ok(grown < 16 * 1024 * 1024, `heap grew ${(grown / 1048576).toFixed(1)} MiB`);
     // Every path still serves a normal request.
     const a = await RawMqtt.login(port, { username: 'app-a', password: KEY_A });
