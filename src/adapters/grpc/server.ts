@@ -209,7 +209,8 @@ async function passthrough(ctx: Ctx, path: string, bytes: Buffer): Promise<Answe
     throw new GrpcCoded(Code.UNIMPLEMENTED, `model "${model.name}" is served by backend "${model.backend}" (${backend?.protocol ?? 'unknown'}); gRPC pass-through needs a kserve-v2-grpc backend`);
   }
   checkSize(ctx, bytes, model);
-  const call = neutralCall(ctx, 'passthrough', 'infer', model.name, 'POST', path, { 'content-type': GRPC_CONTENT_TYPE }, bytes);
+  // The permission travels with the call, so a broker behind a proxy checks `admin` again.
+  const call: InferenceCall = { ...neutralCall(ctx, 'passthrough', 'infer', model.name, 'POST', path, { 'content-type': GRPC_CONTENT_TYPE }, bytes), permission: needs.permission };
   const { reply, body } = await runCall(ctx, call, who);
   const r = splitReply(reply.headers);
   if (r.code !== Code.OK) return { failure: { code: r.code, details: r.details, metadata: r.trailers }, };
