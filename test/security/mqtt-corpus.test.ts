@@ -303,6 +303,26 @@ describe('hostile MQTT corpus', () => {
     total += CLOSES.length;
   });
 
+  it('a will message cannot forge replies: a will into another app\'s reply topics is never delivered', async () => {
+    const watcher = await RawMqtt.login(port, { username: 'app-a', password: KEY_A });
+    closers.push(() => watcher.close());
+    assert.equal(await watcher.subscribe(`${P}/app-a/replies/#`), GRANTED);
+    for (const topic of [`${P}/app-a/replies/forged`, `${P}/app-a/replies`]) {
+      const b = await RawMqtt.login(port, { username: 'app-b', password: KEY_B, will: { topic, payload: '{"outputs":"forged"}', retain: true } });
+      assert.equal(b.connack, 0);
+      b.close(); // no DISCONNECT: the broker would publish the will
+      await b.until(() => b.closed);
+    }
+    // A normal reply to app-a after the wills proves delivery has caught up.
+    const dev = await RawMqtt.login(port, { username: 'app-a', password: KEY_A });
+    closers.push(() => dev.close());
+    await dev.subscribe(`${P}/app-a/replies/#`);
+    dev.send(publishPacket(`${P}/infer/demo`, body().replace('$REPLY', `${P}/app-a/replies/after-will`), { qos: 1, id: 5 }));
+    await watcher.until(() => watcher.deliveries.some((d) => d.topic === `${P}/app-a/replies/after-will`));
+    assert.deepEqual(watcher.deliveries.filter((d) => d.payload.includes('forged')), []);
+    total += 2;
+  });
+
   const LOGINS: { what: string; opts: Parameters<typeof connectPacket>[0]; connack: number | 'closed' }[] = [
     { what: 'right app and key', opts: { username: 'app-a', password: KEY_A }, connack: 0 },
     { what: 'key alone, no username', opts: { password: KEY_A }, connack: 0 },

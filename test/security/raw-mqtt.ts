@@ -29,11 +29,13 @@ export function packet(type: number, flags: number, body: Buffer): Buffer {
   return Buffer.concat([Buffer.from([(type << 4) | flags]), remainingLength(body.length), body]);
 }
 
-export function connectPacket(opts: { clientId?: string; username?: string; password?: string; level?: number } = {}): Buffer {
+export function connectPacket(opts: { clientId?: string; username?: string; password?: string; level?: number; will?: { topic: string; payload: string; retain?: boolean } } = {}): Buffer {
   let flags = 0x02; // clean session
   if (opts.username !== undefined) flags |= 0x80;
   if (opts.password !== undefined) flags |= 0x40;
+  if (opts.will) flags |= 0x04 | (opts.will.retain ? 0x20 : 0);
   const parts = [str('MQTT'), Buffer.from([opts.level ?? 4, flags, 0, 60]), str(opts.clientId ?? `raw-${Math.random().toString(36).slice(2, 10)}`)];
+  if (opts.will) parts.push(str(opts.will.topic), str(opts.will.payload));
   if (opts.username !== undefined) parts.push(str(opts.username));
   if (opts.password !== undefined) parts.push(str(opts.password));
   return packet(1, 0, Buffer.concat(parts));
