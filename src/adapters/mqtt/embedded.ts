@@ -1,7 +1,7 @@
 /**
  * The embedded broker of the all-in-one box: aedes (MQTT 3.1.1) on a TCP listener, with ModelGuard
  * inside it rather than connected to it. Devices authenticate on CONNECT with username = app name
- * and password = the app's API key; the ingress then knows who published each request without a
+ * and password = the app's API key (or a JWT naming it); the ingress then knows who published each request without a
  * key in the payload. Devices may connect without credentials (their requests must then carry a
  * key, or get MG_UNAUTHENTICATED), but a wrong password is refused at CONNECT.
  *
