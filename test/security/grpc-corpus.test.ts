@@ -115,6 +115,11 @@ function corpus(): Case[] {
   add('ModelStreamInfer with an 11-byte varint', STREAM, tgt('demo-g'), frame(Buffer.from([0x08, ...Array(10).fill(0xff), 0x01])), 3, 'MG_BAD_REQUEST');
   add('ModelStreamInfer with field number 0', STREAM, tgt('demo-g'), frame(Buffer.from([0x02, 0x00])), 3, 'MG_BAD_REQUEST');
   add('ModelStreamInfer with invalid UTF-8 in model_name', STREAM, tgt('demo-g'), frame(pbString(1, Buffer.from([0xc3, 0x28]))), 3, 'MG_BAD_REQUEST');
+  // Pass-through is unary: a second message in the stream is refused by grpc-js before anything is
+  // dispatched, so every message ever forwarded is one that was checked.
+  add('ModelStreamInfer: the public model, then a second message naming a private one', STREAM, tgt('demo-g'), Buffer.concat([frame(inferMsg('demo')), frame(inferMsg('secret'))]), 12, null);
+  add('ModelStreamInfer: 100 messages in one stream', STREAM, tgt('demo-g'), Buffer.concat(Array.from({ length: 100 }, () => frame(inferMsg('demo')))), 12, null);
+  add('pass-through Echo: two messages in one stream', ECHO_PATH, tgt('demo-g'), Buffer.concat([frame(Buffer.from('a')), frame(Buffer.from('b'))]), 12, null);
   add('pass-through to a private target', ECHO_PATH, tgt('secret'), frame(Buffer.from('x')), 7, 'MG_FORBIDDEN');
   add('pass-through to an unknown target', ECHO_PATH, tgt('nosuch'), frame(Buffer.from('x')), 5, 'MG_MODEL_NOT_FOUND');
   add('pass-through with no target', ECHO_PATH, bearer(KEY), frame(Buffer.from('x')), 12, 'MG_BAD_REQUEST');
