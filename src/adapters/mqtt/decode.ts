@@ -4,6 +4,10 @@
  * ModelGuard's, not the model's: they are taken out before the body goes to the backend, so a key
  * never reaches a model server. A string `id` is KServe's own request id and stays (the backend
  * echoes it); any other `id` is taken out and put back into the reply.
+ *
+ * The payload is untrusted: its nesting is bounded by a linear scan before JSON.parse (or any
+ * recursive walk) sees it, and a payload refused for its nesting still yields the top-level
+ * `replyTo` and `id` it can, so it is answered like any other bad request.
  */
 import { MGError } from '../../core/errors.ts';
 import { MQTT_LABELS, parseCredentials } from '../../security/credentials.ts';
