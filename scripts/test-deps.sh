@@ -6,6 +6,7 @@ set -euo pipefail
 needs=(
   "/usr/bin/chromium chromium"                 # the dashboard test (playwright-core, no browser download)
   "/usr/sbin/mosquitto mosquitto"              # MQTT tests start their own on free ports (mosquitto_passwd too)
+  "/usr/bin/mosquitto_sub mosquitto-clients"   # test/mqtt/hint.test.ts runs the mosquitto_sub/_pub line `modelguard up` prints
   "/usr/bin/openssl openssl"                   # offload link and proxy↔broker mTLS tests make their own CA
   "/usr/bin/kubectl kubernetes-client"         # kubectl renders deploy/base in test/k8s
 )

@@ -8,7 +8,7 @@ export function mqttTryLine(url: string, app: string, key: string): string {
   const u = new URL(url);
   const host = u.hostname.replace(/^\[|\]$/g, '');
   const conn = `-h ${host} -p ${u.port || '1883'} -u ${app} -P '${key}'`;
-  const reply = `devices/${app}/replies`;
+  const reply = `modelguard/v1/${app}/replies/1`; // the embedded broker answers only on the app's reply topics
   const body = `{"replyTo":"${reply}","id":"1","inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}`;
   return `mosquitto_sub ${conn} -t ${reply} -C 1 & sleep 0.3; mosquitto_pub ${conn} -t modelguard/v1/infer/iris -m '${body}'; wait`;
 }

@@ -48,6 +48,30 @@ export type ErrorCode = keyof typeof ERRORS;
 /** Outcome labels for metrics and logs: every error code plus the two non-error endings. */
 export type OutcomeCode = 'OK' | 'CANCELLED' | ErrorCode;
 
+/**
+ * Longest message an MGError carries, in characters. Messages travel in headers (gRPC's
+ * grpc-message trailer, the HTTP/2 header block) where a peer refuses a block over its limit
+ * (16 KiB by default for many), so no input a client sends may make one unbounded.
+ */
+export const MAX_MESSAGE_CHARS = 1024;
+/** Longest piece of client input (a model name, a topic, a method path) echoed in a message. */
+export const MAX_ECHO_CHARS = 256;
+
+/**
+ * Client input as it appears in an error message: quoted, and when longer than `max` its first
+ * `max` characters, an ellipsis and the original length (`"aaaa…" (100000 chars)`), so a huge
+ * name cannot make the answer itself too large to send.
+ */
+export function echo(input: string, max = MAX_ECHO_CHARS): string {
+  if (input.length <= max) return JSON.stringify(input);
+  return `${JSON.stringify(input.slice(0, max)).slice(0, -1)}…" (${input.length} chars)`;
+}
+
+/** A message cut to MAX_MESSAGE_CHARS (a last guard for messages built from untrusted text). */
+export function boundMessage(message: string): string {
+  return message.length <= MAX_MESSAGE_CHARS ? message : `${message.slice(0, MAX_MESSAGE_CHARS - 30)}… (${message.length} chars in all)`;
+}
+
 export interface MGErrorOptions {
   /** Seconds the client should wait before retrying (retryable codes). */
   retryAfterMs?: number;
@@ -66,7 +90,7 @@ export class MGError extends Error {
   readonly headers: Readonly<Record<string, string>>;
 
   constructor(code: ErrorCode, message?: string, opts: MGErrorOptions = {}) {
-    super(message ?? ERRORS[code].message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    super(message === undefined ? ERRORS[code].message : boundMessage(message), opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'MGError';
     this.code = code;
     this.retryAfterMs = opts.retryAfterMs;

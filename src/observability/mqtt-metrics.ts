@@ -18,6 +18,15 @@ export function registerMqttMetrics(registry: client.Registry, ingress: MqttIngr
     },
   });
   new client.Counter({
+    name: 'modelguard_mqtt_refused_total',
+    help: 'MQTT requests not run and not answered: a retained replay, or a reply topic nobody may be answered on (a request topic, reserved, or another app\'s)',
+    registers: r,
+    collect() {
+      this.reset();
+      this.inc(ingress.stats.refused);
+    },
+  });
+  new client.Counter({
     name: 'modelguard_mqtt_reply_failures_total',
     help: 'MQTT replies the broker connection did not take (the device did not hear back)',
     registers: r,

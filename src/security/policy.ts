@@ -2,7 +2,7 @@
  * What an identity may do: from where (source-address rules), which models (private models only
  * when granted) and which operations (inference, metadata, backend admin paths).
  */
-import { MGError } from '../core/errors.ts';
+import { echo, MGError } from '../core/errors.ts';
 import type { Identity } from '../core/request.ts';
 import type { AppOperation, ModelSnapshot, Snapshot } from '../core/snapshot.ts';
 import { SourceRules } from './firewall.ts';
@@ -42,9 +42,9 @@ export class Policy {
       throw new MGError('MG_FORBIDDEN', `app "${identity.app}" may not call from this source address`);
     }
     const model = Object.hasOwn(this.snapshot.models, modelName) ? this.snapshot.models[modelName] : undefined;
-    if (!model) throw new MGError('MG_MODEL_NOT_FOUND', `model "${modelName}" is not configured`);
+    if (!model) throw new MGError('MG_MODEL_NOT_FOUND', `model ${echo(modelName)} is not configured`);
     if (!this.canSee(identity, model)) {
-      throw new MGError('MG_FORBIDDEN', `app "${identity.app ?? '(anonymous)'}" is not granted private model "${modelName}"`);
+      throw new MGError('MG_FORBIDDEN', `app "${identity.app ?? '(anonymous)'}" is not granted private model ${echo(modelName)}`);
     }
     const allowed = app?.operations ?? ANONYMOUS_OPERATIONS;
     if (!allowed.includes(operation)) {

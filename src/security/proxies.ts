@@ -6,6 +6,7 @@
 import { MGError } from '../core/errors.ts';
 import type { Identity } from '../core/request.ts';
 import { DEFAULT_GROUP, type ProxySnapshot, type Snapshot } from '../core/snapshot.ts';
+import { bearerToken } from './credentials.ts';
 import { sha256Hex } from './identity.ts';
 
 export class ProxyAuthority {
@@ -32,8 +33,8 @@ export class ProxyAuthority {
       const presented = certificateNames && certificateNames.length > 0 ? `; the client certificate (${certificateNames.join(', ')}) is not in any proxy's certificateNames` : '';
       throw new MGError('MG_UNAUTHENTICATED', `the broker listener takes requests from configured proxies only (x-modelguard-proxy-authorization or a client certificate)${presented}`);
     }
-    const m = /^Bearer +(\S+)$/i.exec(header.trim());
-    const proxy = m ? this.byHash.get(sha256Hex(m[1] as string)) : undefined;
+    const token = bearerToken(header);
+    const proxy = token === undefined ? undefined : this.byHash.get(sha256Hex(token));
     if (!proxy) {
       throw new MGError('MG_UNAUTHENTICATED', 'the broker listener takes requests from configured proxies only (x-modelguard-proxy-authorization)');
     }

@@ -10,13 +10,13 @@ import { PacketScanner } from '../../src/adapters/mqtt/packet-limit.ts';
 import type { RequestMessage } from '../../src/adapters/mqtt/transport.ts';
 
 function msg(payload: string, props: Partial<RequestMessage> = {}): RequestMessage {
-  return { topic: 'modelguard/v1/infer/m', payload: Buffer.from(payload), responseTopic: undefined, correlationData: undefined, userProperties: undefined, connectionKey: undefined, source: undefined, ...props };
+  return { topic: 'modelguard/v1/infer/m', payload: Buffer.from(payload), responseTopic: undefined, correlationData: undefined, userProperties: undefined, connectionKey: undefined, connectionApp: undefined, retained: false, source: undefined, ...props };
 }
 
 describe('MQTT decode', () => {
   it('takes the envelope out of the forwarded body, so a key never reaches the backend', () => {
     const m = msg(JSON.stringify({ inputs: [], replyTo: 'r/1', id: 7, timeoutMs: 250, apiKey: 'k', serviceGroup: 'g' }));
-    const doc = parsePayload(m.payload);
+    const { doc } = parsePayload(m.payload);
     const d = decodeRequest(m, doc);
     assert.deepEqual(JSON.parse(d.body.toString()), { inputs: [] });
     assert.deepEqual(d.creds, { key: 'k', group: 'g' });
@@ -26,7 +26,7 @@ describe('MQTT decode', () => {
 
   it('forwards a plain KServe body as the same buffer, and keeps a string id (KServe request id)', () => {
     const m = msg(JSON.stringify({ id: 'abc', inputs: [] }), { responseTopic: 'r', correlationData: Buffer.from('x') });
-    const d = decodeRequest(m, parsePayload(m.payload));
+    const d = decodeRequest(m, parsePayload(m.payload).doc);
     assert.equal(d.body, m.payload);
   });
 

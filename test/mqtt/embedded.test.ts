@@ -62,12 +62,17 @@ describe('embedded MQTT broker', () => {
     await assert.rejects(Caller.create(url, 4, { username: 'insider', password: keyFor('a') }), /Bad username or password|Not authorized/i);
   });
 
-  it('an anonymous device must send a key per request, else MG_UNAUTHENTICATED comes back', async () => {
+  it('an anonymous device must send a key per request, and is answered only with errors: it reads nothing private', async () => {
     const anon = await Caller.create(url, 4);
     closers.push(() => anon.close());
     assert.equal(errorCode(await anon.request('demo', INFER)), 'MG_UNAUTHENTICATED');
-    assert.equal(errorCode(await anon.request('demo', INFER, { key: 'key-insider' })), undefined);
-    assert.equal(errorCode(await anon.request('secret', INFER, { key: 'key-insider' })), undefined);
+    // Its reply topic is outside the prefix, readable by any device: the answer is refused, not run.
+    const before = records.filter((r) => r.outcome === 'OK').length;
+    assert.equal(errorCode(await anon.request('demo', INFER, { key: 'key-insider' })), 'MG_FORBIDDEN');
+    assert.equal(errorCode(await anon.request('secret', INFER, { key: 'key-insider' })), 'MG_FORBIDDEN');
+    assert.equal(records.filter((r) => r.outcome === 'OK').length, before);
+    // It may not read an app's replies either.
+    await assert.rejects(anon.client.subscribeAsync('modelguard/v1/insider/replies/#', { qos: 1 }), /Subscribe error/);
   });
 
   it('errors as replies: malformed JSON is dropped (no replyTo readable), a bad tensor and a bad timeout answered', async () => {

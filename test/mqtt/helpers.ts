@@ -117,8 +117,9 @@ export class Caller {
   private constructor(
     readonly client: MqttClient,
     readonly version: 4 | 5,
+    replyRoot: string,
   ) {
-    this.replyTopic = `test/replies/${process.pid}/${seq++}`;
+    this.replyTopic = `${replyRoot}/${process.pid}/${seq++}`;
     client.on('message', (topic, raw, packet) => {
       const doc = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
       const correlationData = packet.properties?.correlationData;
@@ -134,9 +135,16 @@ export class Caller {
     });
   }
 
-  static async create(url: string, version: 4 | 5, opts: IClientOptions = {}): Promise<Caller> {
+  /**
+   * `replyRoot` is where the caller's replies go. By default an MQTT 3.1.1 device logged in with a
+   * username (the embedded broker's app login) uses its app's reply topics,
+   * `modelguard/v1/<app>/replies`, the only ones the embedded broker answers on and lets it read;
+   * anyone else uses `test/replies` (outside the prefix: an external broker's ACL governs it).
+   */
+  static async create(url: string, version: 4 | 5, opts: IClientOptions = {}, replyRoot?: string): Promise<Caller> {
     const client = await connect(url, version, opts);
-    const c = new Caller(client, version);
+    const root = replyRoot ?? (version === 4 && typeof opts.username === 'string' && opts.username !== '' ? `modelguard/v1/${opts.username}/replies` : 'test/replies');
+    const c = new Caller(client, version, root);
     await client.subscribeAsync(c.replyTopic, { qos: 1 });
     return c;
   }

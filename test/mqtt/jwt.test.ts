@@ -30,11 +30,18 @@ it('a JWT in the request identifies the app; a bad one gets MG_UNAUTHENTICATED; 
   closers.push(() => gw.close());
   const apps: (string | undefined)[] = [];
   gw.pipeline.events.subscribe((r) => apps.push(r.app));
-  const dev = await Caller.create(gw.mqttUrl ?? '', 4);
+  // A JWT works as the CONNECT password (the device then reads its app's replies) …
+  const dev = await Caller.create(gw.mqttUrl ?? '', 4, { username: 'app-a', password: token });
   closers.push(() => dev.close());
-  assert.equal(errorCode(await dev.request('demo', INFER, { key: token })), undefined);
+  assert.equal(errorCode(await dev.request('demo', INFER)), undefined);
   await waitFor(() => apps.length > 0, 'the request record');
   assert.equal(apps.at(-1), 'app-a');
+  // … and per request; a forged one is refused either way.
+  assert.equal(errorCode(await dev.request('demo', INFER, { key: token })), undefined);
   assert.equal(errorCode(await dev.request('demo', INFER, { key: `${token.slice(0, -4)}AAAA` })), 'MG_UNAUTHENTICATED');
-  await assert.rejects(Caller.create(gw.mqttUrl ?? '', 4, { username: 'app-a', password: token }), /Bad username or password/i);
+  await assert.rejects(Caller.create(gw.mqttUrl ?? '', 4, { username: 'app-a', password: `${token.slice(0, -4)}AAAA` }), /Bad username or password/i);
+  // An anonymous device may use a JWT per request, but the answer is never put where any device can read it.
+  const anon = await Caller.create(gw.mqttUrl ?? '', 4);
+  closers.push(() => anon.close());
+  assert.equal(errorCode(await anon.request('demo', INFER, { key: token })), 'MG_FORBIDDEN');
 });

@@ -144,6 +144,7 @@ describe('MQTT ingress on mosquitto', () => {
     assert.match(text, /^modelguard_mqtt_connected 1$/m);
     assert.equal(Number(/^modelguard_mqtt_dropped_total (\d+)$/m.exec(text)?.[1]), gw.mqtt?.stats.dropped);
     assert.ok((gw.mqtt?.stats.dropped ?? 0) >= 2, 'the dropped requests of the test before');
+    assert.equal(Number(/^modelguard_mqtt_refused_total (\d+)$/m.exec(text)?.[1]), gw.mqtt?.stats.refused);
   });
 
   it('the HTTP path still works beside it (same process, same pipeline)', async () => {

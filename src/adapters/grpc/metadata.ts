@@ -1,6 +1,7 @@
 /** Reading a gRPC call's metadata: identity, deadline, request id, source, and what to forward. */
 import type { Metadata } from '@grpc/grpc-js';
 import { MGError } from '../../core/errors.ts';
+import { GRPC_LABELS, parseCredentials } from '../../security/credentials.ts';
 import type { Credentials } from '../../security/identity.ts';
 
 /** Metadata that asserts identity or routing: each may appear once; never forwarded. */
@@ -38,19 +39,7 @@ export function single(md: Metadata, key: string): string | undefined {
 /** The same Credentials the HTTP adapter builds from headers. */
 export function credentials(md: Metadata): Credentials {
   for (const k of IDENTITY) single(md, k); // refuses repetition before anything is looked up
-  const auth = single(md, 'authorization');
-  const apiKey = single(md, 'x-api-key');
-  let key: string | undefined;
-  if (auth !== undefined) {
-    const m = /^Bearer[ ]+([^\s,]+)$/i.exec(auth.trim());
-    if (!m) throw new MGError('MG_UNAUTHENTICATED', 'authorization metadata must be "Bearer <key>"');
-    key = m[1];
-  }
-  if (apiKey !== undefined) {
-    if (key !== undefined && key !== apiKey.trim()) throw new MGError('MG_UNAUTHENTICATED', 'authorization and x-api-key metadata disagree');
-    key = apiKey.trim();
-  }
-  return { key, group: single(md, 'x-service-group')?.trim() };
+  return parseCredentials({ authorization: single(md, 'authorization'), apiKey: single(md, 'x-api-key'), group: single(md, 'x-service-group') }, GRPC_LABELS);
 }
 
 /**
@@ -61,12 +50,54 @@ export function deadlineMargin(ms: number): number {
   return Math.min(50, ms * 0.1);
 }
 
-/** grpc-timeout as the call's timeoutMs (less the margin), undefined when the client set none. */
+/** Least time worth dispatching with: less than this after the margin cannot come back in time. */
+export const MIN_DISPATCH_MS = 1;
+
+/**
+ * grpc-timeout as the call's timeoutMs: what is left now, less the margin (the broker counts it
+ * from the call's arrival, so it expires a little early rather than late); undefined when the
+ * client set none. A deadline
+ * that has passed, or leaves less than MIN_DISPATCH_MS once the margin is taken (grpc-timeout 0,
+ * 1n, 1u, 1m), is DEADLINE_EXCEEDED now: never rounded up to a token millisecond, never dispatched.
+ */
 export function timeoutFromDeadline(deadline: Date | number): number | undefined {
   const at = deadline instanceof Date ? deadline.getTime() : deadline;
   if (!Number.isFinite(at)) return undefined;
   const ms = at - Date.now();
-  return Math.max(1, ms - deadlineMargin(ms));
+  const left = ms - deadlineMargin(ms);
+  if (!(left >= MIN_DISPATCH_MS)) throw deadlinePassed();
+  return left;
+}
+
+/** Whether the call's deadline (grpc-timeout) has already passed. */
+export function deadlineHasPassed(deadline: Date | number): boolean {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(at) && at <= Date.now();
+}
+
+export function deadlinePassed(): MGError {
+  return new MGError('MG_QUEUE_TIMEOUT', 'the deadline (grpc-timeout) passed before the call could be dispatched');
+}
+
+/**
+ * Largest metadata a call may carry, counted as HTTP/2 counts a header list (RFC 7541 §4.1: name
+ * + value + 32 per entry). The same 16 KiB the HTTP listener allows for a header block (Node's
+ * limit, answered 431 there); over it the call is RESOURCE_EXHAUSTED (MG_TOO_LARGE) at the edge
+ * and never forwarded, so a model server never sees a header block it would refuse.
+ */
+export const MAX_METADATA_BYTES = 16 * 1024;
+
+export function metadataSize(md: Metadata): number {
+  let size = 0;
+  for (const [key, values] of Object.entries(md.toJSON())) {
+    for (const v of values) size += key.length + (typeof v === 'string' ? Buffer.byteLength(v) : Math.ceil((v.length * 4) / 3)) + 32;
+  }
+  return size;
+}
+
+export function checkMetadataSize(md: Metadata): void {
+  const size = metadataSize(md);
+  if (size > MAX_METADATA_BYTES) throw new MGError('MG_TOO_LARGE', `metadata of ${size} bytes is over the limit of ${MAX_METADATA_BYTES}`);
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;

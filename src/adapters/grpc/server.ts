@@ -8,7 +8,7 @@
  * gRPC backend's client translates it back (src/grpc/kserve.ts).
  */
 import { Metadata, Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
-import { Code } from '../../grpc/status.ts';
+import { Code, grpcDetails } from '../../grpc/status.ts';
 import type { Readable } from 'node:stream';
 import { Cancel } from '../../core/cancel.ts';
 import { isMGError, MGError, toMGError } from '../../core/errors.ts';
@@ -21,8 +21,9 @@ import { flagFromJson, inferRequestToJson, inferResponseFromJson, modelMetadataF
 import { GRPC_CONTENT_TYPE, splitReply } from '../../grpc/passthrough.ts';
 import { methodPath, wire, type Codec, type Method } from '../../grpc/wire.ts';
 import { parseListen } from '../../compose/listen.ts';
+import { checkNamedModels, passthroughNeeds } from '../../security/passthrough.ts';
 import { errorStatus, statusForHttp, type GrpcFailure } from './encode.ts';
-import { credentials, forwardMetadata, requestId, single, sourceAddress, timeoutFromDeadline } from './metadata.ts';
+import { checkMetadataSize, credentials, deadlineHasPassed, deadlinePassed, forwardMetadata, requestId, single, sourceAddress, timeoutFromDeadline } from './metadata.ts';
 
 const VERSION = '0.1.0';
 /** Largest backend answer read for translation. */
@@ -196,7 +197,11 @@ async function passthrough(ctx: Ctx, path: string, bytes: Buffer): Promise<Answe
   if (target === undefined || target === '') {
     throw new GrpcCoded(Code.UNIMPLEMENTED, `unknown method ${path}; to pass it through to a model's gRPC backend, name the model in ${TARGET_METADATA} metadata`);
   }
-  const model = ctx.pipeline.authorize(who, target, 'infer', ctx.record);
+  // What the method needs (admin for repository, shared memory, trace, log settings, statistics)
+  // and every model the message names, before anything is forwarded.
+  const needs = passthroughNeeds(path, bytes);
+  const model = ctx.pipeline.authorize(who, target, needs.permission, ctx.record);
+  checkNamedModels(needs, model);
   const backend = ctx.pipeline.snapshot.backends[model.backend];
   // A proxy knows no backends (its broker checks); where the backend is known it must speak gRPC.
   const knownHere = Object.keys(ctx.pipeline.snapshot.backends).length > 0;
@@ -204,7 +209,8 @@ async function passthrough(ctx: Ctx, path: string, bytes: Buffer): Promise<Answe
     throw new GrpcCoded(Code.UNIMPLEMENTED, `model "${model.name}" is served by backend "${model.backend}" (${backend?.protocol ?? 'unknown'}); gRPC pass-through needs a kserve-v2-grpc backend`);
   }
   checkSize(ctx, bytes, model);
-  const call = neutralCall(ctx, 'passthrough', 'infer', model.name, 'POST', path, { 'content-type': GRPC_CONTENT_TYPE }, bytes);
+  // The permission travels with the call, so a broker behind a proxy checks `admin` again.
+  const call: InferenceCall = { ...neutralCall(ctx, 'passthrough', 'infer', model.name, 'POST', path, { 'content-type': GRPC_CONTENT_TYPE }, bytes), permission: needs.permission };
   const { reply, body } = await runCall(ctx, call, who);
   const r = splitReply(reply.headers);
   if (r.code !== Code.OK) return { failure: { code: r.code, details: r.details, metadata: r.trailers }, };
@@ -261,13 +267,13 @@ function handler(pipeline: Pipeline, run: (ctx: Ctx, bytes: Buffer) => Promise<A
       if (!isMGError(err)) console.error(`modelguard: gRPC request ${id} failed:`, err);
       record.outcome = mg.code;
       const f = errorStatus(mg, id, err instanceof GrpcCoded ? err.grpcCode : undefined);
-      if (finish(f.code)) callback(f);
+      if (finish(f.code)) callback({ ...f, details: grpcDetails(f.details) });
     };
     const answer = (a: Answer): void => {
       if (done) return;
       if ('failure' in a) {
         a.failure.metadata.set('x-request-id', id);
-        if (finish(a.failure.code)) callback(a.failure);
+        if (finish(a.failure.code)) callback({ ...a.failure, details: grpcDetails(a.failure.details) });
         return;
       }
       if (!finish(Code.OK)) return;
@@ -278,6 +284,10 @@ function handler(pipeline: Pipeline, run: (ctx: Ctx, bytes: Buffer) => Promise<A
       callback(null, a.value, a.trailers);
     };
     try {
+      // At the edge, before identity or decoding: metadata a model server would refuse, and a
+      // deadline already gone (grpc-timeout 0, 1n), are answered here and never dispatched.
+      checkMetadataSize(call.metadata);
+      if (deadlineHasPassed(call.getDeadline())) throw deadlinePassed();
       const result = run({ pipeline, call, id, record, signal, started }, call.request);
       if (result instanceof Promise) result.then(answer, fail);
       else answer(result);

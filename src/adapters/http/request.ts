@@ -2,6 +2,7 @@
 import type { IncomingMessage } from 'node:http';
 import { parseDuration } from '../../core/duration.ts';
 import { MGError } from '../../core/errors.ts';
+import { HTTP_LABELS, parseCredentials } from '../../security/credentials.ts';
 import type { Credentials } from '../../security/identity.ts';
 
 /** Headers never forwarded to a backend: hop-by-hop, and anything that asserts identity or routing. */
@@ -44,21 +45,7 @@ export function credentials(req: IncomingMessage): Credentials {
     if (seen.includes(`|${name}|`)) throw new MGError('MG_BAD_REQUEST', `header ${name} given more than once`);
     seen += `|${name}|`;
   }
-  const auth = single(req, 'authorization');
-  const apiKey = single(req, 'x-api-key');
-  let key: string | undefined;
-  if (auth !== undefined) {
-    const m = /^Bearer[ ]+([^\s,]+)$/i.exec(auth.trim());
-    if (!m) throw new MGError('MG_UNAUTHENTICATED', 'Authorization must be "Bearer <key>"');
-    key = m[1];
-  }
-  if (apiKey !== undefined) {
-    if (key !== undefined && key !== apiKey.trim()) throw new MGError('MG_UNAUTHENTICATED', 'Authorization and X-API-Key disagree');
-    key = apiKey.trim();
-  }
-  const groupHeader = req.headers['x-service-group'];
-  const group = Array.isArray(groupHeader) ? undefined : groupHeader?.trim();
-  return { key, group };
+  return parseCredentials({ authorization: single(req, 'authorization'), apiKey: single(req, 'x-api-key'), group: single(req, 'x-service-group') }, HTTP_LABELS);
 }
 
 export function clientTimeoutMs(req: IncomingMessage): number | undefined {

@@ -4,8 +4,13 @@
  * ModelGuard's, not the model's: they are taken out before the body goes to the backend, so a key
  * never reaches a model server. A string `id` is KServe's own request id and stays (the backend
  * echoes it); any other `id` is taken out and put back into the reply.
+ *
+ * The payload is untrusted: its nesting is bounded by a linear scan before JSON.parse (or any
+ * recursive walk) sees it, and a payload refused for its nesting still yields the top-level
+ * `replyTo` and `id` it can, so it is answered like any other bad request.
  */
 import { MGError } from '../../core/errors.ts';
+import { MQTT_LABELS, parseCredentials } from '../../security/credentials.ts';
 import type { Credentials } from '../../security/identity.ts';
 import type { RequestMessage } from './transport.ts';
 
@@ -62,16 +67,128 @@ export function replyAddress(msg: RequestMessage, doc: unknown): ReplyAddress | 
   return undefined;
 }
 
-export function parsePayload(payload: Buffer): unknown {
+/**
+ * Deepest JSON nesting a request payload may have. A KServe v2 request nests an object, its
+ * inputs, a tensor and its data as deep as the tensor's rank: 64 leaves room for any real shape
+ * while a payload of 100k brackets is refused by a scan before JSON.parse or any recursive walk
+ * can overflow the stack.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPENERS = new Set([0x7b, 0x5b]); // { [
+const CLOSERS = new Set([0x7d, 0x5d]); // } ]
+
+/** Whether the JSON text nests brackets deeper than `max` (strings skipped; one pass, no recursion). */
+export function nestsDeeperThan(bytes: Buffer, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i] as number;
+    if (inString) {
+      if (b === BACKSLASH) i++;
+      else if (b === QUOTE) inString = false;
+    } else if (b === QUOTE) inString = true;
+    else if (OPENERS.has(b)) {
+      if (++depth > max) return true;
+    } else if (CLOSERS.has(b)) depth--;
+  }
+  return false;
+}
+
+/** A parsed payload: the document, or why there is none (and the envelope fields that could be salvaged). */
+export interface Payload {
+  /** The JSON document; for a payload nested too deep, only its top-level `replyTo` and `id` when they are plain values. */
+  readonly doc: unknown;
+  /** Set when `doc` is not the payload: the MG_BAD_REQUEST reason. */
+  readonly problem: string | undefined;
+}
+
+export function parsePayload(payload: Buffer): Payload {
+  if (nestsDeeperThan(payload, MAX_JSON_DEPTH)) {
+    return { doc: salvageEnvelope(payload), problem: `payload is nested deeper than ${MAX_JSON_DEPTH} levels` };
+  }
   try {
-    return JSON.parse(payload.toString('utf8'));
+    return { doc: JSON.parse(payload.toString('utf8')), problem: undefined };
   } catch {
-    return undefined;
+    return { doc: undefined, problem: 'payload is not valid JSON' };
   }
 }
 
+/**
+ * `replyTo` and `id` of a top-level object read without parsing the rest, so a payload refused for
+ * its nesting can still be answered (MQTT 3.1.1 callers name their reply topic in the payload).
+ * Nested values are skipped by counting brackets; an `id` that is itself nested is not salvaged
+ * (the reply then carries none). Anything unexpected ends the scan with what was found.
+ */
+export function salvageEnvelope(bytes: Buffer): Record<string, unknown> | undefined {
+  const found: Record<string, unknown> = {};
+  let i = 0;
+  const ws = (): void => {
+    while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09)) i++;
+  };
+  /** End (exclusive) of the string starting at i, or -1. */
+  const stringEnd = (from: number): number => {
+    for (let j = from + 1; j < bytes.length; j++) {
+      if (bytes[j] === BACKSLASH) j++;
+      else if (bytes[j] === QUOTE) return j + 1;
+    }
+    return -1;
+  };
+  const parse = (from: number, to: number): unknown => {
+    try {
+      return JSON.parse(bytes.toString('utf8', from, to));
+    } catch {
+      return undefined;
+    }
+  };
+  ws();
+  if (bytes[i] !== 0x7b) return undefined;
+  i++;
+  for (;;) {
+    ws();
+    if (bytes[i] !== QUOTE) return found;
+    const keyEnd = stringEnd(i);
+    if (keyEnd < 0) return found;
+    const key = parse(i, keyEnd);
+    i = keyEnd;
+    ws();
+    if (bytes[i] !== 0x3a) return found;
+    i++;
+    ws();
+    const start = i;
+    const b = bytes[i];
+    if (b === undefined) return found;
+    if (b === QUOTE) {
+      i = stringEnd(i);
+      if (i < 0) return found;
+    } else if (OPENERS.has(b)) {
+      let depth = 0;
+      for (; i < bytes.length; i++) {
+        const c = bytes[i] as number;
+        if (c === QUOTE) {
+          i = stringEnd(i) - 1;
+          if (i < 0) return found;
+        } else if (OPENERS.has(c)) depth++;
+        else if (CLOSERS.has(c) && --depth === 0) break;
+      }
+      i++; // nested values are never kept
+    } else {
+      while (i < bytes.length && bytes[i] !== 0x2c && bytes[i] !== 0x7d) i++;
+    }
+    if (!OPENERS.has(b) && (key === 'replyTo' || key === 'id')) {
+      const v = parse(start, i);
+      if (v !== undefined) found[key] = v;
+    }
+    ws();
+    if (bytes[i] !== 0x2c) return found;
+    i++;
+  }
+}
 /** Everything else; throws MG_BAD_REQUEST or MG_UNAUTHENTICATED with the reason. */
-export function decodeRequest(msg: RequestMessage, doc: unknown): Omit<DecodedRequest, 'reply'> {
+export function decodeRequest(msg: RequestMessage, doc: unknown, problem?: string): Omit<DecodedRequest, 'reply'> {
+  if (problem !== undefined) throw new MGError('MG_BAD_REQUEST', problem);
   if (doc === undefined) throw new MGError('MG_BAD_REQUEST', 'payload is not valid JSON');
   if (!isRecord(doc)) throw new MGError('MG_BAD_REQUEST', 'payload must be a JSON object (a KServe v2 inference request)');
   const replyTo = doc['replyTo'];
@@ -85,27 +202,16 @@ export function decodeRequest(msg: RequestMessage, doc: unknown): Omit<DecodedRe
 
   // A key per request: MQTT 5 user property, or a payload field; on the embedded broker the
   // connection's own key stands in when the request carries none.
-  const auth = prop(msg, 'authorization');
-  const headerKey = prop(msg, 'x-api-key')?.trim();
-  let key: string | undefined;
-  if (auth !== undefined) {
-    const m = /^Bearer[ ]+([^\s,]+)$/i.exec(auth.trim());
-    if (!m) throw new MGError('MG_UNAUTHENTICATED', 'user property authorization must be "Bearer <key>"');
-    key = m[1];
-  }
-  if (headerKey !== undefined) {
-    if (key !== undefined && key !== headerKey) throw new MGError('MG_UNAUTHENTICATED', 'user properties authorization and x-api-key disagree');
-    key = headerKey;
-  }
-  const fieldKey = doc['apiKey'];
-  if (fieldKey !== undefined) {
-    if (typeof fieldKey !== 'string') throw new MGError('MG_UNAUTHENTICATED', '"apiKey" must be a string');
-    if (key !== undefined && key !== fieldKey) throw new MGError('MG_UNAUTHENTICATED', '"apiKey" and the user property disagree');
-    key = fieldKey;
-  }
-  key ??= msg.connectionKey;
-  const g = prop(msg, 'x-service-group') ?? doc['serviceGroup'];
-  const group = typeof g === 'string' ? g.trim() : undefined;
+  const creds = parseCredentials(
+    {
+      authorization: prop(msg, 'authorization'),
+      apiKey: prop(msg, 'x-api-key'),
+      payloadKey: doc['apiKey'],
+      connectionKey: msg.connectionKey,
+      group: prop(msg, 'x-service-group') ?? doc['serviceGroup'],
+    },
+    MQTT_LABELS,
+  );
 
   // Re-encode only when the envelope has to come out; a plain KServe body is forwarded as it came.
   let body = msg.payload;
@@ -116,5 +222,5 @@ export function decodeRequest(msg: RequestMessage, doc: unknown): Omit<DecodedRe
     if (foreignId) delete forward['id'];
     body = Buffer.from(JSON.stringify(forward));
   }
-  return { creds: { key, group }, timeoutMs: t, body };
+  return { creds, timeoutMs: t, body };
 }

@@ -1,22 +1,28 @@
 /**
  * The embedded broker of the all-in-one box: aedes (MQTT 3.1.1) on a TCP listener, with ModelGuard
  * inside it rather than connected to it. Devices authenticate on CONNECT with username = app name
- * and password = the app's API key; the ingress then knows who published each request without a
+ * and password = the app's API key (or a JWT naming it); the ingress then knows who published each request without a
  * key in the payload. Devices may connect without credentials (their requests must then carry a
  * key, or get MG_UNAUTHENTICATED), but a wrong password is refused at CONNECT.
+ *
+ * The broker's ACL (topics.ts has the layout): a device reads only its own app's replies under
+ * `<prefix>/<app>/replies/...` and topics outside the prefix; nobody reads the request topics
+ * (they carry keys); only ModelGuard writes under the prefix, except requests. Subscriptions are
+ * checked when made (SUBACK 0x80) and every delivery again (authorizeForward), so a filter that
+ * slipped past the first check still delivers nothing private.
  */
 import net, { type AddressInfo } from 'node:net';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import type { MqttSnapshot } from '../../core/snapshot.ts';
 import { limitPackets } from './packet-limit.ts';
-import { filterReachesRequests, modelOfTopic } from './topics.ts';
+import { isRequestTopic, mayRead, topicOwner } from './topics.ts';
 import type { MqttTransport, ReplyMessage, RequestMessage } from './transport.ts';
 
 /** CONNACK return code 4 (MQTT 3.1.1): bad user name or password. */
 const BAD_USERNAME_OR_PASSWORD = 4;
 
-/** Answers which app a key belongs to (undefined: not a key of any app). */
-export type KeyCheck = (key: string) => { app: string | undefined } | undefined;
+/** Answers which app a key (or JWT) belongs to (undefined: not a key of any app, or not from this address). */
+export type KeyCheck = (key: string, source: string | undefined) => Promise<{ app: string | undefined } | undefined>;
 
 function authError(message: string): AuthenticateError {
   return Object.assign<Error, { returnCode: AuthenticateError["returnCode"] }>(new Error(message), { returnCode: BAD_USERNAME_OR_PASSWORD });
@@ -28,6 +34,8 @@ export class EmbeddedBroker implements MqttTransport {
   private onRequest: ((msg: RequestMessage) => void) | undefined;
   /** The key each device proved at CONNECT. */
   private readonly keys = new WeakMap<Client, string>();
+  /** The app each logged-in device proved (absent: anonymous). */
+  private readonly apps = new WeakMap<Client, string>();
   url: string;
 
   constructor(
@@ -54,22 +62,43 @@ export class EmbeddedBroker implements MqttTransport {
           return done(null, true);
         }
         const key = password.toString('utf8');
-        const who = this.checkKey(key);
-        if (who === undefined || (username !== undefined && username !== '' && who.app !== undefined && username !== who.app)) {
-          return done(authError('bad username or password'), false);
-        }
-        this.keys.set(client, key);
-        done(null, true);
+        void this.checkKey(key, (client.conn as net.Socket).remoteAddress).then((who) => {
+          if (who === undefined || (username !== undefined && username !== '' && who.app !== undefined && username !== who.app)) {
+            return done(authError('bad username or password'), false);
+          }
+          this.keys.set(client, key);
+          if (who.app !== undefined) this.apps.set(client, who.app);
+          done(null, true);
+        });
       },
-      authorizeSubscribe: (_client, sub, done) => {
-        // Requests can carry API keys: only ModelGuard reads the request topics. A null
-        // subscription answers SUBACK 0x80 and keeps the connection (an error would close it).
-        if (filterReachesRequests(prefix, sub.topic)) return done(null, null);
+      authorizeSubscribe: (client, sub, done) => {
+        // Requests can carry API keys, replies private answers: a device reads only its own app's
+        // replies. A null subscription answers SUBACK 0x80 and keeps the connection.
+        if (!mayRead(prefix, sub.topic, client === null ? undefined : this.apps.get(client))) return done(null, null);
         done(null, sub);
+      },
+      authorizePublish: (client, packet, done) => {
+        if (client === null) return done(null);
+        const owner = topicOwner(prefix, packet.topic);
+        if (owner.kind === 'requests') {
+          // A request is work, not state: never stored, so no key waits in the broker for a reader.
+          packet.retain = false;
+          return done(null);
+        }
+        // Replies come from ModelGuard only; a device writing there would forge them. MQTT 3.1.1
+        // has no refusal for a PUBLISH: the connection is closed.
+        if (owner.kind !== 'outside') return done(new Error(`only ModelGuard publishes under ${prefix}/ (except requests)`));
+        done(null);
+      },
+      authorizeForward: (client, packet) => {
+        const owner = topicOwner(prefix, packet.topic);
+        if (owner.kind === 'outside') return packet;
+        if (owner.kind === 'replies' && this.apps.get(client) === owner.app) return packet;
+        return null;
       },
     });
     aedes.on('publish', (packet, client) => {
-      if (client === null || this.onRequest === undefined || modelOfTopic(prefix, packet.topic) === undefined) return;
+      if (client === null || this.onRequest === undefined || !isRequestTopic(prefix, packet.topic)) return;
       const remote = (client.conn as net.Socket).remoteAddress;
       this.onRequest({
         topic: packet.topic,
@@ -78,6 +107,8 @@ export class EmbeddedBroker implements MqttTransport {
         correlationData: undefined,
         userProperties: undefined,
         connectionKey: this.keys.get(client),
+        connectionApp: this.apps.get(client),
+        retained: false,
         source: remote,
       });
     });

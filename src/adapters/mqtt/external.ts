@@ -86,12 +86,18 @@ export class ExternalBroker implements MqttTransport {
         correlationData: p?.correlationData,
         userProperties: p?.userProperties,
         connectionKey: undefined,
+        connectionApp: undefined,
+        retained: packet.retain,
         source: undefined,
       });
     });
     const subscribed = new Promise<void>((resolve, reject) => {
       client.once('connect', () => {
-        client.subscribe(this.filter, { qos: this.cfg.qos }, (err, granted) => {
+        // Retained requests are never sent at subscription (rh 2) and a live one arrives without
+        // the retain flag (rap false), so a flagged delivery is a replay the ingress refuses to run.
+        // No Local keeps ModelGuard's own publications away from it (not allowed on shared ones).
+        const opts = { qos: this.cfg.qos, rh: 2, rap: false, ...(this.cfg.sharedGroup === undefined ? { nl: true } : {}) };
+        client.subscribe(this.filter, opts, (err, granted) => {
           const code = granted?.[0]?.qos;
           if (err) reject(err);
           else if (code !== undefined && code >= 0x80) reject(new Error(`broker refused the subscription to ${this.filter} (reason code ${code})`));

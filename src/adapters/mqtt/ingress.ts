@@ -9,19 +9,18 @@
  */
 import type { Readable } from 'node:stream';
 import { Cancel } from '../../core/cancel.ts';
-import { isMGError, MGError, toMGError } from '../../core/errors.ts';
+import { echo, isMGError, MGError, toMGError } from '../../core/errors.ts';
 import { newRecord, type RequestRecord } from '../../core/events.ts';
 import type { InferenceCall } from '../../core/request.ts';
 import type { MqttSnapshot } from '../../core/snapshot.ts';
 import type { Pipeline } from '../../pipeline/pipeline.ts';
-import { IdentityResolver } from '../../security/identity.ts';
 import { validateKserveInfer } from '../../security/kserve-validate.ts';
 import { backendTraceparent, startTrace } from '../../observability/trace-context.ts';
-import { decodeRequest, parsePayload, replyAddress, type ReplyAddress } from './decode.ts';
+import { decodeRequest, parsePayload, replyAddress, type Payload, type ReplyAddress } from './decode.ts';
 import { errorReply, successReply } from './encode.ts';
 import { EmbeddedBroker } from './embedded.ts';
 import { ExternalBroker } from './external.ts';
-import { modelOfTopic } from './topics.ts';
+import { modelOfTopic, replyRoot, topicOwner, type TopicOwner } from './topics.ts';
 import type { MqttTransport, ReplyMessage, RequestMessage } from './transport.ts';
 
 /** Bytes of an MQTT PUBLISH beyond its payload: fixed header, topic (at most 64 KiB), packet id. */
@@ -36,6 +35,11 @@ export interface MqttIngressStats {
   replied: number;
   /** Requests dropped because they named no usable reply topic. */
   dropped: number;
+  /**
+   * Requests not run and not answered: a retained replay (external broker), or a reply topic that
+   * is a request topic, reserved, or another app's (the answer has nowhere it may go).
+   */
+  refused: number;
   /** Replies the broker did not take (connection lost). */
   replyFailures: number;
 }
@@ -83,9 +87,10 @@ function backendRejection(status: number, body: Buffer): MGError {
 }
 
 class Ingress implements MqttIngress {
-  readonly stats: MqttIngressStats = { replied: 0, dropped: 0, replyFailures: 0 };
+  readonly stats: MqttIngressStats = { replied: 0, dropped: 0, refused: 0, replyFailures: 0 };
   private inflight = 0;
   private lastDropLog = 0;
+  private lastRefusalLog = 0;
 
   constructor(
     private readonly pipeline: Pipeline,
@@ -119,21 +124,38 @@ class Ingress implements MqttIngress {
     const record = newRecord(id, 'mqtt', started);
     record.api = 'kserve-v2';
     record.source = msg.source;
-    const doc = parsePayload(msg.payload);
-    const to = replyAddress(msg, doc);
+    if (msg.retained) {
+      this.refuse(record, msg.topic, 'a retained message replayed by the broker is never run');
+      return;
+    }
+    const payload = parsePayload(msg.payload);
+    const to = replyAddress(msg, payload.doc);
     if (to === undefined) {
       this.drop(record, msg.topic);
       return;
     }
+    // Where the answer may go depends on who asks; the topics nobody may be answered on are
+    // refused before anything runs, and nothing is published there.
+    const dest = topicOwner(this.cfg.topicPrefix, to.topic);
+    if (dest.kind === 'requests' || dest.kind === 'reserved') {
+      this.refuse(record, msg.topic, `reply topic ${echo(to.topic)} is ${dest.kind === 'requests' ? 'a request topic' : `reserved (replies under ${this.cfg.topicPrefix}/ go to ${this.cfg.topicPrefix}/<app>/replies/...)`}`);
+      return;
+    }
+    const who: { app: string | undefined } = { app: msg.connectionApp };
     let reply: ReplyMessage;
     try {
-      reply = await this.serve(msg, doc, to, record, id, started);
+      reply = await this.serve(msg, payload, to, dest, who, record, id, started);
       record.status = 200;
     } catch (err) {
       const mg = toMGError(err);
       if (!isMGError(err)) console.error(`modelguard: MQTT request ${id} failed:`, err);
       record.outcome = mg.code;
       record.status = mg.httpStatus;
+      // An error goes to another app's reply topic never: it would let anyone write into it.
+      if (dest.kind === 'replies' && (who.app === undefined || who.app !== dest.app)) {
+        this.refuse(record, msg.topic, `reply topic ${echo(to.topic)} belongs to app ${echo(dest.app)}, not to the caller`);
+        return;
+      }
       reply = errorReply(to, mg, id, record.servedBy);
     }
     try {
@@ -148,20 +170,22 @@ class Ingress implements MqttIngress {
     this.pipeline.events.publish(record);
   }
 
-  private async serve(msg: RequestMessage, doc: unknown, to: ReplyAddress, record: RequestRecord, id: string, started: number): Promise<ReplyMessage> {
+  private async serve(msg: RequestMessage, payload: Payload, to: ReplyAddress, dest: TopicOwner, who: { app: string | undefined }, record: RequestRecord, id: string, started: number): Promise<ReplyMessage> {
     const tracing = this.pipeline.snapshot.gateway.tracing;
     if (tracing) {
       const tp = msg.userProperties?.['traceparent'];
       record.trace = startTrace(typeof tp === 'string' ? tp : undefined, tracing.sampleRate);
     }
     const modelName = modelOfTopic(this.cfg.topicPrefix, msg.topic);
-    if (modelName === undefined) throw new MGError('MG_BAD_REQUEST', `topic ${msg.topic} is not ${this.cfg.topicPrefix}/infer/<model>`);
+    if (modelName === undefined) throw new MGError('MG_BAD_REQUEST', `topic ${echo(msg.topic)} names no model (${this.cfg.topicPrefix}/infer/<model>)`);
     if (msg.payload.length > this.pipeline.snapshot.gateway.maxBodyBytes) {
       throw new MGError('MG_TOO_LARGE', `payload of ${msg.payload.length} bytes is over the limit of ${this.pipeline.snapshot.gateway.maxBodyBytes}`);
     }
-    const d = decodeRequest(msg, doc);
+    const d = decodeRequest(msg, payload.doc, payload.problem);
     const identity = await this.pipeline.authenticate(d.creds, record);
+    who.app = identity.app;
     const model = this.pipeline.authorize(identity, modelName, 'infer', record);
+    this.checkReplyTopic(dest, identity.app);
     const limit = this.pipeline.maxBodyBytes(model);
     if (d.body.length > limit) throw new MGError('MG_TOO_LARGE', `payload is over model "${model.name}"'s limit of ${limit} bytes`);
     validateKserveInfer(d.body, undefined);
@@ -188,6 +212,35 @@ class Ingress implements MqttIngress {
     const body = Buffer.isBuffer(answer.body) ? answer.body : await readAll(answer.body, MAX_ERROR_BODY);
     if (answer.status < 200 || answer.status >= 300) throw backendRejection(answer.status, body);
     return successReply(to, body, answer.servedBy, id);
+  }
+
+  /**
+   * Answers go only where the caller's app alone can read them: its own `<prefix>/<app>/replies/...`
+   * on either broker; on the embedded broker, whose ACL is ModelGuard's, nowhere else (a topic
+   * outside the prefix is readable by any device). An external broker's ACL governs the topics
+   * outside the prefix (docs/security.md). Under `auth: none` there is no app to keep answers from.
+   */
+  private checkReplyTopic(dest: TopicOwner, app: string | undefined): void {
+    const root = replyRoot(this.cfg.topicPrefix, app ?? '<app>');
+    if (dest.kind === 'replies' && dest.app !== app) {
+      throw new MGError('MG_FORBIDDEN', `reply topics under ${this.cfg.topicPrefix}/${dest.app}/ belong to app ${echo(dest.app)}; answers to ${app === undefined ? 'anonymous callers' : `app ${echo(app)}`} go to ${root}/...`);
+    }
+    if (dest.kind === 'outside' && this.embedded && app !== undefined) {
+      throw new MGError('MG_FORBIDDEN', `on the embedded broker answers go to ${root}/... (readable by the app's devices only), not to a topic any device can read`);
+    }
+  }
+
+  /** Not run, not answered (there is nowhere an answer may go): counted, logged at most every 10 s. */
+  private refuse(record: RequestRecord, topic: string, why: string): void {
+    this.stats.refused++;
+    if (record.outcome === 'OK') record.outcome = 'MG_BAD_REQUEST';
+    if (record.status === 0 || record.status === 200) record.status = 400;
+    const now = performance.now();
+    if (now - this.lastRefusalLog > 10_000) {
+      this.lastRefusalLog = now;
+      process.stderr.write(`modelguard: MQTT request on ${echo(topic)} not run: ${why} (${this.stats.refused} so far)\n`);
+    }
+    this.pipeline.events.publish(record);
   }
 
   /** No reply topic at all: nobody to tell, so count it, log it (at most every 10 s) and move on. */
@@ -217,11 +270,14 @@ class Ingress implements MqttIngress {
  * broker there. `url` overrides the configured one (tests use mqtt://127.0.0.1:0).
  */
 export async function startMqttIngress(pipeline: Pipeline, cfg: MqttSnapshot, url = cfg.url): Promise<MqttIngress> {
-  const checkKey = (key: string): { app: string | undefined } | undefined => {
+  // A key or a JWT at CONNECT, checked as a request's would be (source rules included): the
+  // device then reads its app's replies. Each request resolves the key again (revocation, expiry).
+  const checkKey = async (key: string, source: string | undefined): Promise<{ app: string | undefined } | undefined> => {
+    const record = newRecord('mqtt-connect', 'mqtt', performance.now());
+    record.source = source;
     try {
-      // API keys only at CONNECT (a JWT can still come with each request).
-      const id = new IdentityResolver(pipeline.snapshot).resolve({ key, group: undefined });
-      return id instanceof Promise ? undefined : { app: id.app };
+      const id = await pipeline.authenticate({ key, group: undefined }, record);
+      return { app: id.app };
     } catch {
       return undefined;
     }

@@ -17,6 +17,14 @@ export interface RequestMessage {
    * as an API key). External brokers do not tell ModelGuard who published.
    */
   readonly connectionKey: string | undefined;
+  /** The app the publisher logged in as (embedded broker only; undefined: anonymous or external). */
+  readonly connectionApp: string | undefined;
+  /**
+   * A retained message the broker replayed (external broker: delivered with the retain flag, which
+   * live messages do not carry). Never run: it may be old, and it would run again on every
+   * (re)subscription.
+   */
+  readonly retained: boolean;
   /** The publisher's address, when the broker is embedded (for the source firewall). */
   readonly source: string | undefined;
 }
