@@ -14,7 +14,7 @@ import { Namespaces, tcState } from './netns.ts';
 
 const API = 'modelguard.io/v1alpha1';
 
-function snapshot(opts: { backend: string; qos?: Record<string, unknown> | undefined; version?: number }): Snapshot {
+function snapshot(opts: { backend: string; qos?: { interface: string; uplinkRate: string; shapePercent?: number }; version?: number }): Snapshot {
   const resources: ResourceInput[] = [
     { apiVersion: API, kind: 'Gateway', metadata: { name: 'default' }, spec: { auth: 'none', ...(opts.qos ? { trafficQoS: opts.qos } : {}) } },
     { apiVersion: API, kind: 'Backend', metadata: { name: 'cloud' }, spec: { endpoints: [{ url: opts.backend, slots: 1 }] } },
