@@ -21,11 +21,11 @@ function exec(argv: readonly string[], input: string | undefined, timeoutMs: num
   return new Promise((resolve, reject) => {
     const [cmd, ...args] = argv;
     if (cmd === undefined) throw new Error('empty tc command');
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: timeoutMs });
+    const child = spawn(cmd, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], timeout: timeoutMs });
     let out = '';
     let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
     child.on('error', (e: NodeJS.ErrnoException) =>
       reject(e.code === 'ENOENT' ? new TcError(`${cmd} not found: install iproute2 (Debian/Ubuntu: apt-get install iproute2)`, '') : e),
     );
@@ -33,7 +33,11 @@ function exec(argv: readonly string[], input: string | undefined, timeoutMs: num
       if (code === 0) resolve(out);
       else reject(new TcError(`${argv.join(' ')} failed: ${err.trim() || `exit ${String(code)}`}`, err));
     });
-    child.stdin.end(input ?? '');
+    if (input !== undefined && child.stdin !== null) {
+      // tc may exit before reading everything (a failed batch): its exit status tells, not EPIPE.
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(input);
+    }
   });
 }
 
