@@ -11,6 +11,7 @@ import { shapedRate } from '../qos/applier.ts';
 import { FILTER_PREFS, installCommands, removeCommands } from '../qos/plan.ts';
 import { showRate } from '../qos/rate.ts';
 import { configuredPorts, qosMatches } from '../qos/targets.ts';
+import { interfaceMtu } from '../qos/tc.ts';
 
 /** Whether this machine's kernel appears to have fq_codel (a module on disk, loaded, or built in). */
 export function kernelHasFqCodel(): boolean {
@@ -32,13 +33,15 @@ export async function qosPlan(config: string, leafOption: 'auto' | LeafKind): Pr
   const leaf: LeafKind = leafOption === 'auto' ? (kernelHasFqCodel() ? 'fq_codel' : 'pfifo') : leafOption;
   const matches = await qosMatches(s, configuredPorts(s));
   const shaped = shapedRate(q);
+  const mtu = interfaceMtu(q.interface);
   const lines = [
-    `# traffic QoS for ${q.interface}: shaped to ${showRate(shaped)} (${q.shapePercent}% of ${showRate(q.uplinkBitsPerSecond)}), ${leaf} leaves`,
+    `# traffic QoS for ${q.interface}: shaped to ${showRate(shaped)} (${q.shapePercent}% of ${showRate(q.uplinkBitsPerSecond)}), ${leaf} under inference`,
     '# class 4d47:10 inference (ahead), 4d47:20 everything else; both may use the whole shaped rate when the other is idle',
     ...matches.map((m) => `#   inference: ${m.kind === 'source-port' ? `from port ${m.port}` : `to ${m.address} port ${m.port}`} (${m.why})`),
     ...(matches.length === 0 ? ['#   no inference traffic crosses the uplink: every backend and listener is on loopback'] : []),
     `# filters use pref ${FILTER_PREFS[0]} (IPv4) and ${FILTER_PREFS[0] + 1} (IPv6); run as root, or with CAP_NET_ADMIN`,
-    ...installCommands({ device: q.interface, shapedBitsPerSecond: shaped, leaf, matches }).map((c) => `tc ${c.join(' ')}`),
+    `# MTU ${mtu} (this machine's ${q.interface}, or 1500 when it has none): sizes the default class's GSO splitter`,
+    ...installCommands({ device: q.interface, shapedBitsPerSecond: shaped, mtu, leaf, matches }).map((c) => `tc ${c.join(' ')}`),
     '# check it:   tc -s class show dev ' + q.interface,
     `# remove it:  ${removeCommands(q.interface).map((c) => `tc ${c.join(' ')}`).join('; ')}`,
   ];

@@ -13,7 +13,7 @@ import type { LeafKind, QosClassCounters, QosMatch, QosStatus, TcRunner } from '
 import { FILTER_PREFS, deleteFilterCommands, filterCommands, leafCommands, rateCommands, removeCommands, structureCommands } from './plan.ts';
 import { showRate } from './rate.ts';
 import { qosMatches, type ListenerPorts, type Resolver } from './targets.ts';
-import { TcCli, hasNetAdmin, isKernelDefault, isOurs, parseClassCounters, rootQdisc } from './tc.ts';
+import { TcCli, hasNetAdmin, interfaceMtu, isKernelDefault, isOurs, parseClassCounters, rootQdisc } from './tc.ts';
 
 export interface TrafficQosOptions {
   /** Ports the inference listeners are bound to. */
@@ -26,6 +26,8 @@ export interface TrafficQosOptions {
   readonly resolve?: Resolver;
   /** Leaf queue to try first (default fq_codel, falling back to pfifo where the kernel lacks it). */
   readonly leaf?: LeafKind;
+  /** The interface's MTU (default: /sys/class/net/<interface>/mtu, else 1500). */
+  readonly mtu?: (device: string) => number;
   /** How long counters read from the kernel are reused, ms (default 1000). */
   readonly countersMaxAgeMs?: number;
 }
@@ -141,7 +143,7 @@ export class TrafficQos {
       );
     }
     const shaped = shapedRate(want);
-    const plan = { device, shapedBitsPerSecond: shaped };
+    const plan = { device, shapedBitsPerSecond: shaped, mtu: (this.opts.mtu ?? interfaceMtu)(device) };
     const pref = FILTER_PREFS[0];
     try {
       await this.tc.batch(structureCommands(plan));
@@ -152,7 +154,7 @@ export class TrafficQos {
       this.counterCache = undefined;
       this.log(
         `traffic QoS: ${device} shaped to ${showRate(shaped)} (${want.shapePercent}% of ${showRate(want.uplinkBitsPerSecond)}); ` +
-          `inference class ahead of default, ${leaf} leaves; ${describe(matches)}`,
+          `inference class (${leaf}) ahead of default; ${describe(matches)}`,
       );
     } catch (err) {
       // Take back the part that was installed, so a failure leaves the device as it was.
@@ -161,7 +163,7 @@ export class TrafficQos {
     }
   }
 
-  private async addLeaves(plan: { device: string; shapedBitsPerSecond: number }): Promise<LeafKind> {
+  private async addLeaves(plan: { device: string; shapedBitsPerSecond: number; mtu: number }): Promise<LeafKind> {
     const first = this.opts.leaf ?? 'fq_codel';
     try {
       await this.tc.batch(leafCommands(plan, first));

@@ -7,7 +7,9 @@
  *   └─ htb 4d47: (root; unclassified → 4d47:20)
  *      └─ 4d47:1   rate = shaped ceil = shaped          shaped = uplinkRate × shapePercent
  *         ├─ 4d47:10 inference  rate 75% ceil 100% prio 0   ← u32 filters (the matches below)
+ *         │  └─ 4d48: fq_codel (or pfifo where the kernel has no fq_codel)
  *         └─ 4d47:20 default    rate 25% ceil 100% prio 1   ← everything else
+ *            └─ 4d49: tbf far above the rate: cuts GSO super-packets into frames (see plan.ts)
  */
 
 /** Major handle of every qdisc ModelGuard installs ("MG"): how it knows its own after a crash. */
@@ -29,12 +31,14 @@ export type QosMatch =
   /** Answers ModelGuard sends from one of its listeners (any peer). */
   | { readonly kind: 'source-port'; readonly port: number; readonly why: string };
 
-/** Leaf queue of each class: fq_codel where the kernel has it, else a short pfifo. */
+/** Leaf queue of the inference class: fq_codel where the kernel has it, else a short pfifo. */
 export type LeafKind = 'fq_codel' | 'pfifo';
 
 export interface QosPlanInput {
   readonly device: string;
   readonly shapedBitsPerSecond: number;
+  /** The interface's MTU (bytes, without the Ethernet header). */
+  readonly mtu: number;
   readonly leaf: LeafKind;
   readonly matches: readonly QosMatch[];
 }

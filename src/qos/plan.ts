@@ -48,11 +48,26 @@ export function rateCommands(p: Pick<QosPlanInput, 'device' | 'shapedBitsPerSeco
   return classCommands('change', p.device, p.shapedBitsPerSecond);
 }
 
-/** One leaf qdisc per class. */
-export function leafCommands(p: Pick<QosPlanInput, 'device' | 'shapedBitsPerSecond'>, leaf: LeafKind): TcCommand[] {
+/**
+ * The default class's leaf: a TBF that never limits (its rate is far above the class's ceil) but cuts
+ * GSO super-packets into single frames on enqueue. Without it a local bulk upload hands HTB 20-60 kB
+ * packets; HTB sends each whole and then owes the link their time, so an inference packet waits
+ * behind one (tens of ms at 10 Mbit/s) and the bursts build a queue in the modem after all.
+ * Measured (docs/traffic-qos.md): loaded RTT through the inference class 33 ms with a pfifo leaf,
+ * 0.07 ms with this one. Its burst holds two full frames, so no frame is ever too large for it.
+ */
+function splitterLeaf(p: Pick<QosPlanInput, 'shapedBitsPerSecond' | 'mtu'>): string[] {
+  const frame = p.mtu + 18; // Ethernet header and a VLAN tag
+  const burst = 2 * frame;
+  const limit = Math.max(4 * burst, Math.ceil((p.shapedBitsPerSecond / 8) * 0.1)); // 100 ms at the shaped rate
+  return ['tbf', 'rate', tcRate(Math.max(1e9, 2 * p.shapedBitsPerSecond)), 'burst', String(burst), 'limit', String(limit)];
+}
+
+/** The leaf qdiscs: `leaf` under the inference class, the GSO splitter under the default class. */
+export function leafCommands(p: Pick<QosPlanInput, 'device' | 'shapedBitsPerSecond' | 'mtu'>, leaf: LeafKind): TcCommand[] {
   return QOS_CLASSES.map((c, i): TcCommand => [
     'qdisc', 'add', 'dev', p.device, 'parent', classId(c.minor), 'handle', leafHandle(i),
-    ...(leaf === 'fq_codel' ? ['fq_codel'] : ['pfifo', 'limit', String(pfifoLimit(p.shapedBitsPerSecond))]),
+    ...(c.name === 'default' ? splitterLeaf(p) : leaf === 'fq_codel' ? ['fq_codel'] : ['pfifo', 'limit', String(pfifoLimit(p.shapedBitsPerSecond))]),
   ]);
 }
 

@@ -100,6 +100,16 @@ export function parseClassCounters(text: string): QosClassCounters[] {
   return out;
 }
 
+/** The MTU of an interface of this network namespace; 1500 when it cannot be read (not here, not Linux). */
+export function interfaceMtu(device: string, sysNet = '/sys/class/net'): number {
+  try {
+    const mtu = Number(readFileSync(`${sysNet}/${device}/mtu`, 'utf8').trim());
+    return Number.isInteger(mtu) && mtu >= 68 ? mtu : 1500;
+  } catch {
+    return 1500;
+  }
+}
+
 /** Whether this process may change traffic control (CAP_NET_ADMIN in its effective set). */
 export function hasNetAdmin(statusFile = '/proc/self/status'): boolean {
   try {

@@ -53,6 +53,7 @@ describe('traffic QoS applier (network namespace)', () => {
     assert.match(classes, /class htb 4d47:1 root rate 9500Kbit ceil 9500Kbit/);
     assert.match(classes, /class htb 4d47:10 parent 4d47:1 leaf 4d48: prio 0 rate 7125Kbit ceil 9500Kbit/);
     assert.match(classes, /class htb 4d47:20 parent 4d47:1 leaf 4d49: prio 1 rate 2375Kbit ceil 9500Kbit/);
+    assert.match(ns.exec(box, ['tc', 'qdisc', 'show', 'dev', dev]), /qdisc tbf 4d49: parent 4d47:20 rate 1Gbit burst 30\d\db/, 'the default class cuts GSO packets');
     let filters = ns.exec(box, ['tc', 'filter', 'show', 'dev', dev]);
     assert.match(filters, /match 0a4d0002\/ffffffff at 16/, 'destination 10.77.0.2');
     assert.match(filters, /match 00001f40\/0000ffff at 20/, 'destination port 8000');

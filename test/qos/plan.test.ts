@@ -88,6 +88,7 @@ describe('the plan', () => {
   const input = {
     device: 'eth0',
     shapedBitsPerSecond: 9_500_000,
+    mtu: 1500,
     leaf: 'pfifo' as const,
     matches: [
       { kind: 'destination' as const, address: '10.0.0.9', family: 4 as const, port: 8000, why: 'backend cloud' },
@@ -104,7 +105,7 @@ describe('the plan', () => {
         'class add dev eth0 parent 4d47:1 classid 4d47:10 htb rate 7125kbit ceil 9500kbit prio 0 quantum 89062',
         'class add dev eth0 parent 4d47:1 classid 4d47:20 htb rate 2375kbit ceil 9500kbit prio 1 quantum 29687',
         'qdisc add dev eth0 parent 4d47:10 handle 4d48: pfifo limit 79',
-        'qdisc add dev eth0 parent 4d47:20 handle 4d49: pfifo limit 79',
+        'qdisc add dev eth0 parent 4d47:20 handle 4d49: tbf rate 1000000kbit burst 3036 limit 118750',
         'filter add dev eth0 parent 4d47: protocol ip pref 10 u32 match ip protocol 6 0xff match ip dst 10.0.0.9/32 match ip dport 8000 0xffff flowid 4d47:10',
         'filter add dev eth0 parent 4d47: protocol ipv6 pref 11 u32 match ip6 protocol 6 0xff match ip6 dst fd00::7/128 match ip6 dport 9000 0xffff flowid 4d47:10',
       ],
@@ -173,7 +174,7 @@ describe('modelguard qos plan', () => {
       ].join('\n---\n'),
     );
     const out = execFileSync(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'modelguard.js'), 'qos', 'plan', '--config', file, '--leaf', 'pfifo'], { encoding: 'utf8' });
-    assert.match(out, /^# traffic QoS for mgqp0: shaped to 18 Mbit\/s \(90% of 20 Mbit\/s\), pfifo leaves/m);
+    assert.match(out, /^# traffic QoS for mgqp0: shaped to 18 Mbit\/s \(90% of 20 Mbit\/s\), pfifo under inference/m);
     assert.match(out, /#\s+inference: to 10\.66\.0\.2 port 8000 \(backend cloud\)/);
     const commands = out.split('\n').filter((l) => l.startsWith('tc ')).map((l) => l.slice(3));
     assert.ok(commands.length >= 7);
