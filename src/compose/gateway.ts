@@ -97,7 +97,11 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
       opts.onMqttError(err as Error);
     }
   }
-  const ports = { http: listenerPort(httpUrl), grpc: listenerPort(grpcUrl), mqtt: mqtt?.embedded ? listenerPort(mqtt.url) : undefined };
+  const ports = {
+    http: listenerPort(opts.http ?? snapshot.gateway.listeners.http, httpUrl),
+    grpc: listenerPort(opts.grpc ?? snapshot.gateway.listeners.grpc, grpcUrl),
+    mqtt: mqtt?.embedded ? listenerPort(opts.mqtt ?? mqttCfg?.url ?? '', mqtt.url) : undefined,
+  };
   const qos = await startTrafficQos(snapshot, ports, obs.metrics.registry, opts.qosLog ? { log: opts.qosLog } : {});
   return {
     httpUrl,

@@ -152,7 +152,10 @@ export async function startBroker(snapshot: Snapshot, opts: BrokerOptions = {}):
     },
     opts.admin ?? snapshot.gateway.listeners.admin,
   );
-  const ports = { broker: listenerPort(c.urls[0]), mqtt: mqtt?.embedded ? listenerPort(mqtt.url) : undefined };
+  const ports = {
+    broker: listenerPort(opts.listen ?? snapshot.gateway.listeners.broker, c.urls[0]),
+    mqtt: mqtt?.embedded ? listenerPort(opts.mqtt ?? mqttCfg?.url ?? '', mqtt.url) : undefined,
+  };
   const qos = await startTrafficQos(snapshot, ports, c.observers.metrics.registry, opts.qosLog ? { log: opts.qosLog } : {});
   return {
     broker,

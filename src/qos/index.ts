@@ -12,18 +12,23 @@ import type { ListenerPorts } from './targets.ts';
 export { TrafficQos } from './applier.ts';
 export type { QosStatus, QosClassCounters } from './contract.ts';
 
-/** The port of a bound listener URL, or undefined when it is bound to loopback (never on the uplink). */
-export function listenerPort(url: string | undefined): number | undefined {
-  if (url === undefined) return undefined;
-  try {
-    const u = new URL(url);
-    const host = u.hostname.replace(/^\[|\]$/g, '');
-    if (host === 'localhost' || host === '::1' || host.startsWith('127.')) return undefined;
-    return u.port === '' ? undefined : Number(u.port);
-  } catch {
-    // gRPC targets are host:port without a scheme
-    return listenerPort(`tcp://${url}`);
-  }
+const LOOPBACK = (host: string): boolean => host === 'localhost' || host === '::1' || host.startsWith('127.');
+
+/** The host of `host:port`, `[v6]:port` or a URL. */
+function hostOf(address: string): string {
+  const m = /^(?:[a-z]+:\/\/)?(?:\[([^\]]+)\]|([^:/]*))(?::\d+)?/i.exec(address);
+  return m?.[1] ?? m?.[2] ?? '';
+}
+
+/**
+ * The port a listener is bound to, from the address it was configured with (`0.0.0.0:8080`, or a
+ * URL) and the URL it reports after binding (which names 127.0.0.1 for a wildcard and the real port
+ * for port 0). Undefined for a loopback listener: its answers never cross the uplink.
+ */
+export function listenerPort(configured: string, bound: string | undefined): number | undefined {
+  if (bound === undefined || LOOPBACK(hostOf(configured))) return undefined;
+  const port = /:(\d+)\/?$/.exec(bound)?.[1];
+  return port === undefined ? undefined : Number(port);
 }
 
 /**

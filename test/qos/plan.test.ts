@@ -14,6 +14,7 @@ import { deleteFilterCommands, filterCommands, installCommands, removeCommands }
 import { parseRate } from '../../src/qos/rate.ts';
 import { configuredPorts, qosMatches } from '../../src/qos/targets.ts';
 import { hasNetAdmin, parseClassCounters } from '../../src/qos/tc.ts';
+import { listenerPort } from '../../src/qos/index.ts';
 import { Namespaces } from './netns.ts';
 
 const API = 'modelguard.io/v1alpha1';
@@ -81,6 +82,19 @@ describe('which packets are inference traffic', () => {
     assert.deepEqual(await qosMatches(ext, configuredPorts(ext)), [{ kind: 'destination', address: '10.0.0.5', family: 4, port: 1883, why: 'MQTT broker' }]);
     const emb = compileResources(resources({ listeners: { http: '127.0.0.1:8080', grpc: '127.0.0.1:8081', broker: '127.0.0.1:8010' }, mqtt: { url: 'mqtt://0.0.0.0:1884', embedded: true } }, ['http://127.0.0.1:1']), { version: 1 }).snapshot;
     assert.deepEqual(await qosMatches(emb, configuredPorts(emb)), [{ kind: 'source-port', port: 1884, why: 'answers of the mqtt listener' }]);
+  });
+});
+
+describe('bound listener ports', () => {
+  it('takes the port from the bound URL and loopback-ness from the configured address', () => {
+    assert.equal(listenerPort('0.0.0.0:0', 'http://127.0.0.1:43063'), 43063, 'a wildcard listener is reported as 127.0.0.1');
+    assert.equal(listenerPort('[::]:8081', '[::1]:8081'), 8081);
+    assert.equal(listenerPort('10.0.0.1:8080', 'http://10.0.0.1:8080'), 8080);
+    assert.equal(listenerPort('127.0.0.1:8080', 'http://127.0.0.1:8080'), undefined);
+    assert.equal(listenerPort('[::1]:8080', 'http://[::1]:8080'), undefined);
+    assert.equal(listenerPort('mqtt://0.0.0.0:1883', 'mqtt://127.0.0.1:1883'), 1883);
+    assert.equal(listenerPort('mqtt://localhost:1883', 'mqtt://127.0.0.1:1883'), undefined);
+    assert.equal(listenerPort('0.0.0.0:8080', undefined), undefined);
   });
 });
 
