@@ -79,14 +79,18 @@ interface PanelElement {
 }
 declare const document: { getElementById(id: string): PanelElement | null; querySelector(sel: string): PanelElement | null; createElement(tag: string): PanelElement };
 
-/** Polls /metrics and keeps the panel (created on first reading) up to date. */
-export function followQos(token: string | undefined, everyMs = 2000): void {
+/**
+ * Polls /metrics and keeps the panel (created on first reading) up to date: every `everyMs` while
+ * QoS is configured, every `idleMs` while it is not (a reload may add it), so a page without QoS
+ * costs the server one scrape in half a minute.
+ */
+export function followQos(token: string | undefined, everyMs = 2000, idleMs = 30_000): void {
   let prev: { reading: QosReading; at: number } | undefined;
-  const poll = async (): Promise<void> => {
+  const poll = async (): Promise<boolean> => {
     const res = await fetch(token === undefined ? '/metrics' : `/metrics?token=${token}`);
-    if (!res.ok) return;
+    if (!res.ok) return false;
     const reading = parseQosMetrics(await res.text());
-    if (reading === undefined) return;
+    if (reading === undefined) return false;
     let panel = document.getElementById('qos');
     if (panel === null) {
       panel = document.createElement('section');
@@ -98,8 +102,13 @@ export function followQos(token: string | undefined, everyMs = 2000): void {
     const at = Date.now();
     if (panel !== null) panel.innerHTML = renderQos(reading, prev?.reading, prev === undefined ? 0 : (at - prev.at) / 1000);
     prev = { reading, at };
+    return true;
   };
-  const tick = (): void => void poll().catch(() => undefined);
+  const tick = (): void => {
+    poll().then(
+      (configured) => setTimeout(tick, configured ? everyMs : idleMs),
+      () => setTimeout(tick, idleMs),
+    );
+  };
   tick();
-  setInterval(tick, everyMs);
 }
