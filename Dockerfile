@@ -9,9 +9,10 @@ COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 FROM node:20-slim
-# iptables for the injected init container's traffic redirect (the proxy itself never needs it).
+# iptables for the injected init container's traffic redirect (the proxy itself never needs it); iproute2
+# (tc) for the broker's optional uplink shaping (Gateway.spec.trafficQoS, deploy/overlays/traffic-qos).
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iptables \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iptables iproute2 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV NODE_ENV=production

@@ -9,6 +9,8 @@ needs=(
   "/usr/bin/mosquitto_sub mosquitto-clients"   # test/mqtt/hint.test.ts runs the mosquitto_sub/_pub line `modelguard up` prints
   "/usr/bin/openssl openssl"                   # offload link and proxy↔broker mTLS tests make their own CA
   "/usr/bin/kubectl kubernetes-client"         # kubectl renders deploy/base in test/k8s
+  "/usr/sbin/tc iproute2"                      # test/qos: tc and ip netns (network namespaces, run as root)
+  "/usr/bin/python3 python3"                   # test/qos: the bulk uploads and their sink
 )
 missing=()
 for line in "${needs[@]}"; do

@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from '../config/index.ts';
 import { demoModelCommand } from '../demo/index.ts';
 import { appSnippet, createKey } from '../security/keys.ts';
 import { printStatus } from './status.ts';
+import { qosCommand } from './qos.ts';
 import { top } from './top.ts';
 import { up } from './up.ts';
 import { runBroker, runController, runProxy, secret, type Running } from './roles.ts';
@@ -202,5 +203,6 @@ function optional<K extends string>(key: K, value: string | undefined): Partial<
 }
 
 program.addCommand(demoModelCommand());
+program.addCommand(qosCommand(fail));
 
 await program.parseAsync(process.argv);

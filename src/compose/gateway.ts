@@ -16,6 +16,7 @@ import type { LiveFeed } from '../observability/live.ts';
 import type { Tracer } from '../observability/tracing.ts';
 import { closeServer, listen } from './listen.ts';
 import { observe } from './observe.ts';
+import { listenerPort, startTrafficQos, type TrafficQos } from '../qos/index.ts';
 
 export interface GatewayOptions {
   /** Override listener addresses (tests use 127.0.0.1:0). */
@@ -30,6 +31,8 @@ export interface GatewayOptions {
    * then runs without MQTT. Without it, startGateway fails.
    */
   readonly onMqttError?: (err: Error) => void;
+  /** Where traffic QoS reports what it installed or why it is off (default stderr). */
+  readonly qosLog?: (line: string) => void;
 }
 
 export interface Gateway {
@@ -47,6 +50,8 @@ export interface Gateway {
   readonly live: LiveFeed;
   readonly accessLog: AccessLog;
   readonly tracer: Tracer;
+  /** Uplink shaping by the kernel (Gateway.spec.trafficQoS). */
+  readonly qos: TrafficQos;
   /** Swaps configuration without dropping queued or in-flight work. */
   reload(next: Snapshot): void;
   close(): Promise<void>;
@@ -92,6 +97,12 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
       opts.onMqttError(err as Error);
     }
   }
+  const ports = {
+    http: listenerPort(opts.http ?? snapshot.gateway.listeners.http, httpUrl),
+    grpc: listenerPort(opts.grpc ?? snapshot.gateway.listeners.grpc, grpcUrl),
+    mqtt: mqtt?.embedded ? listenerPort(opts.mqtt ?? mqttCfg?.url ?? '', mqtt.url) : undefined,
+  };
+  const qos = await startTrafficQos(snapshot, ports, obs.metrics.registry, opts.qosLog ? { log: opts.qosLog } : {});
   return {
     httpUrl,
     grpcUrl,
@@ -104,10 +115,15 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
     live: obs.live,
     accessLog: obs.accessLog,
     tracer: obs.tracer,
+    qos,
     reload: (next) => {
       pipeline.apply(next);
       obs.reload(next);
+      void qos.apply(next);
     },
-    close,
+    close: async () => {
+      await close();
+      await qos.stop(); // last: answers still in flight keep their priority until the listeners are closed
+    },
   };
 }

@@ -16,6 +16,7 @@ import { ListenerTls, checkTlsSwitch, readBrokerTls } from '../link/tls.ts';
 import { RemoteBroker, type LinkClientTls } from '../link/remote.ts';
 import { closeServer, listen } from './listen.ts';
 import { observe, type Observers } from './observe.ts';
+import { listenerPort, startTrafficQos, type TrafficQos } from '../qos/index.ts';
 
 export interface Role {
   readonly pipeline: Pipeline;
@@ -36,6 +37,8 @@ export interface BrokerRole extends Role {
   readonly mqttUrl: string | undefined;
   /** Reads the brokerTls files again (SIGHUP); undefined on a plain HTTP broker listener. */
   readonly tls: ListenerTls | undefined;
+  /** Uplink shaping by the kernel (Gateway.spec.trafficQoS). */
+  readonly qos: TrafficQos;
 }
 
 export interface ProxyRole extends Role {
@@ -117,6 +120,8 @@ export interface BrokerOptions {
   readonly mqtt?: string;
   /** How often the brokerTls files are checked for changes, ms (default 2000). */
   readonly tlsWatchMs?: number;
+  /** Where traffic QoS reports what it installed or why it is off (default stderr). */
+  readonly qosLog?: (line: string) => void;
 }
 
 export async function startBroker(snapshot: Snapshot, opts: BrokerOptions = {}): Promise<BrokerRole> {
@@ -147,6 +152,11 @@ export async function startBroker(snapshot: Snapshot, opts: BrokerOptions = {}):
     },
     opts.admin ?? snapshot.gateway.listeners.admin,
   );
+  const ports = {
+    broker: listenerPort(opts.listen ?? snapshot.gateway.listeners.broker, c.urls[0]),
+    mqtt: mqtt?.embedded ? listenerPort(opts.mqtt ?? mqttCfg?.url ?? '', mqtt.url) : undefined,
+  };
+  const qos = await startTrafficQos(snapshot, ports, c.observers.metrics.registry, opts.qosLog ? { log: opts.qosLog } : {});
   return {
     broker,
     pipeline: c.pipeline,
@@ -155,6 +165,7 @@ export async function startBroker(snapshot: Snapshot, opts: BrokerOptions = {}):
     linkUrl: c.urls[0] as string,
     mqttUrl: c.urls[1],
     tls,
+    qos,
     get current() {
       return broker.current;
     },
@@ -164,8 +175,12 @@ export async function startBroker(snapshot: Snapshot, opts: BrokerOptions = {}):
       const install = next.gateway.brokerTls ? tls?.prepare(next.gateway.brokerTls) : undefined;
       c.reload(next);
       install?.();
+      void qos.apply(next);
     },
-    close: c.close,
+    close: async () => {
+      await c.close();
+      await qos.stop();
+    },
   };
 }
 

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { DEFAULT_GROUP } from '../core/snapshot.ts';
 import type { AppSnapshot, BackendSnapshot, GatewaySnapshot, GroupSnapshot, ModelSnapshot, OffloadSnapshot, Snapshot, SourcesSnapshot } from '../core/snapshot.ts';
 import type { RemoteWriteSnapshot } from '../core/snapshot.ts';
+import { parseRate } from '../qos/rate.ts';
 import { DEFAULTS, GatewaySpecSchema, ServiceGroupSpecSchema, durationMs, sizeBytes } from './schema.ts';
 import type { App, Backend, Gateway, Model, Resource, ServiceGroup } from './schema.ts';
 
@@ -86,6 +87,9 @@ function compileGateway(g: Gateway | undefined): GatewaySnapshot {
     nodeTokenHashes: spec.nodeTokens.map((t) => t.sha256).sort(),
     // Left out when not configured, so a configuration without it keeps its hash.
     ...(spec.metrics?.remoteWrite === undefined ? {} : { metrics: { remoteWrite: compileRemoteWrite(spec.metrics.remoteWrite) } }),
+    ...(spec.trafficQoS === undefined
+      ? {}
+      : { trafficQoS: { interface: spec.trafficQoS.interface, uplinkBitsPerSecond: parseRate(spec.trafficQoS.uplinkRate) ?? 0, shapePercent: spec.trafficQoS.shapePercent } }),
     ...(spec.brokerTls === undefined ? {} : { brokerTls: { cert: spec.brokerTls.cert, key: spec.brokerTls.key, clientCa: spec.brokerTls.clientCa } }),
     ...(spec.jwt === undefined
       ? {}

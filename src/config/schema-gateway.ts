@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { dnsName, duration, hostPort, httpUrl, mqttUrl, sha256Hex, show, size, splitHostPort, withHint } from './primitives.ts';
+import { parseRate } from '../qos/rate.ts';
 import { ACCESS_LOG_LEVELS, AUTH_MODES, Credentials, D, FAIRNESS, Metadata, Sources, Tls, apiVersion, ref } from './schema-common.ts';
 
 const WILDCARDS = new Set(['0.0.0.0', '::']);
@@ -165,6 +166,30 @@ const CertificateName = z
   .max(253)
   .regex(/^[!-)+-~]+$/, { error: (i) => withHint(`expected one certificate name in printable ASCII without spaces or wildcards, got ${show(i.input)}`, 'for example "proxy-a.box-a" (a DNS SAN or the CN of the proxy\'s certificate)') });
 
+/** Shaping of the uplink by the host kernel (src/qos, docs/traffic-qos.md). */
+const TrafficQos = z
+  .strictObject({
+    interface: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,14}$/, { error: (i) => withHint(`expected a network interface name (at most 15 characters), got ${show(i.input)}`, 'the uplink as `ip link` names it, e.g. eth0 or wwan0') })
+      .describe('network interface of the uplink whose outgoing traffic is shaped, e.g. eth0 or wwan0; required'),
+    uplinkRate: z
+      .string()
+      .regex(/^\d+(?:\.\d+)?(?:bit|[kKmMgG]bit)$/, { error: (i) => withHint(`expected a rate in bits per second, got ${show(i.input)}`, 'for example "10Mbit", "512kbit" or "1Gbit" (bytes per second are not accepted)') })
+      .describe('what the uplink really carries upstream (its slowest hop), e.g. 10Mbit; required'),
+    shapePercent: z
+      .int()
+      .min(50)
+      .max(100)
+      .default(95)
+      .describe('shape to this percentage of uplinkRate, so that the queue forms in ModelGuard\'s qdisc and not in the modem; default 95'),
+  })
+  .superRefine((q, ctx) => {
+    if (/^\d/.test(q.uplinkRate) && parseRate(q.uplinkRate) === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['uplinkRate'], message: withHint(`${q.uplinkRate} is below 8kbit`, 'give the uplink\'s real upstream rate, e.g. "2Mbit"') });
+    }
+  });
+
 export const GatewaySpecSchema = z.strictObject({
   listeners: Listeners.prefault({}).describe('listen addresses "host:port"; defaults below'),
   auth: z.enum(AUTH_MODES).default(D.gateway.auth).describe(`apiKey: every request needs an app key; none: trusted networks and demos only; default ${D.gateway.auth}`),
@@ -232,6 +257,7 @@ export const GatewaySpecSchema = z.strictObject({
     .describe('tokens brokers and proxies present to a controller; required when the controller listens beyond loopback; default none'),
   jwt: Jwt.optional().describe('accept signed JWTs (Authorization: Bearer) besides API keys; default off'),
   brokerTls: BrokerTls.optional().describe('serve the broker listener over HTTPS and require a client certificate signed by clientCa from every proxy; default off (plain HTTP)'),
+  trafficQoS: TrafficQos.optional().describe("shape the uplink's outgoing traffic with Linux traffic control so that inference goes ahead of bulk (needs CAP_NET_ADMIN; `modelguard qos plan` prints the commands); default off"),
 });
 
 export const GatewaySchema = z.strictObject({

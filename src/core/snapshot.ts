@@ -158,6 +158,17 @@ export interface GatewaySnapshot {
   readonly metrics?: MetricsSnapshot;
   /** Mutual TLS on the broker listener (PEM file paths); absent when the listener is plain HTTP. */
   readonly brokerTls?: BrokerTlsSnapshot;
+  /** Uplink shaping by the host kernel (src/qos); absent when not configured. */
+  readonly trafficQoS?: TrafficQosSnapshot;
+}
+
+export interface TrafficQosSnapshot {
+  /** Network interface whose egress is shaped. */
+  readonly interface: string;
+  /** What the uplink carries upstream, bits per second. */
+  readonly uplinkBitsPerSecond: number;
+  /** Shaped to this percentage of the uplink rate. */
+  readonly shapePercent: number;
 }
 
 /** Metrics pushed out of the box (src/observability/remote-write.ts). */

@@ -6,6 +6,7 @@ import type { AppView, EndpointView, ErrorView, GroupView, LiveView, ModelView, 
 import { latencyRange, meter, slotBoxes, sparkline, stackBar, stackedArea } from './charts.ts';
 import { body, byId, setTitle, subscribe } from './dom.ts';
 import { clock, count, duration, esc, ms, num, pct } from './format.ts';
+import { followQos } from './qos.ts';
 
 const PALETTE = ['#4cc9f0', '#f7b801', '#f15bb5', '#9b5de5', '#00f5d4', '#fb5607', '#80ed99', '#ff8fa3'];
 const CODE_COLORS: Readonly<Record<string, string>> = {
@@ -183,6 +184,7 @@ const token = /[?&]token=([^&]*)/.exec(location.search)?.[1];
 const events = subscribe(token === undefined ? '/api/v1/events' : `/api/v1/events?token=${token}`);
 events.onmessage = (e) => render(JSON.parse(e.data) as LiveView);
 events.onerror = () => setLive('down', 'disconnected · retrying');
+followQos(token);
 setInterval(() => {
   if (lastUpdate > 0 && Date.now() - lastUpdate > 3000) setLive('stale', `no update since ${clock(lastUpdate)}`);
 }, 1000);

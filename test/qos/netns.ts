@@ -1,0 +1,57 @@
+/**
+ * Network namespaces for the QoS tests: made with unique names, remembered, and deleted in after()
+ * even when a test failed (deleting a namespace takes its veths and qdiscs with it).
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+
+export function sh(args: readonly string[], input?: string): string {
+  const [cmd, ...rest] = args;
+  return execFileSync(cmd as string, rest, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], ...(input === undefined ? {} : { input }) });
+}
+
+export class Namespaces {
+  private readonly made: string[] = [];
+  /** Short and unique per test process and run: `mgq<hex>-<name>`. */
+  readonly prefix = `mgq${randomBytes(3).toString('hex')}`;
+
+  create(name: string): string {
+    const ns = `${this.prefix}-${name}`;
+    sh(['ip', 'netns', 'add', ns]);
+    this.made.push(ns);
+    sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+    return ns;
+  }
+
+  /** A veth pair between two namespaces, addressed and up. */
+  link(a: { ns: string; dev: string; addr: string }, b: { ns: string; dev: string; addr: string }): void {
+    sh(['ip', '-n', a.ns, 'link', 'add', a.dev, 'type', 'veth', 'peer', 'name', b.dev, 'netns', b.ns]);
+    for (const end of [a, b]) {
+      sh(['ip', '-n', end.ns, 'addr', 'add', end.addr, 'dev', end.dev]);
+      sh(['ip', '-n', end.ns, 'link', 'set', end.dev, 'up']);
+    }
+  }
+
+  exec(ns: string, args: readonly string[], input?: string): string {
+    return sh(['ip', 'netns', 'exec', ns, ...args], input);
+  }
+
+  cleanup(): void {
+    for (const ns of this.made.splice(0).reverse()) {
+      try {
+        sh(['ip', 'netns', 'del', ns]);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+/** What a device's traffic control looks like, for before/after comparisons. */
+export function tcState(ns: Namespaces, netns: string, dev: string): { qdisc: unknown; classes: string; filters: string } {
+  return {
+    qdisc: JSON.parse(ns.exec(netns, ['tc', '-j', 'qdisc', 'show', 'dev', dev])) as unknown,
+    classes: ns.exec(netns, ['tc', 'class', 'show', 'dev', dev]),
+    filters: ns.exec(netns, ['tc', 'filter', 'show', 'dev', dev]),
+  };
+}
