@@ -1,6 +1,8 @@
 /** The `modelguard` command line. Each subcommand is a thin composition of library parts. */
 import { Command } from 'commander';
+import { ListenError, type ListenerKind } from '../compose/listen.ts';
 import { ConfigError, loadConfig } from '../config/index.ts';
+import { DEFAULTS } from '../config/schema-common.ts';
 import { demoModelCommand } from '../demo/index.ts';
 import { appSnippet, createKey } from '../security/keys.ts';
 import { printStatus } from './status.ts';
@@ -8,10 +10,30 @@ import { top } from './top.ts';
 import { up } from './up.ts';
 import { runBroker, runController, runProxy, secret, type Running } from './roles.ts';
 
-function fail(err: unknown): never {
+/** Each command's flag for each listener, named when that listener cannot bind. */
+const LISTEN_FLAGS = {
+  up: { http: '--http', grpc: '--grpc', admin: '--admin' },
+  controller: { controller: '--admin', webhook: '--webhook' },
+  broker: { broker: '--listen', admin: '--admin' },
+  proxy: { http: '--listen', grpc: '--grpc', admin: '--admin' },
+} as const satisfies Record<string, Partial<Record<ListenerKind, string>>>;
+
+function fail(err: unknown, flags?: Partial<Record<ListenerKind, string>>): never {
+  if (err instanceof ListenError) err.withFlag(flags?.[err.listener]);
   if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
   else process.stderr.write(`modelguard: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
+}
+
+const ROLE_HELP = Object.entries(DEFAULTS.gateway.adminByRole).map(([r, a]) => `${r} ${a}`).join(', ');
+
+/** The admin URL `status` and `top` read: --admin, else the default of --role (default up). */
+function adminUrl(o: { admin?: string; role?: string }): string {
+  if (o.admin !== undefined) return o.admin;
+  const role = o.role ?? 'up';
+  const addr = (DEFAULTS.gateway.adminByRole as Record<string, string>)[role];
+  if (addr === undefined) throw new Error(`--role ${role} is not a role; use one of: ${ROLE_HELP}`);
+  return `http://${addr}`;
 }
 
 const program = new Command('modelguard').description('Inference governance for edge computing').version('0.1.0');
@@ -36,7 +58,7 @@ program
       process.once('SIGINT', shutdown);
       process.once('SIGTERM', shutdown);
     } catch (err) {
-      fail(err);
+      fail(err, LISTEN_FLAGS.up);
     }
   });
 
@@ -73,12 +95,13 @@ keys
 program
   .command('status')
   .description('what is running and how the accelerator is shared')
-  .option('--admin <url>', 'admin listener URL', 'http://127.0.0.1:9090')
+  .option('--admin <url>', `admin listener URL (default up's, http://${DEFAULTS.gateway.adminByRole.up}; see --role)`)
+  .option('--role <role>', `the default admin port of a role on this box: ${ROLE_HELP}`)
   .option('--token <token>', 'admin token (or MODELGUARD_ADMIN_TOKEN)')
-  .action(async (o: { admin: string; token?: string }) => {
+  .action(async (o: { admin?: string; role?: string; token?: string }) => {
     try {
       if (o.token) process.env['MODELGUARD_ADMIN_TOKEN'] = o.token;
-      await printStatus(o.admin);
+      await printStatus(adminUrl(o));
     } catch (err) {
       fail(err);
     }
@@ -87,20 +110,21 @@ program
 program
   .command('top')
   .description('the live view of the dashboard in a terminal (q quits)')
-  .option('--admin <url>', 'admin listener URL', 'http://127.0.0.1:9090')
+  .option('--admin <url>', `admin listener URL (default up's, http://${DEFAULTS.gateway.adminByRole.up}; see --role)`)
+  .option('--role <role>', `the default admin port of a role on this box: ${ROLE_HELP}`)
   .option('-n, --iterations <n>', 'draw n frames and exit', (v: string) => Number.parseInt(v, 10))
   .option('--token <token>', 'admin token (or MODELGUARD_ADMIN_TOKEN)')
-  .action(async (o: { admin: string; iterations?: number; token?: string }) => {
+  .action(async (o: { admin?: string; role?: string; iterations?: number; token?: string }) => {
     try {
       if (o.token) process.env['MODELGUARD_ADMIN_TOKEN'] = o.token;
-      await top(o.admin, o.iterations === undefined ? {} : { iterations: o.iterations });
+      await top(adminUrl(o), o.iterations === undefined ? {} : { iterations: o.iterations });
     } catch (err) {
       fail(err);
     }
   });
 
 /** Runs until SIGINT/SIGTERM, then stops cleanly. */
-function serve(start: () => Promise<Running>): Promise<void> {
+function serve(start: () => Promise<Running>, flags: Partial<Record<ListenerKind, string>>): Promise<void> {
   return Promise.resolve().then(start).then(
     (r) => {
       const shutdown = (): void => {
@@ -112,7 +136,7 @@ function serve(start: () => Promise<Running>): Promise<void> {
       process.once('SIGINT', shutdown);
       process.once('SIGTERM', shutdown);
     },
-    (err: unknown) => fail(err),
+    (err: unknown) => fail(err, flags),
   );
 }
 
@@ -136,6 +160,7 @@ program
         ...(o.admin ? { admin: o.admin } : {}),
         ...(o.heartbeat ? { heartbeatMs: o.heartbeat } : {}),
       }),
+      LISTEN_FLAGS.controller,
     ),
   );
 
@@ -150,7 +175,7 @@ program
   .option('--mqtt <url>', 'MQTT broker URL, or where the embedded broker listens (overrides the Gateway)')
   .option('--node-token-file <path>', 'token for the controller (or MODELGUARD_NODE_TOKEN)')
   .action((o: { controller?: string; config?: string; name?: string; listen?: string; admin?: string; mqtt?: string; nodeTokenFile?: string }) =>
-    serve(() => runBroker({ ...o, ...optional('nodeToken', secret(o.nodeTokenFile, 'MODELGUARD_NODE_TOKEN')) })),
+    serve(() => runBroker({ ...o, ...optional('nodeToken', secret(o.nodeTokenFile, 'MODELGUARD_NODE_TOKEN')) }), LISTEN_FLAGS.broker),
   );
 
 program
@@ -194,6 +219,7 @@ program
           ...optional('token', secret(o.tokenFile, 'MODELGUARD_PROXY_TOKEN')),
           ...optional('nodeToken', secret(o.nodeTokenFile, 'MODELGUARD_NODE_TOKEN')),
         }),
+        LISTEN_FLAGS.proxy,
       ),
   );
 

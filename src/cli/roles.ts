@@ -12,7 +12,7 @@ import { withVersion } from '../config/compile.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import { followBrokerTls, followProxyTls, proxyTls } from './tls.ts';
 import { startBroker, startProxy, type Role } from '../compose/roles.ts';
-import { closeServer, listen, parseListen } from '../compose/listen.ts';
+import { adminAddress, bound, closeServer, listen, parseListen } from '../compose/listen.ts';
 import { Controller } from '../controller/controller.ts';
 import { createControllerServer } from '../controller/server.ts';
 import { NodeAgent } from '../controller/agent.ts';
@@ -58,7 +58,7 @@ export async function runController(o: ControllerCliOptions): Promise<Running & 
   await controller.start();
   const full = controller.current;
   if (!full) throw new Error(`no valid configuration from ${source.description}; the controller needs one to start (see the errors above)`);
-  const addr = o.admin ?? full.gateway.listeners.admin;
+  const addr = o.admin ?? adminAddress(full.gateway, 'controller');
   if (!isLoopback(addr) && (full.gateway.nodeTokenHashes.length === 0 || full.gateway.adminTokenHashes.length === 0)) {
     const missing = full.gateway.nodeTokenHashes.length === 0 ? 'Gateway.spec.nodeTokens' : 'Gateway.spec.adminTokens';
     const text = `the controller listens on ${addr}, beyond loopback, without ${missing}; add them (\`modelguard keys create\` prints a token and its sha256), or listen on 127.0.0.1`;
@@ -67,13 +67,14 @@ export async function runController(o: ControllerCliOptions): Promise<Running & 
     process.stderr.write(`warning: ${text}\n`);
   }
   const server = createControllerServer(controller);
-  const url = await listen(server, addr);
+  const url = await listen(server, addr, 'controller');
   log(`ModelGuard controller is up: configuration version ${full.version} (${full.hash.slice(0, 12)}) from ${source.description}`);
   log(`  controller      ${url}   (node API, /api/v1/nodes, /api/v1/config, /metrics)`);
   let webhook: { url: string; stop: () => Promise<void> } | undefined;
   if (k8s && o.webhook && o.kubernetes) {
     const ns = o.kubernetes.namespace;
-    webhook = await startWebhook({ source: k8s, namespace: ns, listen: o.webhook, controllerUrl: `http://modelguard-controller.${ns}.svc:${parseListen(addr).port}`, log });
+    const hook = o.webhook;
+    webhook = await bound('webhook', hook, () => startWebhook({ source: k8s, namespace: ns, listen: hook, controllerUrl: `http://modelguard-controller.${ns}.svc:${parseListen(addr).port}`, log }));
     log(`  webhook         ${webhook.url}   (sidecar injection, TLS)`);
   }
   const onHup = (): void => void controller.reload('SIGHUP');

@@ -5,6 +5,7 @@
  */
 import { watch } from 'node:fs';
 import { compileResources, ConfigError, loadConfig } from '../config/index.ts';
+import { DEFAULTS } from '../config/schema-common.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import { startGateway, type Gateway } from '../compose/gateway.ts';
 import { startModelServer, type ModelServer } from '../demo/index.ts';
@@ -39,7 +40,7 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
     snapshot = (await loadConfig(opts.config)).snapshot;
   } else {
     modelServer = await startModelServer({ mode: 'onnx', slots: 2 });
-    const demo = demoResources(modelServer.url, { http: opts.http ?? '127.0.0.1:8080', grpc: opts.grpc ?? '127.0.0.1:8081', admin: opts.admin ?? '127.0.0.1:9090' });
+    const demo = demoResources(modelServer.url, { http: opts.http ?? '127.0.0.1:8080', ...(opts.grpc === undefined ? {} : { grpc: opts.grpc }), admin: opts.admin ?? DEFAULTS.gateway.adminByRole.up });
     snapshot = compileResources(demo.resources, { version: 1, sources: ['<embedded demo>'] }).snapshot;
     demoKeys = demo.keys;
   }

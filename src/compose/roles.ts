@@ -14,7 +14,7 @@ import { startMqttIngress, type MqttIngress } from '../adapters/mqtt/ingress.ts'
 import { createLinkServer } from '../link/server.ts';
 import { ListenerTls, checkTlsSwitch, readBrokerTls } from '../link/tls.ts';
 import { RemoteBroker, type LinkClientTls } from '../link/remote.ts';
-import { closeServer, listen } from './listen.ts';
+import { adminAddress, bound, closeServer, listen, type ListenerKind } from './listen.ts';
 import { observe, type Observers } from './observe.ts';
 
 export interface Role {
@@ -51,13 +51,13 @@ interface Listener {
   close(): Promise<void>;
 }
 
-function httpListener(server: Server, addr: string): Listener {
-  return { start: () => listen(server, addr), close: () => (server.listening ? closeServer(server) : Promise.resolve()) };
+function httpListener(server: Server, addr: string, kind: ListenerKind): Listener {
+  return { start: () => listen(server, addr, kind), close: () => (server.listening ? closeServer(server) : Promise.resolve()) };
 }
 
 /** The broker listener; with brokerTls an https:// URL, and its files followed while it listens. */
 function linkListener(server: Server, addr: string, tls: ListenerTls | undefined, watchMs: number | undefined): Listener {
-  const plain = httpListener(server, addr);
+  const plain = httpListener(server, addr, 'broker');
   if (tls === undefined) return plain;
   return {
     start: async () => {
@@ -80,7 +80,7 @@ async function compose(
   const pipeline = new Pipeline(plane);
   const observers = observe(pipeline);
   const own = listeners(pipeline);
-  const adminListener = httpListener(observers.adminServer, admin);
+  const adminListener = httpListener(observers.adminServer, admin, 'admin');
   plane.start();
   const closeAll = async (): Promise<void> => {
     observers.closeStreams();
@@ -145,7 +145,7 @@ export async function startBroker(snapshot: Snapshot, opts: BrokerOptions = {}):
       }
       return own;
     },
-    opts.admin ?? snapshot.gateway.listeners.admin,
+    opts.admin ?? adminAddress(snapshot.gateway, 'broker'),
   );
   return {
     broker,
@@ -188,11 +188,11 @@ export async function startProxy(snapshot: Snapshot, opts: ProxyOptions): Promis
     (pipeline) => {
       const grpc = createGrpcServer(pipeline);
       return [
-        httpListener(createHttpServer(pipeline), opts.http ?? snapshot.gateway.listeners.http),
-        { start: () => listenGrpc(grpc.server, opts.grpc ?? snapshot.gateway.listeners.grpc), close: () => closeGrpc(grpc.server) },
+        httpListener(createHttpServer(pipeline), opts.http ?? snapshot.gateway.listeners.http, 'http'),
+        { start: () => bound('grpc', opts.grpc ?? snapshot.gateway.listeners.grpc, () => listenGrpc(grpc.server, opts.grpc ?? snapshot.gateway.listeners.grpc)), close: () => closeGrpc(grpc.server) },
       ];
     },
-    opts.admin ?? snapshot.gateway.listeners.admin,
+    opts.admin ?? adminAddress(snapshot.gateway, 'proxy'),
   );
   return {
     remote,
