@@ -4,7 +4,8 @@ import { ListenError, type ListenerKind } from '../compose/listen.ts';
 import { ConfigError, loadConfig } from '../config/index.ts';
 import { DEFAULTS } from '../config/schema-common.ts';
 import { demoModelCommand } from '../demo/index.ts';
-import { appSnippet, createKey } from '../security/keys.ts';
+import { keysCreate } from './keys.ts';
+import { refuseSilentFlags, type FlagRule } from './flags.ts';
 import { printStatus } from './status.ts';
 import { top } from './top.ts';
 import { up } from './up.ts';
@@ -84,12 +85,17 @@ program
 const keys = program.command('keys').description('API keys');
 keys
   .command('create')
-  .description('print a new key once, and the App snippet with its hash')
-  .requiredOption('--app <name>', 'app the key is for')
-  .option('--group <name>', 'service group for the snippet', 'default')
-  .action((o: { app: string; group: string }) => {
-    const k = createKey();
-    process.stdout.write(`key (shown once, store it now): ${k.key}\n\n${appSnippet(o.app, k.sha256, o.group)}\n`);
+  .description('print a new key or token once, and the exact configuration snippet that accepts it')
+  .option('--app <name>', 'an API key for this app: prints the App resource with its sha256')
+  .option('--kind <kind>', 'a token instead: node (nodeTokens), proxy (proxies[].tokens) or admin (adminTokens)')
+  .option('--group <name>', 'with --app: service group of the App snippet (default "default")')
+  .option('--name <name>', 'with --kind proxy: name of the proxy credential (default "proxy")')
+  .action((o: { app?: string; kind?: string; group?: string; name?: string }) => {
+    try {
+      process.stdout.write(keysCreate(o));
+    } catch (err) {
+      fail(err);
+    }
   });
 
 program
@@ -98,8 +104,9 @@ program
   .option('--admin <url>', `admin listener URL (default up's, http://${DEFAULTS.gateway.adminByRole.up}; see --role)`)
   .option('--role <role>', `the default admin port of a role on this box: ${ROLE_HELP}`)
   .option('--token <token>', 'admin token (or MODELGUARD_ADMIN_TOKEN)')
-  .action(async (o: { admin?: string; role?: string; token?: string }) => {
+  .action(async (o: { admin?: string; role?: string; token?: string }, cmd: Command) => {
     try {
+      refuseSilentFlags(cmd, [{ option: 'role', flag: '--role', works: o.admin === undefined, needs: 'it picks the default admin URL of a role, and --admin gives the URL; give one of them' }]);
       if (o.token) process.env['MODELGUARD_ADMIN_TOKEN'] = o.token;
       await printStatus(adminUrl(o));
     } catch (err) {
@@ -114,8 +121,9 @@ program
   .option('--role <role>', `the default admin port of a role on this box: ${ROLE_HELP}`)
   .option('-n, --iterations <n>', 'draw n frames and exit', (v: string) => Number.parseInt(v, 10))
   .option('--token <token>', 'admin token (or MODELGUARD_ADMIN_TOKEN)')
-  .action(async (o: { admin?: string; role?: string; iterations?: number; token?: string }) => {
+  .action(async (o: { admin?: string; role?: string; iterations?: number; token?: string }, cmd: Command) => {
     try {
+      refuseSilentFlags(cmd, [{ option: 'role', flag: '--role', works: o.admin === undefined, needs: 'it picks the default admin URL of a role, and --admin gives the URL; give one of them' }]);
       if (o.token) process.env['MODELGUARD_ADMIN_TOKEN'] = o.token;
       await top(adminUrl(o), o.iterations === undefined ? {} : { iterations: o.iterations });
     } catch (err) {
@@ -151,16 +159,21 @@ program
   .option('--webhook <addr>', 'Kubernetes mode: serve the sidecar injection webhook (TLS) here, e.g. 0.0.0.0:9443')
   .option('--admin <addr>', 'listener for the node and admin APIs (overrides the Gateway)')
   .option('--heartbeat <ms>', 'heartbeat interval nodes keep, ms', (v: string) => Number.parseInt(v, 10))
-  .action((o: { config?: string; kubernetes?: boolean; namespace: string; webhook?: string; admin?: string; heartbeat?: number }) =>
-    serve(() =>
-      runController({
+  .action((o: { config?: string; kubernetes?: boolean; namespace: string; webhook?: string; admin?: string; heartbeat?: number }, cmd: Command) =>
+    serve(() => {
+      const k8s = o.kubernetes === true;
+      refuseSilentFlags(cmd, [
+        { option: 'webhook', flag: '--webhook', works: k8s, needs: 'the sidecar injection webhook runs in Kubernetes mode only; add --kubernetes, or drop --webhook' },
+        { option: 'namespace', flag: '--namespace', works: k8s, needs: 'it picks the namespace of the CRDs in Kubernetes mode only; add --kubernetes, or drop --namespace' },
+      ]);
+      return runController({
         ...(o.config ? { config: o.config } : {}),
         ...(o.kubernetes ? { kubernetes: { namespace: o.namespace } } : {}),
         ...(o.webhook ? { webhook: o.webhook } : {}),
         ...(o.admin ? { admin: o.admin } : {}),
         ...(o.heartbeat ? { heartbeatMs: o.heartbeat } : {}),
-      }),
-      LISTEN_FLAGS.controller,
+      });
+    }, LISTEN_FLAGS.controller,
     ),
   );
 
@@ -174,8 +187,11 @@ program
   .option('--admin <addr>', 'admin listener (overrides the Gateway)')
   .option('--mqtt <url>', 'MQTT broker URL, or where the embedded broker listens (overrides the Gateway)')
   .option('--node-token-file <path>', 'token for the controller (or MODELGUARD_NODE_TOKEN)')
-  .action((o: { controller?: string; config?: string; name?: string; listen?: string; admin?: string; mqtt?: string; nodeTokenFile?: string }) =>
-    serve(() => runBroker({ ...o, ...optional('nodeToken', secret(o.nodeTokenFile, 'MODELGUARD_NODE_TOKEN')) }), LISTEN_FLAGS.broker),
+  .action((o: { controller?: string; config?: string; name?: string; listen?: string; admin?: string; mqtt?: string; nodeTokenFile?: string }, cmd: Command) =>
+    serve(() => {
+      refuseSilentFlags(cmd, [nodeTokenRule(o)]);
+      return runBroker({ ...o, ...optional('nodeToken', secret(o.nodeTokenFile, 'MODELGUARD_NODE_TOKEN')) });
+    }, LISTEN_FLAGS.broker),
   );
 
 program
@@ -211,17 +227,23 @@ program
       tlsKey?: string;
       tlsCa?: string;
       tlsServerName?: string;
-    }) =>
-      serve(() =>
-        runProxy({
+    }, cmd: Command) =>
+      serve(() => {
+        refuseSilentFlags(cmd, [nodeTokenRule(o)]);
+        return runProxy({
           ...o,
           apps: o.app,
           ...optional('token', secret(o.tokenFile, 'MODELGUARD_PROXY_TOKEN')),
           ...optional('nodeToken', secret(o.nodeTokenFile, 'MODELGUARD_NODE_TOKEN')),
-        }),
-        LISTEN_FLAGS.proxy,
+        });
+      }, LISTEN_FLAGS.proxy,
       ),
   );
+
+/** The controller token means nothing to a standalone node, which has no controller. */
+function nodeTokenRule(o: { controller?: string }): FlagRule {
+  return { option: 'nodeTokenFile', flag: '--node-token-file', works: o.controller !== undefined, needs: 'it is the token for the controller, and with --config there is none; use it with --controller URL' };
+}
 
 function optional<K extends string>(key: K, value: string | undefined): Partial<Record<K, string>> {
   return value === undefined ? {} : ({ [key]: value } as Record<K, string>);

@@ -17,6 +17,8 @@ import { Controller } from '../controller/controller.ts';
 import { createControllerServer } from '../controller/server.ts';
 import { NodeAgent } from '../controller/agent.ts';
 import { FileSource } from '../controller/source.ts';
+import { restartNote } from '../admin/restart.ts';
+import { mqttFlagNeedsGateway } from './flags.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubernetesConfigSource, startWebhook } from '../k8s/controller-mode.ts';
 
@@ -121,7 +123,10 @@ async function runNode<R extends Role>(
   let running: R | undefined;
   const apply = (s: Snapshot): void => {
     check(s);
+    const before = running?.current.gateway;
     running?.reload(s);
+    const note = before && restartNote(before, s.gateway, s.version, `modelguard ${role}`);
+    if (note) log(note);
   };
   if (o.controller !== undefined) {
     if (!o.name) throw new Error('--name NODE is required with --controller');
@@ -189,7 +194,10 @@ export async function runBroker(o: NodeOptions): Promise<Running> {
     [],
     (full) => (name ? brokerSnapshot(full, name) : full),
     () => undefined,
-    (s) => startBroker(s, { ...(o.listen ? { listen: o.listen } : {}), ...(o.admin ? { admin: o.admin } : {}), ...(o.mqtt ? { mqtt: o.mqtt } : {}) }),
+    (s) => {
+      mqttFlagNeedsGateway('modelguard broker', s.gateway.mqtt !== undefined, o.mqtt);
+      return startBroker(s, { ...(o.listen ? { listen: o.listen } : {}), ...(o.admin ? { admin: o.admin } : {}), ...(o.mqtt ? { mqtt: o.mqtt } : {}) });
+    },
   );
   const b = node.role;
   log(`ModelGuard broker${name ? ` "${name}"` : ''} is up (configuration version ${b.current.version}, ${b.current.hash.slice(0, 12)})`);

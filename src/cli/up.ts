@@ -11,6 +11,8 @@ import { startGateway, type Gateway } from '../compose/gateway.ts';
 import { startModelServer, type ModelServer } from '../demo/index.ts';
 import { DEMO_MQTT, demoResources } from './demo-config.ts';
 import { mqttTryLine } from './mqtt-hint.ts';
+import { restartNote } from '../admin/restart.ts';
+import { mqttFlagNeedsGateway } from './flags.ts';
 
 export interface UpOptions {
   readonly config?: string;
@@ -38,6 +40,7 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
   let demoKeys: Record<string, { key: string }> | undefined;
   if (opts.config) {
     snapshot = (await loadConfig(opts.config)).snapshot;
+    mqttFlagNeedsGateway(`modelguard up --config ${opts.config}`, snapshot.gateway.mqtt !== undefined, opts.mqtt);
   } else {
     modelServer = await startModelServer({ mode: 'onnx', slots: 2 });
     const demo = demoResources(modelServer.url, { http: opts.http ?? '127.0.0.1:8080', ...(opts.grpc === undefined ? {} : { grpc: opts.grpc }), admin: opts.admin ?? DEFAULTS.gateway.adminByRole.up });
@@ -85,8 +88,11 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
       const next = (await loadConfig(opts.config, { version: version + 1 })).snapshot;
       if (next.hash === gateway.broker.current.hash) return;
       version = next.version;
+      const before = gateway.broker.current.gateway;
       gateway.reload(next);
       log(`configuration reloaded (${why}): version ${next.version}, ${next.hash.slice(0, 12)}`);
+      const note = restartNote(before, next.gateway, next.version, 'modelguard up');
+      if (note) log(note);
     } catch (err) {
       const text = err instanceof ConfigError ? err.format() : String(err);
       process.stderr.write(`configuration not reloaded (${why}); keeping version ${gateway.broker.current.version}:\n${text}\n`);
