@@ -5,6 +5,7 @@ import { ConfigError, loadConfig } from '../config/index.ts';
 import { DEFAULTS } from '../config/schema-common.ts';
 import { demoModelCommand } from '../demo/index.ts';
 import { keysCreate } from './keys.ts';
+import { demoLoad } from './demo-load.ts';
 import { refuseSilentFlags, type FlagRule } from './flags.ts';
 import { printStatus } from './status.ts';
 import { top } from './top.ts';
@@ -126,6 +127,24 @@ program
       refuseSilentFlags(cmd, [{ option: 'role', flag: '--role', works: o.admin === undefined, needs: 'it picks the default admin URL of a role, and --admin gives the URL; give one of them' }]);
       if (o.token) process.env['MODELGUARD_ADMIN_TOKEN'] = o.token;
       await top(adminUrl(o), o.iterations === undefined ? {} : { iterations: o.iterations });
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command('demo-load')
+  .description('overload the demo (or a configuration\'s apps) for a while, and print what each group got and the split')
+  .option('--seconds <n>', 'how long to drive the load', (v: string) => Number(v), 8)
+  .option('-c, --config <path>', "drive this configuration's apps instead of the running demo (with --key)")
+  .option('--key <app=key>', 'with --config: an app to drive and its API key (repeat)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+  .option('--url <url>', 'inference HTTP URL (default the demo\'s, or the configuration\'s listeners.http)')
+  .option('--admin <url>', 'admin listener URL (default the demo\'s, or the configuration\'s)')
+  .option('--model <name>', 'model to call (default iris in the demo; with --config the first model every app may use)')
+  .option('--concurrency <n>', 'requests each app keeps outstanding (default 2 × slots + 2)', (v: string) => Number.parseInt(v, 10))
+  .action(async (o: { seconds: number; config?: string; key: string[]; url?: string; admin?: string; model?: string; concurrency?: number }) => {
+    try {
+      await demoLoad(o);
     } catch (err) {
       fail(err);
     }

@@ -9,7 +9,8 @@ import { DEFAULTS } from '../config/schema-common.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import { startGateway, type Gateway } from '../compose/gateway.ts';
 import { startModelServer, type ModelServer } from '../demo/index.ts';
-import { DEMO_MQTT, demoResources } from './demo-config.ts';
+import { DEMO_MQTT, DEMO_SERVICE_TIME, DEMO_SLOTS, demoResources } from './demo-config.ts';
+import { removeDemoState, writeDemoState } from './demo-state.ts';
 import { mqttTryLine } from './mqtt-hint.ts';
 import { restartNote } from '../admin/restart.ts';
 import { mqttFlagNeedsGateway } from './flags.ts';
@@ -42,7 +43,7 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
     snapshot = (await loadConfig(opts.config)).snapshot;
     mqttFlagNeedsGateway(`modelguard up --config ${opts.config}`, snapshot.gateway.mqtt !== undefined, opts.mqtt);
   } else {
-    modelServer = await startModelServer({ mode: 'onnx', slots: 2 });
+    modelServer = await startModelServer({ mode: 'onnx', slots: DEMO_SLOTS, serviceTime: DEMO_SERVICE_TIME });
     const demo = demoResources(modelServer.url, { http: opts.http ?? '127.0.0.1:8080', ...(opts.grpc === undefined ? {} : { grpc: opts.grpc }), admin: opts.admin ?? DEFAULTS.gateway.adminByRole.up });
     snapshot = compileResources(demo.resources, { version: 1, sources: ['<embedded demo>'] }).snapshot;
     demoKeys = demo.keys;
@@ -79,6 +80,14 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
         `-d '{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}' ${gateway.httpUrl}/v2/models/iris/infer`,
     );
     if (gateway.mqtt) log(`  ${mqttTryLine(gateway.mqtt.url, 'camera-line-1', key)}`);
+    const apps = Object.entries(demoKeys).map(([name, k]) => ({ name, group: snapshot.apps[name]?.serviceGroup ?? 'default', key: k.key }));
+    try {
+      writeDemoState({ httpUrl: gateway.httpUrl, adminUrl: gateway.adminUrl, model: 'iris', apps, pid: process.pid });
+      log('');
+      log(`See the sharing: \`npx modelguard demo-load --seconds 8\` overloads the accelerator from both apps; watch ${gateway.adminUrl}/`);
+    } catch (err) {
+      log(`  (demo-load will need --config and --key: could not record the demo's keys: ${(err as Error).message})`);
+    }
   }
 
   let version = snapshot.version;
@@ -112,6 +121,7 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
     process.off('SIGHUP', onHup);
     watcher?.close();
     clearTimeout(debounce);
+    if (demoKeys) removeDemoState(process.pid);
     await gateway.close();
     await modelServer?.close();
   };
