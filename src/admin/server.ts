@@ -46,7 +46,7 @@ export function createAdminServer(broker: DataPlane, metrics: Metrics, live: Liv
       return send(401, 'text/plain', 'admin token required: Authorization: Bearer <token> (or ?token= for the dashboard)\n');
     }
     // The page, its assets, /api/v1/live and the /api/v1/events stream.
-    if (serveDashboard(live, path, req, res)) return;
+    if (serveDashboard(live, path, req, res, authorized(req, '/api/', broker.current.gateway.adminTokenHashes))) return;
     switch (path) {
       case '/healthz':
         return send(200, 'text/plain', 'ok\n');
