@@ -45,8 +45,12 @@ const USE: Record<TokenKind, string> = {
   admin: 'pass it to `modelguard status --token`, or as Authorization: Bearer to the admin API',
 };
 
-/** The text `keys create` prints; throws with what is valid when the flags are not. */
-export function keysCreate(o: KeysCreateOptions): string {
+/**
+ * What `keys create` prints: the secret (for the terminal: stderr) and the snippet (stdout, so that
+ * `keys create ... > apps.yaml` writes a file `validate` accepts, and the secret stays out of it).
+ * Throws with what is valid when the flags are not.
+ */
+export function keysCreate(o: KeysCreateOptions): { secret: string; snippet: string } {
   if ((o.app === undefined) === (o.kind === undefined)) throw new Error('give either --app NAME (an API key for an app) or --kind node|proxy|admin (a token)');
   const k = createKey();
   if (o.app !== undefined) {
@@ -54,17 +58,16 @@ export function keysCreate(o: KeysCreateOptions): string {
     checkName('--app', o.app);
     const group = o.group ?? 'default';
     checkName('--group', group);
-    const note = group === 'default' ? '' : `\n# the ServiceGroup "${group}" must exist in your configuration`;
-    return `key (shown once, store it now): ${k.key}\n\n${appSnippet(o.app, k.sha256, group)}${note}\n`;
+    const note = group === 'default' ? '' : `# the ServiceGroup "${group}" must exist in your configuration\n`;
+    return { secret: `key (shown once, store it now): ${k.key}\n`, snippet: `${note}${appSnippet(o.app, k.sha256, group)}\n` };
   }
   const kind = o.kind as string;
   if (!(TOKEN_KINDS as readonly string[]).includes(kind)) throw new Error(`--kind ${JSON.stringify(kind)}: expected one of ${TOKEN_KINDS.join(', ')}`);
   if (o.group !== undefined) throw new Error('--group is the service group of an App; it goes with --app, not --kind');
   if (o.name !== undefined && kind !== 'proxy') throw new Error('--name names a proxy credential; it goes with --kind proxy');
   if (o.name !== undefined) checkName('--name', o.name);
-  return (
-    `token (shown once, store it now): ${k.key}\n` +
-    `${USE[kind as TokenKind]}\n\n` +
-    `# merge into your Gateway resource (one Gateway per configuration):\n${tokenSnippet(kind as TokenKind, k.sha256, o.name)}\n`
-  );
+  return {
+    secret: `token (shown once, store it now): ${k.key}\n${USE[kind as TokenKind]}\n`,
+    snippet: `# merge into your Gateway resource (one Gateway per configuration):\n${tokenSnippet(kind as TokenKind, k.sha256, o.name)}\n`,
+  };
 }

@@ -86,14 +86,16 @@ program
 const keys = program.command('keys').description('API keys');
 keys
   .command('create')
-  .description('print a new key or token once, and the exact configuration snippet that accepts it')
+  .description('print a new key or token once (on stderr), and the exact configuration that accepts it (on stdout)')
   .option('--app <name>', 'an API key for this app: prints the App resource with its sha256')
   .option('--kind <kind>', 'a token instead: node (nodeTokens), proxy (proxies[].tokens) or admin (adminTokens)')
   .option('--group <name>', 'with --app: service group of the App snippet (default "default")')
   .option('--name <name>', 'with --kind proxy: name of the proxy credential (default "proxy")')
   .action((o: { app?: string; kind?: string; group?: string; name?: string }) => {
     try {
-      process.stdout.write(keysCreate(o));
+      const { secret, snippet } = keysCreate(o);
+      process.stderr.write(secret);
+      process.stdout.write(snippet);
     } catch (err) {
       fail(err);
     }
