@@ -8,6 +8,8 @@ needs=(
   "/usr/sbin/mosquitto mosquitto"              # MQTT tests start their own on free ports (mosquitto_passwd too)
   "/usr/bin/openssl openssl"                   # offload link and proxy↔broker mTLS tests make their own CA
   "/usr/bin/kubectl kubernetes-client"         # kubectl renders deploy/base in test/k8s
+  "/usr/sbin/ip iproute2"                      # test/newcomer: default ports in a private network namespace (unshare -rn)
+  "/usr/bin/curl curl"                         # test/newcomer: the README's curl commands, run as written
 )
 missing=()
 for line in "${needs[@]}"; do
