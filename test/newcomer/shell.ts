@@ -79,7 +79,8 @@ export class DocShell {
     if (background) {
       // Ctrl-C the running `up` first, as the tour says: a new one takes the same ports.
       if (server === 'up') for (const s of this.servers.filter((x) => x.kind === 'up')) await s.proc.stop();
-      const proc = start('sh', ['-c', `exec ${text}`], {}, this.cwd);
+      // `exec` after any VAR=value prefix, so that stopping the shell stops the server.
+      const proc = start('sh', ['-c', text.replace(/^((?:[A-Z_][A-Z0-9_]*=\S*\s+)*)/, '$1exec ')], {}, this.cwd);
       this.servers.push({ kind: server ?? 'background', proc });
       const ready = READY[server === 'up' && !/--config/.test(text) ? 'up-demo' : (server ?? '')];
       if (ready) await proc.waitFor(ready, 90_000);
