@@ -10,6 +10,7 @@ import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { startModelServer } from '../../src/demo/index.ts';
 import { mg, modelguard } from '../newcomer/helpers.ts';
 
 const STARTER = 'examples/starter';
@@ -130,6 +131,38 @@ describe('a reload that needs a restart says so', () => {
       assert.match(s.stdout, /RESTART REQUIRED: the configuration changed Gateway\.spec\.mqtt/);
     } finally {
       await up.stop();
+    }
+  });
+});
+
+describe('demo-load --config', () => {
+  it("drives a configuration's apps with the keys given, and prints each group's share and the split", { timeout: 120_000 }, async () => {
+    const acc = await startModelServer({ mode: 'simulated', slots: 2, models: [{ name: 'iris', serviceTime: 20 }] });
+    const dir = setup();
+    writeFileSync(join(dir, 'backends.yaml'), readFileSync(join(dir, 'backends.yaml'), 'utf8').replace('http://127.0.0.1:8000', acc.url));
+    const app = (name: string, group: string, key: string): string =>
+      `apiVersion: modelguard.io/v1alpha1\nkind: App\nmetadata: { name: ${name} }\nspec:\n  serviceGroup: ${group}\n  apiKeys: [{ sha256: "${sha(key)}" }]\n`;
+    writeFileSync(join(dir, 'apps.yaml'), `${app('camera-line-1', 'gold', 'k-gold')}---\n${app('batch-analytics', 'bronze', 'k-bronze')}`);
+    const up = modelguard(['up', '--config', dir, '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+    try {
+      const http = (await up.waitFor(/inference HTTP +(http:\/\/\S+)/))[1] as string;
+      const admin = (await up.waitFor(/admin +(http:\/\/\S+)/))[1] as string;
+      const r = await mg(['demo-load', '--config', dir, '--key', 'camera-line-1=k-gold', '--key', 'batch-analytics=k-bronze', '--url', http, '--admin', admin, '--seconds', '4']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^ +\d+s +camera-line-1 \(gold\) \d+ +batch-analytics \(bronze\) \d+$/m, 'progress');
+      const row = (g: string): number => Number(new RegExp(`^${g} +\\S+ +(\\d+) +0 +[\\d.]+% +(\\d+)%$`, 'm').exec(r.stdout)?.[1]);
+      assert.ok(row('gold') > 0 && row('bronze') > 0, r.stdout);
+      assert.match(r.stdout, /^gold .* 75%$/m);
+      assert.match(r.stdout, /^bronze .* 25%$/m);
+      const ratio = Number(/served split gold:bronze = ([\d.]+):1 \(configured 3:1/.exec(r.stdout)?.[1]);
+      // Compute fairness on a busy test machine: the weights show, within a wide margin.
+      assert.ok(ratio > 2 && ratio < 4.5, r.stdout);
+      const wrong = await mg(['demo-load', '--config', dir, '--key', 'camera-line-1=not-the-key', '--url', http, '--admin', admin, '--seconds', '2']);
+      assert.equal(wrong.code, 1);
+      assert.match(wrong.stderr, /camera-line-1: MG_UNAUTHENTICATED .*check its key/);
+    } finally {
+      await up.stop();
+      await acc.close();
     }
   });
 });
