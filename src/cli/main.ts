@@ -14,9 +14,9 @@ import { runBroker, runController, runProxy, secret, type Running } from './role
 
 /** Each command's flag for each listener, named when that listener cannot bind. */
 const LISTEN_FLAGS = {
-  up: { http: '--http', grpc: '--grpc', admin: '--admin' },
+  up: { http: '--http', grpc: '--grpc', admin: '--admin', mqtt: '--mqtt' },
   controller: { controller: '--admin', webhook: '--webhook' },
-  broker: { broker: '--listen', admin: '--admin' },
+  broker: { broker: '--listen', admin: '--admin', mqtt: '--mqtt' },
   proxy: { http: '--listen', grpc: '--grpc', admin: '--admin' },
 } as const satisfies Record<string, Partial<Record<ListenerKind, string>>>;
 

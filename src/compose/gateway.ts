@@ -83,7 +83,8 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
   const mqttCfg = snapshot.gateway.mqtt;
   if (mqttCfg) {
     try {
-      mqtt = await startMqttIngress(pipeline, mqttCfg, opts.mqtt ?? mqttCfg.url);
+      const url = opts.mqtt ?? mqttCfg.url;
+      mqtt = await bound('mqtt', url, () => startMqttIngress(pipeline, mqttCfg, url));
       registerMqttMetrics(obs.metrics.registry, mqtt);
     } catch (err) {
       if (!opts.onMqttError) {

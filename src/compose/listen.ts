@@ -31,6 +31,7 @@ export const LISTENERS = {
   broker: { name: 'broker listener', field: 'Gateway.spec.listeners.broker' },
   controller: { name: 'controller listener (node and admin API)', field: 'Gateway.spec.listeners.admin' },
   webhook: { name: 'injection webhook listener', field: undefined },
+  mqtt: { name: 'embedded MQTT broker', field: 'Gateway.spec.mqtt.url' },
 } as const satisfies Record<string, { name: string; field: string | undefined }>;
 
 export type ListenerKind = keyof typeof LISTENERS;
@@ -68,7 +69,8 @@ export class ListenError extends Error {
 
   private describe(): string {
     const l = LISTENERS[this.listener];
-    const moves = [this.flag === undefined ? undefined : `${this.flag} HOST:PORT`, l.field].filter((m) => m !== undefined);
+    const value = this.listener === 'mqtt' ? 'mqtt://HOST:PORT' : 'HOST:PORT';
+    const moves = [this.flag === undefined ? undefined : `${this.flag} ${value}`, l.field].filter((m) => m !== undefined);
     return `the ${l.name} cannot listen on ${this.address}: ${REASONS[this.code] ?? this.code}. Move it with ${moves.join(' or ')}`;
   }
 }

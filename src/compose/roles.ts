@@ -137,7 +137,8 @@ export async function startBroker(snapshot: Snapshot, opts: BrokerOptions = {}):
       if (mqttCfg) {
         own.push({
           start: async () => {
-            mqtt = await startMqttIngress(pipeline, mqttCfg, opts.mqtt ?? mqttCfg.url);
+            const url = opts.mqtt ?? mqttCfg.url;
+            mqtt = await bound('mqtt', url, () => startMqttIngress(pipeline, mqttCfg, url));
             return mqtt.url;
           },
           close: async () => mqtt?.close(),

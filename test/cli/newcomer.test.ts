@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -163,6 +164,26 @@ describe('demo-load --config', () => {
     } finally {
       await up.stop();
       await acc.close();
+    }
+  });
+});
+
+describe('listen failures name the listener, the address and what moves it', () => {
+  it("broker: the embedded MQTT broker's port held → --mqtt and Gateway.spec.mqtt.url named, exit 1", { timeout: 60_000 }, async () => {
+    const held = createServer();
+    await new Promise<void>((r) => held.listen(0, '127.0.0.1', r));
+    try {
+      const port = (held.address() as AddressInfo).port;
+      const dir = mkdtempSync(join(tmpdir(), 'mg-mqtt-'));
+      writeFileSync(
+        join(dir, 'gateway.yaml'),
+        `apiVersion: modelguard.io/v1alpha1\nkind: Gateway\nmetadata: { name: default }\nspec:\n  listeners: { http: "127.0.0.1:0", broker: "127.0.0.1:0" }\n  mqtt: { url: "mqtt://127.0.0.1:${port}", embedded: true }\n`,
+      );
+      const r = await mg(['broker', '--config', dir, '--admin', '127.0.0.1:0']);
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stderr, new RegExp(`^modelguard: the embedded MQTT broker cannot listen on mqtt://127\\.0\\.0\\.1:${port}: the address is already in use .*\\. Move it with --mqtt mqtt://HOST:PORT or Gateway\\.spec\\.mqtt\\.url$`, 'm'));
+    } finally {
+      await new Promise((r) => held.close(r));
     }
   });
 });
