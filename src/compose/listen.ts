@@ -37,7 +37,7 @@ export const LISTENERS = {
 export type ListenerKind = keyof typeof LISTENERS;
 
 const REASONS: Readonly<Record<string, string>> = {
-  EADDRINUSE: 'the address is already in use (another process, or another ModelGuard role, holds it)',
+  EADDRINUSE: 'the address is already in use: another process, or another ModelGuard role, holds it',
   EACCES: 'not allowed to listen there (ports below 1024 need privileges)',
   EADDRNOTAVAIL: 'the address is not one of this machine',
 };
@@ -71,7 +71,7 @@ export class ListenError extends Error {
     const l = LISTENERS[this.listener];
     const value = this.listener === 'mqtt' ? 'mqtt://HOST:PORT' : 'HOST:PORT';
     const moves = [this.flag === undefined ? undefined : `${this.flag} ${value}`, l.field].filter((m) => m !== undefined);
-    return `the ${l.name} cannot listen on ${this.address}: ${REASONS[this.code] ?? this.code}. Move it with ${moves.join(' or ')}`;
+    return `the ${l.name} cannot listen on ${this.address}: ${REASONS[this.code] ?? 'failed'} (${this.code}). Move it with ${moves.join(' or ')}`;
   }
 }
 

@@ -181,7 +181,7 @@ describe('listen failures name the listener, the address and what moves it', () 
       );
       const r = await mg(['broker', '--config', dir, '--admin', '127.0.0.1:0']);
       assert.equal(r.code, 1, r.stdout);
-      assert.match(r.stderr, new RegExp(`^modelguard: the embedded MQTT broker cannot listen on mqtt://127\\.0\\.0\\.1:${port}: the address is already in use .*\\. Move it with --mqtt mqtt://HOST:PORT or Gateway\\.spec\\.mqtt\\.url$`, 'm'));
+      assert.match(r.stderr, new RegExp(`^modelguard: the embedded MQTT broker cannot listen on mqtt://127\\.0\\.0\\.1:${port}: the address is already in use: .* \\(EADDRINUSE\\)\\. Move it with --mqtt mqtt://HOST:PORT or Gateway\\.spec\\.mqtt\\.url$`, 'm'));
     } finally {
       await new Promise((r) => held.close(r));
     }

@@ -79,31 +79,31 @@ else {
         what: 'up: the admin listener',
         hold: [9460, '127.0.0.1'],
         args: ['up'],
-        message: /^modelguard: the admin listener cannot listen on 127\.0\.0\.1:9460: the address is already in use .*\. Move it with --admin HOST:PORT or Gateway\.spec\.listeners\.admin$/m,
+        message: /^modelguard: the admin listener cannot listen on 127\.0\.0\.1:9460: the address is already in use: .* \(EADDRINUSE\)\. Move it with --admin HOST:PORT or Gateway\.spec\.listeners\.admin$/m,
       },
       {
         what: 'up: the inference gRPC listener, on the HTTP listener\'s host',
         hold: [8081, '127.0.0.1'],
         args: ['up'],
-        message: /^modelguard: the inference gRPC listener cannot listen on 127\.0\.0\.1:8081: the address is already in use .*\. Move it with --grpc HOST:PORT or Gateway\.spec\.listeners\.grpc$/m,
+        message: /^modelguard: the inference gRPC listener cannot listen on 127\.0\.0\.1:8081: the address is already in use: .* \(EADDRINUSE\)\. Move it with --grpc HOST:PORT or Gateway\.spec\.listeners\.grpc$/m,
       },
       {
         what: 'controller: its listener',
         hold: [9461, '127.0.0.1'],
         args: ['controller', '--config', 'examples/starter'],
-        message: /^modelguard: the controller listener \(node and admin API\) cannot listen on 127\.0\.0\.1:9461: the address is already in use .*\. Move it with --admin HOST:PORT or Gateway\.spec\.listeners\.admin$/m,
+        message: /^modelguard: the controller listener \(node and admin API\) cannot listen on 127\.0\.0\.1:9461: the address is already in use: .* \(EADDRINUSE\)\. Move it with --admin HOST:PORT or Gateway\.spec\.listeners\.admin$/m,
       },
       {
         what: 'broker: the broker listener',
         hold: [8010, '127.0.0.1'],
         args: ['broker', '--config', 'examples/starter'],
-        message: /^modelguard: the broker listener cannot listen on 127\.0\.0\.1:8010: the address is already in use .*\. Move it with --listen HOST:PORT or Gateway\.spec\.listeners\.broker$/m,
+        message: /^modelguard: the broker listener cannot listen on 127\.0\.0\.1:8010: the address is already in use: .* \(EADDRINUSE\)\. Move it with --listen HOST:PORT or Gateway\.spec\.listeners\.broker$/m,
       },
       {
         what: 'proxy: the inference HTTP listener',
         hold: [8080, '127.0.0.1'],
         args: ['proxy', '--config', 'examples/starter', '--broker', 'http://127.0.0.1:8010'],
-        message: /^modelguard: the inference HTTP listener cannot listen on 127\.0\.0\.1:8080: the address is already in use .*\. Move it with --listen HOST:PORT or Gateway\.spec\.listeners\.http$/m,
+        message: /^modelguard: the inference HTTP listener cannot listen on 127\.0\.0\.1:8080: the address is already in use: .* \(EADDRINUSE\)\. Move it with --listen HOST:PORT or Gateway\.spec\.listeners\.http$/m,
       },
       {
         what: 'proxy: the admin listener',
@@ -129,7 +129,7 @@ else {
     it('an address not on this machine says so', { timeout: 60_000 }, async () => {
       const r = await mg(['up', '--http', '192.0.2.1:8080']);
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /the inference HTTP listener cannot listen on 192\.0\.2\.1:8080: the address is not one of this machine\. Move it with --http HOST:PORT or Gateway\.spec\.listeners\.http/);
+      assert.match(r.stderr, /the inference HTTP listener cannot listen on 192\.0\.2\.1:8080: the address is not one of this machine \(EADDRNOTAVAIL\)\. Move it with --http HOST:PORT or Gateway\.spec\.listeners\.http/);
     });
   });
 }
