@@ -24,7 +24,8 @@ function setup(): string {
   return dir;
 }
 
-describe('no silent flags', () => {
+// Independent processes that refuse at once: run a few at a time.
+describe('no silent flags', { concurrency: 4 }, () => {
   const tokenFile = join(mkdtempSync(join(tmpdir(), 'mg-tok-')), 'token');
   writeFileSync(tokenFile, 'a-node-token\n');
   const cases: { what: string; args: string[]; env?: Record<string, string>; says: RegExp }[] = [
@@ -56,7 +57,7 @@ describe('no silent flags', () => {
   }
 });
 
-describe('keys create', () => {
+describe('keys create', { concurrency: 3 }, () => {
   it('--app refuses a name the configuration would refuse, saying what is valid', async () => {
     const r = await mg(['keys', 'create', '--app', 'Camera_1']);
     assert.equal(r.code, 1);
