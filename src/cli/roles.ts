@@ -63,7 +63,7 @@ export async function runController(o: ControllerCliOptions): Promise<Running & 
   const addr = o.admin ?? adminAddress(full.gateway, 'controller');
   if (!isLoopback(addr) && (full.gateway.nodeTokenHashes.length === 0 || full.gateway.adminTokenHashes.length === 0)) {
     const missing = full.gateway.nodeTokenHashes.length === 0 ? 'Gateway.spec.nodeTokens' : 'Gateway.spec.adminTokens';
-    const text = `the controller listens on ${addr}, beyond loopback, without ${missing}; add them (\`modelguard keys create\` prints a token and its sha256), or listen on 127.0.0.1`;
+    const text = `the controller listens on ${addr}, beyond loopback, without ${missing}; add them (\`modelguard keys create --kind node\` and \`--kind admin\` print a token and its Gateway lines), or listen on 127.0.0.1`;
     // In a cluster the listener must be reachable by probes and nodes: say it loudly, but serve.
     if (!k8s) throw new Error(text);
     process.stderr.write(`warning: ${text}\n`);

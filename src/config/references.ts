@@ -202,7 +202,7 @@ function checkProxies(rep: Reporter, g: Gateway, doc: SourceDocument, declared: 
       const owner = tokenOwner.get(t.sha256);
       if (owner !== undefined) {
         rep.error(doc, ['spec', 'proxies', i, 'tokens', j, 'sha256'], `this token is already listed for proxy "${owner}"`, {
-          hint: 'a token identifies one proxy; `modelguard keys create --app <proxy>` makes another',
+          hint: 'a token identifies one proxy; `modelguard keys create --kind proxy --name <proxy>` makes another',
         });
       } else tokenOwner.set(t.sha256, p.name);
     });
