@@ -11,6 +11,8 @@ needs=(
   "/usr/bin/kubectl kubernetes-client"         # kubectl renders deploy/base in test/k8s
   "/usr/sbin/tc iproute2"                      # test/qos: tc and ip netns (network namespaces, run as root)
   "/usr/bin/python3 python3"                   # test/qos: the bulk uploads and their sink
+  "/usr/sbin/ip iproute2"                      # also test/newcomer: default ports in a private network namespace (unshare -rn)
+  "/usr/bin/curl curl"                         # test/newcomer: the README's curl commands, run as written
 )
 missing=()
 for line in "${needs[@]}"; do

@@ -5,6 +5,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { LiveFeed } from '../observability/live.ts';
 import { serveDashboard } from '../dashboard/server.ts';
 import { sha256Hex } from '../security/identity.ts';
+import { restartRequired } from './restart.ts';
 
 /** The token a request presents: `Authorization: Bearer`, or `?token=` (browsers' EventSource cannot send headers). */
 export function presentedToken(req: http.IncomingMessage): string | undefined {
@@ -31,6 +32,8 @@ function authorized(req: http.IncomingMessage, path: string, hashes: readonly st
 }
 
 export function createAdminServer(broker: DataPlane, metrics: Metrics, live: LiveFeed): http.Server {
+  // What the listeners and MQTT were started with: later snapshots that change it need a restart.
+  const started = broker.current.gateway;
   return http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const send = (status: number, type: string, body: string): void => {
@@ -43,7 +46,7 @@ export function createAdminServer(broker: DataPlane, metrics: Metrics, live: Liv
       return send(401, 'text/plain', 'admin token required: Authorization: Bearer <token> (or ?token= for the dashboard)\n');
     }
     // The page, its assets, /api/v1/live and the /api/v1/events stream.
-    if (serveDashboard(live, path, req, res)) return;
+    if (serveDashboard(live, path, req, res, authorized(req, '/api/', broker.current.gateway.adminTokenHashes))) return;
     switch (path) {
       case '/healthz':
         return send(200, 'text/plain', 'ok\n');
@@ -58,7 +61,7 @@ export function createAdminServer(broker: DataPlane, metrics: Metrics, live: Liv
         );
         return;
       case '/api/v1/status':
-        return send(200, 'application/json', JSON.stringify(broker.status()));
+        return send(200, 'application/json', JSON.stringify({ ...broker.status(), restartRequired: restartRequired(started, broker.current.gateway) }));
       default:
         return send(404, 'text/plain', 'not found\n');
     }

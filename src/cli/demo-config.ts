@@ -11,6 +11,15 @@ export interface DemoSetup {
 }
 
 const API = 'modelguard.io/v1alpha1';
+/**
+ * The demo accelerator: 2 slots, each inference holding its slot at least 20 ms (the real Iris model
+ * computes in ~35 µs, far too fast for one laptop to overload). 100 inferences/s in all, so under
+ * `demo-load` gold's 3 shares are 75/s and bronze's 1 share 25/s, inside bronze's own rate limit
+ * of 50/s: the split shows the weights, not the limit.
+ */
+export const DEMO_SLOTS = 2;
+export const DEMO_SERVICE_TIME = '20ms';
+
 /** The embedded MQTT broker of the demo (DESIGN.md default port). */
 export const DEMO_MQTT = 'mqtt://127.0.0.1:1883';
 
@@ -24,6 +33,9 @@ export function demoResources(modelServerUrl: string, listeners: { http: string;
       spec: {
         listeners: { http: listeners.http, ...(listeners.grpc !== undefined && { grpc: listeners.grpc }), admin: listeners.admin },
         auth: 'apiKey',
+        // Every demo inference costs the same 20 ms: counting requests shares the accelerator
+        // exactly, where measured time (compute, the default) would add the noise of a busy laptop.
+        fairness: 'requests',
         mqtt: { url: listeners.mqtt ?? DEMO_MQTT, embedded: true },
       },
     },
@@ -31,7 +43,7 @@ export function demoResources(modelServerUrl: string, listeners: { http: string;
       apiVersion: API,
       kind: 'Backend',
       metadata: { name: 'demo-accelerator' },
-      spec: { protocol: 'kserve-v2-http', endpoints: [{ url: modelServerUrl, slots: 2 }], timeout: '10s', healthCheck: { interval: '2s' } },
+      spec: { protocol: 'kserve-v2-http', endpoints: [{ url: modelServerUrl, slots: DEMO_SLOTS }], timeout: '10s', healthCheck: { interval: '2s' } },
     },
     { apiVersion: API, kind: 'Model', metadata: { name: 'iris' }, spec: { backend: 'demo-accelerator', visibility: 'public' } },
     {

@@ -1,18 +1,42 @@
 /** The `modelguard` command line. Each subcommand is a thin composition of library parts. */
 import { Command } from 'commander';
+import { ListenError, type ListenerKind } from '../compose/listen.ts';
 import { ConfigError, loadConfig } from '../config/index.ts';
+import { DEFAULTS } from '../config/schema-common.ts';
 import { demoModelCommand } from '../demo/index.ts';
-import { appSnippet, createKey } from '../security/keys.ts';
+import { keysCreate } from './keys.ts';
+import { demoLoad } from './demo-load.ts';
+import { refuseSilentFlags, type FlagRule } from './flags.ts';
 import { printStatus } from './status.ts';
 import { qosCommand } from './qos.ts';
 import { top } from './top.ts';
 import { up } from './up.ts';
 import { runBroker, runController, runProxy, secret, type Running } from './roles.ts';
 
-function fail(err: unknown): never {
+/** Each command's flag for each listener, named when that listener cannot bind. */
+const LISTEN_FLAGS = {
+  up: { http: '--http', grpc: '--grpc', admin: '--admin', mqtt: '--mqtt' },
+  controller: { controller: '--admin', webhook: '--webhook' },
+  broker: { broker: '--listen', admin: '--admin', mqtt: '--mqtt' },
+  proxy: { http: '--listen', grpc: '--grpc', admin: '--admin' },
+} as const satisfies Record<string, Partial<Record<ListenerKind, string>>>;
+
+function fail(err: unknown, flags?: Partial<Record<ListenerKind, string>>): never {
+  if (err instanceof ListenError) err.withFlag(flags?.[err.listener]);
   if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
   else process.stderr.write(`modelguard: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
+}
+
+const ROLE_HELP = Object.entries(DEFAULTS.gateway.adminByRole).map(([r, a]) => `${r} ${a}`).join(', ');
+
+/** The admin URL `status` and `top` read: --admin, else the default of --role (default up). */
+function adminUrl(o: { admin?: string; role?: string }): string {
+  if (o.admin !== undefined) return o.admin;
+  const role = o.role ?? 'up';
+  const addr = (DEFAULTS.gateway.adminByRole as Record<string, string>)[role];
+  if (addr === undefined) throw new Error(`--role ${role} is not a role; use one of: ${ROLE_HELP}`);
+  return `http://${addr}`;
 }
 
 const program = new Command('modelguard').description('Inference governance for edge computing').version('0.1.0');
@@ -37,7 +61,7 @@ program
       process.once('SIGINT', shutdown);
       process.once('SIGTERM', shutdown);
     } catch (err) {
-      fail(err);
+      fail(err, LISTEN_FLAGS.up);
     }
   });
 
@@ -63,23 +87,32 @@ program
 const keys = program.command('keys').description('API keys');
 keys
   .command('create')
-  .description('print a new key once, and the App snippet with its hash')
-  .requiredOption('--app <name>', 'app the key is for')
-  .option('--group <name>', 'service group for the snippet', 'default')
-  .action((o: { app: string; group: string }) => {
-    const k = createKey();
-    process.stdout.write(`key (shown once, store it now): ${k.key}\n\n${appSnippet(o.app, k.sha256, o.group)}\n`);
+  .description('print a new key or token once (on stderr), and the exact configuration that accepts it (on stdout)')
+  .option('--app <name>', 'an API key for this app: prints the App resource with its sha256')
+  .option('--kind <kind>', 'a token instead: node (nodeTokens), proxy (proxies[].tokens) or admin (adminTokens)')
+  .option('--group <name>', 'with --app: service group of the App snippet (default "default")')
+  .option('--name <name>', 'with --kind proxy: name of the proxy credential (default "proxy")')
+  .action((o: { app?: string; kind?: string; group?: string; name?: string }) => {
+    try {
+      const { secret, snippet } = keysCreate(o);
+      process.stderr.write(secret);
+      process.stdout.write(snippet);
+    } catch (err) {
+      fail(err);
+    }
   });
 
 program
   .command('status')
   .description('what is running and how the accelerator is shared')
-  .option('--admin <url>', 'admin listener URL', 'http://127.0.0.1:9090')
+  .option('--admin <url>', `admin listener URL (default up's, http://${DEFAULTS.gateway.adminByRole.up}; see --role)`)
+  .option('--role <role>', `the default admin port of a role on this box: ${ROLE_HELP}`)
   .option('--token <token>', 'admin token (or MODELGUARD_ADMIN_TOKEN)')
-  .action(async (o: { admin: string; token?: string }) => {
+  .action(async (o: { admin?: string; role?: string; token?: string }, cmd: Command) => {
     try {
+      refuseSilentFlags(cmd, [{ option: 'role', flag: '--role', works: o.admin === undefined, needs: 'it picks the default admin URL of a role, and --admin gives the URL; give one of them' }]);
       if (o.token) process.env['MODELGUARD_ADMIN_TOKEN'] = o.token;
-      await printStatus(o.admin);
+      await printStatus(adminUrl(o));
     } catch (err) {
       fail(err);
     }
@@ -88,20 +121,40 @@ program
 program
   .command('top')
   .description('the live view of the dashboard in a terminal (q quits)')
-  .option('--admin <url>', 'admin listener URL', 'http://127.0.0.1:9090')
+  .option('--admin <url>', `admin listener URL (default up's, http://${DEFAULTS.gateway.adminByRole.up}; see --role)`)
+  .option('--role <role>', `the default admin port of a role on this box: ${ROLE_HELP}`)
   .option('-n, --iterations <n>', 'draw n frames and exit', (v: string) => Number.parseInt(v, 10))
   .option('--token <token>', 'admin token (or MODELGUARD_ADMIN_TOKEN)')
-  .action(async (o: { admin: string; iterations?: number; token?: string }) => {
+  .action(async (o: { admin?: string; role?: string; iterations?: number; token?: string }, cmd: Command) => {
     try {
+      refuseSilentFlags(cmd, [{ option: 'role', flag: '--role', works: o.admin === undefined, needs: 'it picks the default admin URL of a role, and --admin gives the URL; give one of them' }]);
       if (o.token) process.env['MODELGUARD_ADMIN_TOKEN'] = o.token;
-      await top(o.admin, o.iterations === undefined ? {} : { iterations: o.iterations });
+      await top(adminUrl(o), o.iterations === undefined ? {} : { iterations: o.iterations });
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command('demo-load')
+  .description('overload the demo (or a configuration\'s apps) for a while, and print what each group got and the split')
+  .option('--seconds <n>', 'how long to drive the load', (v: string) => Number(v), 8)
+  .option('-c, --config <path>', "drive this configuration's apps instead of the running demo (with --key)")
+  .option('--key <app=key>', 'with --config: an app to drive and its API key (repeat)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+  .option('--url <url>', 'inference HTTP URL (default the demo\'s, or the configuration\'s listeners.http)')
+  .option('--admin <url>', 'admin listener URL (default the demo\'s, or the configuration\'s)')
+  .option('--model <name>', 'model to call (default iris in the demo; with --config the first model every app may use)')
+  .option('--concurrency <n>', 'requests each app keeps outstanding (default 2 × slots + 2)', (v: string) => Number.parseInt(v, 10))
+  .action(async (o: { seconds: number; config?: string; key: string[]; url?: string; admin?: string; model?: string; concurrency?: number }) => {
+    try {
+      await demoLoad(o);
     } catch (err) {
       fail(err);
     }
   });
 
 /** Runs until SIGINT/SIGTERM, then stops cleanly. */
-function serve(start: () => Promise<Running>): Promise<void> {
+function serve(start: () => Promise<Running>, flags: Partial<Record<ListenerKind, string>>): Promise<void> {
   return Promise.resolve().then(start).then(
     (r) => {
       const shutdown = (): void => {
@@ -113,7 +166,7 @@ function serve(start: () => Promise<Running>): Promise<void> {
       process.once('SIGINT', shutdown);
       process.once('SIGTERM', shutdown);
     },
-    (err: unknown) => fail(err),
+    (err: unknown) => fail(err, flags),
   );
 }
 
@@ -128,15 +181,21 @@ program
   .option('--webhook <addr>', 'Kubernetes mode: serve the sidecar injection webhook (TLS) here, e.g. 0.0.0.0:9443')
   .option('--admin <addr>', 'listener for the node and admin APIs (overrides the Gateway)')
   .option('--heartbeat <ms>', 'heartbeat interval nodes keep, ms', (v: string) => Number.parseInt(v, 10))
-  .action((o: { config?: string; kubernetes?: boolean; namespace: string; webhook?: string; admin?: string; heartbeat?: number }) =>
-    serve(() =>
-      runController({
+  .action((o: { config?: string; kubernetes?: boolean; namespace: string; webhook?: string; admin?: string; heartbeat?: number }, cmd: Command) =>
+    serve(() => {
+      const k8s = o.kubernetes === true;
+      refuseSilentFlags(cmd, [
+        { option: 'webhook', flag: '--webhook', works: k8s, needs: 'the sidecar injection webhook runs in Kubernetes mode only; add --kubernetes, or drop --webhook' },
+        { option: 'namespace', flag: '--namespace', works: k8s, needs: 'it picks the namespace of the CRDs in Kubernetes mode only; add --kubernetes, or drop --namespace' },
+      ]);
+      return runController({
         ...(o.config ? { config: o.config } : {}),
         ...(o.kubernetes ? { kubernetes: { namespace: o.namespace } } : {}),
         ...(o.webhook ? { webhook: o.webhook } : {}),
         ...(o.admin ? { admin: o.admin } : {}),
         ...(o.heartbeat ? { heartbeatMs: o.heartbeat } : {}),
-      }),
+      });
+    }, LISTEN_FLAGS.controller,
     ),
   );
 
@@ -150,8 +209,11 @@ program
   .option('--admin <addr>', 'admin listener (overrides the Gateway)')
   .option('--mqtt <url>', 'MQTT broker URL, or where the embedded broker listens (overrides the Gateway)')
   .option('--node-token-file <path>', 'token for the controller (or MODELGUARD_NODE_TOKEN)')
-  .action((o: { controller?: string; config?: string; name?: string; listen?: string; admin?: string; mqtt?: string; nodeTokenFile?: string }) =>
-    serve(() => runBroker({ ...o, ...optional('nodeToken', secret(o.nodeTokenFile, 'MODELGUARD_NODE_TOKEN')) })),
+  .action((o: { controller?: string; config?: string; name?: string; listen?: string; admin?: string; mqtt?: string; nodeTokenFile?: string }, cmd: Command) =>
+    serve(() => {
+      refuseSilentFlags(cmd, [nodeTokenRule(o)]);
+      return runBroker({ ...o, ...optional('nodeToken', secret(o.nodeTokenFile, 'MODELGUARD_NODE_TOKEN')) });
+    }, LISTEN_FLAGS.broker),
   );
 
 program
@@ -187,16 +249,23 @@ program
       tlsKey?: string;
       tlsCa?: string;
       tlsServerName?: string;
-    }) =>
-      serve(() =>
-        runProxy({
+    }, cmd: Command) =>
+      serve(() => {
+        refuseSilentFlags(cmd, [nodeTokenRule(o)]);
+        return runProxy({
           ...o,
           apps: o.app,
           ...optional('token', secret(o.tokenFile, 'MODELGUARD_PROXY_TOKEN')),
           ...optional('nodeToken', secret(o.nodeTokenFile, 'MODELGUARD_NODE_TOKEN')),
-        }),
+        });
+      }, LISTEN_FLAGS.proxy,
       ),
   );
+
+/** The controller token means nothing to a standalone node, which has no controller. */
+function nodeTokenRule(o: { controller?: string }): FlagRule {
+  return { option: 'nodeTokenFile', flag: '--node-token-file', works: o.controller !== undefined, needs: 'it is the token for the controller, and with --config there is none; use it with --controller URL' };
+}
 
 function optional<K extends string>(key: K, value: string | undefined): Partial<Record<K, string>> {
   return value === undefined ? {} : ({ [key]: value } as Record<K, string>);

@@ -12,11 +12,13 @@ import { withVersion } from '../config/compile.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import { followBrokerTls, followProxyTls, proxyTls } from './tls.ts';
 import { startBroker, startProxy, type Role } from '../compose/roles.ts';
-import { closeServer, listen, parseListen } from '../compose/listen.ts';
+import { adminAddress, bound, closeServer, listen, parseListen } from '../compose/listen.ts';
 import { Controller } from '../controller/controller.ts';
 import { createControllerServer } from '../controller/server.ts';
 import { NodeAgent } from '../controller/agent.ts';
 import { FileSource } from '../controller/source.ts';
+import { restartNote } from '../admin/restart.ts';
+import { mqttFlagNeedsGateway } from './flags.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubernetesConfigSource, startWebhook } from '../k8s/controller-mode.ts';
 
@@ -58,22 +60,23 @@ export async function runController(o: ControllerCliOptions): Promise<Running & 
   await controller.start();
   const full = controller.current;
   if (!full) throw new Error(`no valid configuration from ${source.description}; the controller needs one to start (see the errors above)`);
-  const addr = o.admin ?? full.gateway.listeners.admin;
+  const addr = o.admin ?? adminAddress(full.gateway, 'controller');
   if (!isLoopback(addr) && (full.gateway.nodeTokenHashes.length === 0 || full.gateway.adminTokenHashes.length === 0)) {
     const missing = full.gateway.nodeTokenHashes.length === 0 ? 'Gateway.spec.nodeTokens' : 'Gateway.spec.adminTokens';
-    const text = `the controller listens on ${addr}, beyond loopback, without ${missing}; add them (\`modelguard keys create\` prints a token and its sha256), or listen on 127.0.0.1`;
+    const text = `the controller listens on ${addr}, beyond loopback, without ${missing}; add them (\`modelguard keys create --kind node\` and \`--kind admin\` print a token and its Gateway lines), or listen on 127.0.0.1`;
     // In a cluster the listener must be reachable by probes and nodes: say it loudly, but serve.
     if (!k8s) throw new Error(text);
     process.stderr.write(`warning: ${text}\n`);
   }
   const server = createControllerServer(controller);
-  const url = await listen(server, addr);
+  const url = await listen(server, addr, 'controller');
   log(`ModelGuard controller is up: configuration version ${full.version} (${full.hash.slice(0, 12)}) from ${source.description}`);
   log(`  controller      ${url}   (node API, /api/v1/nodes, /api/v1/config, /metrics)`);
   let webhook: { url: string; stop: () => Promise<void> } | undefined;
   if (k8s && o.webhook && o.kubernetes) {
     const ns = o.kubernetes.namespace;
-    webhook = await startWebhook({ source: k8s, namespace: ns, listen: o.webhook, controllerUrl: `http://modelguard-controller.${ns}.svc:${parseListen(addr).port}`, log });
+    const hook = o.webhook;
+    webhook = await bound('webhook', hook, () => startWebhook({ source: k8s, namespace: ns, listen: hook, controllerUrl: `http://modelguard-controller.${ns}.svc:${parseListen(addr).port}`, log }));
     log(`  webhook         ${webhook.url}   (sidecar injection, TLS)`);
   }
   const onHup = (): void => void controller.reload('SIGHUP');
@@ -120,7 +123,10 @@ async function runNode<R extends Role>(
   let running: R | undefined;
   const apply = (s: Snapshot): void => {
     check(s);
+    const before = running?.current.gateway;
     running?.reload(s);
+    const note = before && restartNote(before, s.gateway, s.version, `modelguard ${role}`);
+    if (note) log(note);
   };
   if (o.controller !== undefined) {
     if (!o.name) throw new Error('--name NODE is required with --controller');
@@ -188,7 +194,10 @@ export async function runBroker(o: NodeOptions): Promise<Running> {
     [],
     (full) => (name ? brokerSnapshot(full, name) : full),
     () => undefined,
-    (s) => startBroker(s, { ...(o.listen ? { listen: o.listen } : {}), ...(o.admin ? { admin: o.admin } : {}), ...(o.mqtt ? { mqtt: o.mqtt } : {}) }),
+    (s) => {
+      mqttFlagNeedsGateway('modelguard broker', s.gateway.mqtt !== undefined, o.mqtt);
+      return startBroker(s, { ...(o.listen ? { listen: o.listen } : {}), ...(o.admin ? { admin: o.admin } : {}), ...(o.mqtt ? { mqtt: o.mqtt } : {}) });
+    },
   );
   const b = node.role;
   log(`ModelGuard broker${name ? ` "${name}"` : ''} is up (configuration version ${b.current.version}, ${b.current.hash.slice(0, 12)})`);

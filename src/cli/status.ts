@@ -1,17 +1,64 @@
-/** `modelguard status`: the admin API's view, as a table. */
+/** `modelguard status`: the admin API's view, as a table; a broker, a proxy, `up`, or a controller. */
 import type { BrokerStatus } from '../broker/broker.ts';
+import type { ConfigView, NodeView } from '../controller/controller.ts';
 import { adminFetch } from './admin-client.ts';
 
-export async function printStatus(adminUrl: string): Promise<void> {
+/** What a controller answers on /api/v1/status. */
+export interface ControllerStatus extends ConfigView {
+  readonly role: 'controller';
+  readonly nodes: readonly NodeView[];
+  readonly restartRequired: readonly string[];
+}
+
+type NodeStatus = BrokerStatus & { readonly restartRequired?: readonly string[] };
+
+/** Reads /api/v1/status of any role. */
+export async function fetchStatus(adminUrl: string): Promise<NodeStatus | ControllerStatus> {
   let res: Response;
   try {
     res = await adminFetch(adminUrl, '/api/v1/status');
   } catch (err) {
-    throw new Error(`cannot reach the admin listener at ${adminUrl} (${(err as Error).message}); is ModelGuard running? pass --admin URL`);
+    throw new Error(`cannot reach the admin listener at ${adminUrl} (${(err as Error).message}); is ModelGuard running? pass --admin URL (or --role ROLE for a role's default port)`);
   }
-  if (res.status === 401) throw new Error('the admin listener needs a token: pass --token or set MODELGUARD_ADMIN_TOKEN');
-  if (!res.ok) throw new Error(`admin listener answered ${res.status}`);
-  const s = (await res.json()) as BrokerStatus;
+  if (res.status === 401) throw new Error('the admin listener needs a token: pass --token or set MODELGUARD_ADMIN_TOKEN (`modelguard keys create --kind admin` makes one)');
+  if (!res.ok) throw new Error(`admin listener at ${adminUrl} answered ${res.status} to /api/v1/status; is it a ModelGuard admin listener?`);
+  return (await res.json()) as NodeStatus | ControllerStatus;
+}
+
+function restartLines(fields: readonly string[] | undefined): string[] {
+  if (!fields || fields.length === 0) return [];
+  return ['', `RESTART REQUIRED: the configuration changed ${fields.join(', ')}, read only at start; restart this process to apply it`];
+}
+
+const ago = (ms: number): string => (ms < 1000 ? `${ms}ms` : `${(ms / 1000).toFixed(1)}s`);
+
+/** The controller's nodes: which snapshot each runs, and whether it keeps up. */
+export function controllerText(s: ControllerStatus): string {
+  const out: string[] = [];
+  out.push(`controller: configuration version ${s.version ?? '-'} (${(s.hash ?? '').slice(0, 12) || 'none'}) from ${s.source}`);
+  if (s.error) out.push(`last configuration refused (${s.error.at}; the version above stays): ${s.error.message}`);
+  out.push('');
+  out.push('NODE                      ROLE    APPS                  APPLIED     CURRENT  HEALTHY  LAST-SEEN  ERROR');
+  for (const n of s.nodes) {
+    out.push(
+      [
+        n.name.padEnd(25),
+        n.role.padEnd(7),
+        (n.apps.length ? n.apps.join(',') : n.role === 'proxy' ? '(every app)' : '-').slice(0, 21).padEnd(21),
+        (n.applied ? `v${n.applied.version}` : '-').padEnd(11),
+        (n.upToDate ? 'yes' : 'NO').padEnd(8),
+        (n.healthy ? 'yes' : 'NO').padEnd(8),
+        ago(n.lastSeenMs).padStart(9),
+        n.error ? ` v${n.error.version}: ${n.error.message}` : '',
+      ].join(' '),
+    );
+  }
+  if (s.nodes.length === 0) out.push('(no broker or proxy has registered yet)');
+  out.push(...restartLines(s.restartRequired));
+  return out.join('\n');
+}
+
+export function nodeText(s: NodeStatus): string {
   const out: string[] = [];
   out.push(`configuration version ${s.version} (${s.hash.slice(0, 12)}), fairness: ${s.fairness}`);
   out.push('');
@@ -67,5 +114,14 @@ export async function printStatus(adminUrl: string): Promise<void> {
       );
     }
   }
-  process.stdout.write(`${out.join('\n')}\n`);
+  out.push(...restartLines(s.restartRequired));
+  return out.join('\n');
+}
+
+export function statusText(s: NodeStatus | ControllerStatus): string {
+  return 'role' in s && s.role === 'controller' ? controllerText(s) : nodeText(s as NodeStatus);
+}
+
+export async function printStatus(adminUrl: string): Promise<void> {
+  process.stdout.write(`${statusText(await fetchStatus(adminUrl))}\n`);
 }

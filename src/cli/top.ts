@@ -4,6 +4,7 @@
  * (for scripts; without a terminal, frames are printed one after another, without colour).
  */
 import { adminFetch } from './admin-client.ts';
+import { controllerText, fetchStatus } from './status.ts';
 import type { AppView, EndpointView, ErrorView, GroupView, LiveView, ModelView } from '../observability/live-view.ts';
 
 const SPARKS = '▁▂▃▄▅▆▇█';
@@ -169,10 +170,15 @@ export function renderTop(v: LiveView, opts: TopOptions): string {
   return lines.map((l) => clip(l, opts.width)).join('\n');
 }
 
-async function fetchView(adminUrl: string): Promise<LiveView> {
+/** A node's live view; a controller has none, so its frame is its status (nodes and versions). */
+async function readFrame(adminUrl: string, opts: TopOptions): Promise<string> {
   const res = await adminFetch(adminUrl, '/api/v1/live');
+  if (res.status === 404) {
+    const s = await fetchStatus(adminUrl);
+    if ('role' in s && s.role === 'controller') return `ModelGuard top · controller ${adminUrl} · ${clock(Date.now())} · q quits\n\n${controllerText(s)}`;
+  }
   if (!res.ok) throw new Error(`admin listener answered ${res.status}`);
-  return (await res.json()) as LiveView;
+  return renderTop((await res.json()) as LiveView, opts);
 }
 
 /** Runs until q / Ctrl-C, or for `iterations` frames. */
@@ -206,7 +212,7 @@ export async function top(adminUrl: string, opts: { iterations?: number; interva
     for (let frame = 0; !stopped && (opts.iterations === undefined || frame < opts.iterations); frame++) {
       let text: string;
       try {
-        text = renderTop(await fetchView(adminUrl), { width: out.columns || 160, color });
+        text = await readFrame(adminUrl, { width: out.columns || 160, color });
       } catch (err) {
         if (!interactive) throw new Error(`cannot read ${adminUrl}/api/v1/live (${(err as Error).message}); is ModelGuard running? pass --admin URL`);
         text = `cannot read ${adminUrl}/api/v1/live (${(err as Error).message}); retrying…`;

@@ -5,11 +5,15 @@
  */
 import { watch } from 'node:fs';
 import { compileResources, ConfigError, loadConfig } from '../config/index.ts';
+import { DEFAULTS } from '../config/schema-common.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import { startGateway, type Gateway } from '../compose/gateway.ts';
 import { startModelServer, type ModelServer } from '../demo/index.ts';
-import { DEMO_MQTT, demoResources } from './demo-config.ts';
+import { DEMO_MQTT, DEMO_SERVICE_TIME, DEMO_SLOTS, demoResources } from './demo-config.ts';
+import { removeDemoState, writeDemoState } from './demo-state.ts';
 import { mqttTryLine } from './mqtt-hint.ts';
+import { restartNote } from '../admin/restart.ts';
+import { mqttFlagNeedsGateway } from './flags.ts';
 
 export interface UpOptions {
   readonly config?: string;
@@ -37,9 +41,10 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
   let demoKeys: Record<string, { key: string }> | undefined;
   if (opts.config) {
     snapshot = (await loadConfig(opts.config)).snapshot;
+    mqttFlagNeedsGateway(`modelguard up --config ${opts.config}`, snapshot.gateway.mqtt !== undefined, opts.mqtt);
   } else {
-    modelServer = await startModelServer({ mode: 'onnx', slots: 2 });
-    const demo = demoResources(modelServer.url, { http: opts.http ?? '127.0.0.1:8080', grpc: opts.grpc ?? '127.0.0.1:8081', admin: opts.admin ?? '127.0.0.1:9090' });
+    modelServer = await startModelServer({ mode: 'onnx', slots: DEMO_SLOTS, serviceTime: DEMO_SERVICE_TIME });
+    const demo = demoResources(modelServer.url, { http: opts.http ?? '127.0.0.1:8080', ...(opts.grpc === undefined ? {} : { grpc: opts.grpc }), admin: opts.admin ?? DEFAULTS.gateway.adminByRole.up });
     snapshot = compileResources(demo.resources, { version: 1, sources: ['<embedded demo>'] }).snapshot;
     demoKeys = demo.keys;
   }
@@ -75,6 +80,14 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
         `-d '{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}' ${gateway.httpUrl}/v2/models/iris/infer`,
     );
     if (gateway.mqtt) log(`  ${mqttTryLine(gateway.mqtt.url, 'camera-line-1', key)}`);
+    const apps = Object.entries(demoKeys).map(([name, k]) => ({ name, group: snapshot.apps[name]?.serviceGroup ?? 'default', key: k.key }));
+    try {
+      writeDemoState({ httpUrl: gateway.httpUrl, adminUrl: gateway.adminUrl, model: 'iris', apps, pid: process.pid });
+      log('');
+      log(`See the sharing: \`npx modelguard demo-load --seconds 8\` overloads the accelerator from both apps; watch ${gateway.adminUrl}/`);
+    } catch (err) {
+      log(`  (demo-load will need --config and --key: could not record the demo's keys: ${(err as Error).message})`);
+    }
   }
 
   let version = snapshot.version;
@@ -84,8 +97,11 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
       const next = (await loadConfig(opts.config, { version: version + 1 })).snapshot;
       if (next.hash === gateway.broker.current.hash) return;
       version = next.version;
+      const before = gateway.broker.current.gateway;
       gateway.reload(next);
       log(`configuration reloaded (${why}): version ${next.version}, ${next.hash.slice(0, 12)}`);
+      const note = restartNote(before, next.gateway, next.version, 'modelguard up');
+      if (note) log(note);
     } catch (err) {
       const text = err instanceof ConfigError ? err.format() : String(err);
       process.stderr.write(`configuration not reloaded (${why}); keeping version ${gateway.broker.current.version}:\n${text}\n`);
@@ -105,6 +121,7 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
     process.off('SIGHUP', onHup);
     watcher?.close();
     clearTimeout(debounce);
+    if (demoKeys) removeDemoState(process.pid);
     await gateway.close();
     await modelServer?.close();
   };

@@ -14,7 +14,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { AccessLog } from '../observability/access-log.ts';
 import type { LiveFeed } from '../observability/live.ts';
 import type { Tracer } from '../observability/tracing.ts';
-import { closeServer, listen } from './listen.ts';
+import { bound, closeServer, listen } from './listen.ts';
 import { observe } from './observe.ts';
 import { listenerPort, startTrafficQos, type TrafficQos } from '../qos/index.ts';
 
@@ -77,9 +77,10 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
   let adminUrl: string;
   let grpcUrl: string;
   try {
-    httpUrl = await listen(httpServer, opts.http ?? snapshot.gateway.listeners.http);
-    adminUrl = await listen(obs.adminServer, opts.admin ?? snapshot.gateway.listeners.admin);
-    grpcUrl = await listenGrpc(grpc.server, opts.grpc ?? snapshot.gateway.listeners.grpc);
+    httpUrl = await listen(httpServer, opts.http ?? snapshot.gateway.listeners.http, 'http');
+    adminUrl = await listen(obs.adminServer, opts.admin ?? snapshot.gateway.listeners.admin, 'admin');
+    const grpcAddr = opts.grpc ?? snapshot.gateway.listeners.grpc;
+    grpcUrl = await bound('grpc', grpcAddr, () => listenGrpc(grpc.server, grpcAddr));
   } catch (err) {
     await close();
     throw err;
@@ -87,7 +88,8 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
   const mqttCfg = snapshot.gateway.mqtt;
   if (mqttCfg) {
     try {
-      mqtt = await startMqttIngress(pipeline, mqttCfg, opts.mqtt ?? mqttCfg.url);
+      const url = opts.mqtt ?? mqttCfg.url;
+      mqtt = await bound('mqtt', url, () => startMqttIngress(pipeline, mqttCfg, url));
       registerMqttMetrics(obs.metrics.registry, mqtt);
     } catch (err) {
       if (!opts.onMqttError) {

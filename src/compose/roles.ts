@@ -14,7 +14,7 @@ import { startMqttIngress, type MqttIngress } from '../adapters/mqtt/ingress.ts'
 import { createLinkServer } from '../link/server.ts';
 import { ListenerTls, checkTlsSwitch, readBrokerTls } from '../link/tls.ts';
 import { RemoteBroker, type LinkClientTls } from '../link/remote.ts';
-import { closeServer, listen } from './listen.ts';
+import { adminAddress, bound, closeServer, listen, type ListenerKind } from './listen.ts';
 import { observe, type Observers } from './observe.ts';
 import { listenerPort, startTrafficQos, type TrafficQos } from '../qos/index.ts';
 
@@ -54,13 +54,13 @@ interface Listener {
   close(): Promise<void>;
 }
 
-function httpListener(server: Server, addr: string): Listener {
-  return { start: () => listen(server, addr), close: () => (server.listening ? closeServer(server) : Promise.resolve()) };
+function httpListener(server: Server, addr: string, kind: ListenerKind): Listener {
+  return { start: () => listen(server, addr, kind), close: () => (server.listening ? closeServer(server) : Promise.resolve()) };
 }
 
 /** The broker listener; with brokerTls an https:// URL, and its files followed while it listens. */
 function linkListener(server: Server, addr: string, tls: ListenerTls | undefined, watchMs: number | undefined): Listener {
-  const plain = httpListener(server, addr);
+  const plain = httpListener(server, addr, 'broker');
   if (tls === undefined) return plain;
   return {
     start: async () => {
@@ -83,7 +83,7 @@ async function compose(
   const pipeline = new Pipeline(plane);
   const observers = observe(pipeline);
   const own = listeners(pipeline);
-  const adminListener = httpListener(observers.adminServer, admin);
+  const adminListener = httpListener(observers.adminServer, admin, 'admin');
   plane.start();
   const closeAll = async (): Promise<void> => {
     observers.closeStreams();
@@ -142,7 +142,8 @@ export async function startBroker(snapshot: Snapshot, opts: BrokerOptions = {}):
       if (mqttCfg) {
         own.push({
           start: async () => {
-            mqtt = await startMqttIngress(pipeline, mqttCfg, opts.mqtt ?? mqttCfg.url);
+            const url = opts.mqtt ?? mqttCfg.url;
+            mqtt = await bound('mqtt', url, () => startMqttIngress(pipeline, mqttCfg, url));
             return mqtt.url;
           },
           close: async () => mqtt?.close(),
@@ -150,7 +151,7 @@ export async function startBroker(snapshot: Snapshot, opts: BrokerOptions = {}):
       }
       return own;
     },
-    opts.admin ?? snapshot.gateway.listeners.admin,
+    opts.admin ?? adminAddress(snapshot.gateway, 'broker'),
   );
   const ports = {
     broker: listenerPort(opts.listen ?? snapshot.gateway.listeners.broker, c.urls[0]),
@@ -203,11 +204,11 @@ export async function startProxy(snapshot: Snapshot, opts: ProxyOptions): Promis
     (pipeline) => {
       const grpc = createGrpcServer(pipeline);
       return [
-        httpListener(createHttpServer(pipeline), opts.http ?? snapshot.gateway.listeners.http),
-        { start: () => listenGrpc(grpc.server, opts.grpc ?? snapshot.gateway.listeners.grpc), close: () => closeGrpc(grpc.server) },
+        httpListener(createHttpServer(pipeline), opts.http ?? snapshot.gateway.listeners.http, 'http'),
+        { start: () => bound('grpc', opts.grpc ?? snapshot.gateway.listeners.grpc, () => listenGrpc(grpc.server, opts.grpc ?? snapshot.gateway.listeners.grpc)), close: () => closeGrpc(grpc.server) },
       ];
     },
-    opts.admin ?? snapshot.gateway.listeners.admin,
+    opts.admin ?? adminAddress(snapshot.gateway, 'proxy'),
   );
   return {
     remote,

@@ -9,6 +9,7 @@ import type { AppSnapshot, BackendSnapshot, GatewaySnapshot, GroupSnapshot, Mode
 import type { RemoteWriteSnapshot } from '../core/snapshot.ts';
 import { parseRate } from '../qos/rate.ts';
 import { DEFAULTS, GatewaySpecSchema, ServiceGroupSpecSchema, durationMs, sizeBytes } from './schema.ts';
+import { resolveListeners } from './schema-gateway.ts';
 import type { App, Backend, Gateway, Model, Resource, ServiceGroup } from './schema.ts';
 
 /** Object.freeze, all the way down. */
@@ -50,7 +51,8 @@ function compileGateway(g: Gateway | undefined): GatewaySnapshot {
   const spec = g?.spec ?? GatewaySpecSchema.parse({});
   return {
     name: g?.metadata.name ?? DEFAULTS.gateway.name,
-    listeners: { ...spec.listeners },
+    listeners: resolveListeners(spec.listeners),
+    listenersGiven: (['grpc', 'admin'] as const).filter((l) => spec.listeners[l] !== undefined),
     auth: spec.auth,
     fairness: spec.fairness,
     maxBodyBytes: sizeBytes(spec.maxBodySize),

@@ -177,11 +177,12 @@ function checkApps(rep: Reporter, apps: readonly Located<App>[], models: readonl
 
 /** An admin listener reachable beyond loopback must require a token. */
 function checkAdminExposure(rep: Reporter, g: Gateway, doc: SourceDocument): void {
-  const host = splitHostPort(g.spec.listeners.admin)?.host;
+  const admin = g.spec.listeners.admin ?? '127.0.0.1:0'; // unset: a loopback default per role
+  const host = splitHostPort(admin)?.host;
   const loopback = host === undefined || isLoopbackHost(host);
   if (!loopback && g.spec.adminTokens.length === 0) {
-    rep.error(doc, ['spec', 'listeners', 'admin'], `the admin listener ${g.spec.listeners.admin} is reachable beyond loopback but no adminTokens are set`, {
-      hint: 'add spec.adminTokens: [{ sha256: ... }] (`modelguard keys create --app admin` makes a token and its digest), or listen on 127.0.0.1',
+    rep.error(doc, ['spec', 'listeners', 'admin'], `the admin listener ${admin} is reachable beyond loopback but no adminTokens are set`, {
+      hint: 'add spec.adminTokens: [{ sha256: ... }] (`modelguard keys create --kind admin` prints a token and the snippet), or listen on 127.0.0.1',
     });
   }
 }
@@ -201,7 +202,7 @@ function checkProxies(rep: Reporter, g: Gateway, doc: SourceDocument, declared: 
       const owner = tokenOwner.get(t.sha256);
       if (owner !== undefined) {
         rep.error(doc, ['spec', 'proxies', i, 'tokens', j, 'sha256'], `this token is already listed for proxy "${owner}"`, {
-          hint: 'a token identifies one proxy; `modelguard keys create --app <proxy>` makes another',
+          hint: 'a token identifies one proxy; `modelguard keys create --kind proxy --name <proxy>` makes another',
         });
       } else tokenOwner.set(t.sha256, p.name);
     });

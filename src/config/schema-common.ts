@@ -35,7 +35,10 @@ export const DEFAULTS = {
   app: { serviceGroup: DEFAULT_GROUP },
   gateway: {
     name: 'default',
-    listeners: { http: '0.0.0.0:8080', grpc: '0.0.0.0:8081', admin: '127.0.0.1:9090', broker: '0.0.0.0:8010' },
+    // grpc: port 8081 on the HTTP listener's host. admin: per role (adminByRole), `up`'s shown here.
+    listeners: { http: '0.0.0.0:8080', grpcPort: 8081, admin: '127.0.0.1:9460', broker: '0.0.0.0:8010' },
+    /** Admin listener of each role when listeners.admin is not set: one port each, so the roles share a box (9090 is Prometheus's). */
+    adminByRole: { up: '127.0.0.1:9460', controller: '127.0.0.1:9461', broker: '127.0.0.1:9462', proxy: '127.0.0.1:9463' },
     auth: 'apiKey',
     fairness: 'compute',
     maxBodySize: '8Mi',

@@ -10,14 +10,31 @@ import { ACCESS_LOG_LEVELS, AUTH_MODES, Credentials, D, FAIRNESS, Metadata, Sour
 
 const WILDCARDS = new Set(['0.0.0.0', '::']);
 
+/** The listener addresses with their defaults filled in (gRPC on the HTTP listener's host). */
+export function resolveListeners(l: { http?: string | undefined; grpc?: string | undefined; admin?: string | undefined; broker?: string | undefined }): {
+  http: string;
+  grpc: string;
+  admin: string;
+  broker: string;
+} {
+  const http = l.http ?? D.gateway.listeners.http;
+  const host = splitHostPort(http)?.host ?? '0.0.0.0';
+  const grpc = l.grpc ?? `${host.includes(':') ? `[${host}]` : host}:${D.gateway.listeners.grpcPort}`;
+  return { http, grpc, admin: l.admin ?? D.gateway.listeners.admin, broker: l.broker ?? D.gateway.listeners.broker };
+}
+
+const A = D.gateway.adminByRole;
 const Listeners = z
   .strictObject({
     http: hostPort().default(D.gateway.listeners.http).describe(`inference over HTTP (KServe v2, OpenAI, pass-through); default ${D.gateway.listeners.http}`),
-    grpc: hostPort().default(D.gateway.listeners.grpc).describe(`inference over gRPC (KServe v2); default ${D.gateway.listeners.grpc}`),
-    admin: hostPort().default(D.gateway.listeners.admin).describe(`metrics, health, dashboard and admin API; default ${D.gateway.listeners.admin}`),
+    grpc: hostPort().optional().describe(`inference over gRPC (KServe v2); default port ${D.gateway.listeners.grpcPort} on the http listener's host`),
+    admin: hostPort()
+      .optional()
+      .describe(`metrics, health, dashboard and admin API; default per role: up ${A.up}, controller ${A.controller}, broker ${A.broker}, proxy ${A.proxy}`),
     broker: hostPort().default(D.gateway.listeners.broker).describe(`broker endpoint that proxies forward to; default ${D.gateway.listeners.broker}`),
   })
-  .superRefine((listeners, ctx) => {
+  .superRefine((given, ctx) => {
+    const listeners = resolveListeners(given);
     const seen: { name: string; host: string; port: number }[] = [];
     for (const [name, address] of Object.entries(listeners)) {
       const hp = splitHostPort(address);

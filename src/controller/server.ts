@@ -9,6 +9,7 @@ import { presentedToken } from '../admin/server.ts';
 import { sha256Hex } from '../security/identity.ts';
 import type { Applied, Controller } from './controller.ts';
 import { NODES_PAGE } from './page.ts';
+import { restartRequired } from '../admin/restart.ts';
 
 const MAX_WAIT_MS = 60_000;
 const VERSION = '0.1.0';
@@ -85,6 +86,8 @@ function controllerMetrics(c: Controller): Registry {
 
 export function createControllerServer(c: Controller): http.Server {
   const registry = controllerMetrics(c);
+  // The listener was bound from this configuration: a later one that moves it needs a restart.
+  const started = c.current?.gateway;
   const allowed = (req: IncomingMessage, hashes: readonly string[] | undefined): boolean => {
     if (!hashes || hashes.length === 0) return true;
     const t = presentedToken(req);
@@ -122,6 +125,12 @@ export function createControllerServer(c: Controller): http.Server {
       return;
     }
     if (path === '/api/v1/config' && method === 'GET') return send(res, 200, c.configView());
+    if (path === '/api/v1/status' && method === 'GET') {
+      // The same path as a broker's or a proxy's, so `modelguard status` and `top` read any role.
+      const now = c.current?.gateway;
+      const restart = started && now ? restartRequired(started, now).filter((f) => f === 'Gateway.spec.listeners.admin') : [];
+      return send(res, 200, { role: 'controller', ...c.configView(), nodes: c.nodeViews(), restartRequired: restart });
+    }
     if (path === '/api/v1/nodes' && method === 'GET') return send(res, 200, { version: c.current?.version, nodes: c.nodeViews() });
     if (path === '/api/v1/nodes' && method === 'POST') {
       readJson(req).then(

@@ -133,6 +133,8 @@ export interface AppSnapshot {
 export interface GatewaySnapshot {
   readonly name: string;
   readonly listeners: { readonly http: string; readonly grpc: string; readonly admin: string; readonly broker: string };
+  /** Listeners whose address the configuration sets; the others take defaults (admin: per role). */
+  readonly listenersGiven?: readonly ('grpc' | 'admin')[];
   readonly auth: AuthMode;
   readonly fairness: Fairness;
   /** Largest request body accepted, bytes. */

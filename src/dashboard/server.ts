@@ -56,12 +56,26 @@ const ASSETS: Readonly<Record<string, () => Promise<Asset>>> = {
   '/favicon.svg': () => cached('icon', async () => ({ type: 'image/svg+xml', body: await readFile(here('./favicon.svg'), 'utf8') })),
 };
 
-/** Answers the dashboard's paths; returns false for any other path. */
-export function serveDashboard(live: LiveFeed, path: string, req: IncomingMessage, res: ServerResponse): boolean {
-  const asset = ASSETS[path === '/index.html' ? '/' : path];
+/**
+ * The page with the current view in it (a JSON data block, which the CSP does not count as a script),
+ * so the first paint shows the state, not empty frames waiting for the event stream.
+ */
+function withView(html: string, live: LiveFeed): string {
+  const json = JSON.stringify(live.view()).replace(/</g, '\\u003c');
+  return html.replace('<!--initial-view-->', `<script type="application/json" id="initial-view">${json}</script>`);
+}
+
+/**
+ * Answers the dashboard's paths; returns false for any other path. `showData`: the request may
+ * read the live view (no admin tokens, or it presents one); only then is the view put in the page.
+ */
+export function serveDashboard(live: LiveFeed, path: string, req: IncomingMessage, res: ServerResponse, showData = true): boolean {
+  const key = path === '/index.html' ? '/' : path;
+  const asset = ASSETS[key];
   if (asset) {
     asset().then(
-      (a) => {
+      (cachedAsset) => {
+        const a = key === '/' && showData ? { ...cachedAsset, body: withView(cachedAsset.body, live) } : cachedAsset;
         res.writeHead(200, { 'content-type': a.type, 'content-length': Buffer.byteLength(a.body), 'cache-control': 'no-cache', 'content-security-policy': CSP, 'x-content-type-options': 'nosniff' });
         res.end(req.method === 'HEAD' ? undefined : a.body);
       },

@@ -40,7 +40,7 @@ test('validate: a good configuration → ok summary, exit 0', { timeout: 30_000 
 test('keys create: prints a key once and the App snippet with its sha256', { timeout: 30_000 }, async () => {
   const r = await run(['keys', 'create', '--app', 'cam-1', '--group', 'gold']);
   assert.equal(r.code, 0);
-  const key = /key \(shown once, store it now\): (\S+)/.exec(r.stdout)?.[1];
+  const key = /key \(shown once, store it now\): (\S+)/.exec(r.stderr)?.[1];
   assert.ok(key && key.length > 40);
   const hash = createHash('sha256').update(key).digest('hex');
   assert.ok(r.stdout.includes(`sha256: "${hash}"`));

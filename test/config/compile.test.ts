@@ -110,7 +110,7 @@ describe('compileResources: configuration built in code', () => {
     assert.equal(s.backends['demo-model']?.timeoutMs, 2000);
     assert.equal(s.models.mnist?.maxBodyBytes, 65536);
     assert.deepEqual(s.apps['demo-a']?.keyHashes, [KEY]);
-    assert.deepEqual(s.gateway.listeners, { http: '127.0.0.1:0', grpc: '0.0.0.0:8081', admin: '127.0.0.1:9090', broker: '0.0.0.0:8010' });
+    assert.deepEqual(s.gateway.listeners, { http: '127.0.0.1:0', grpc: '127.0.0.1:8081', admin: '127.0.0.1:9460', broker: '0.0.0.0:8010' });
     assert.deepEqual(Object.keys(s.groups).sort(), ['default', 'interactive']);
     assert.ok(Object.isFrozen(s.models.mnist));
   });

@@ -24,6 +24,7 @@ describe('loadConfig: a valid multi-file directory', () => {
     assert.deepEqual(loaded.snapshot.gateway, {
       name: 'edge-box',
       listeners: { http: '0.0.0.0:18080', grpc: '0.0.0.0:18081', admin: '127.0.0.1:19090', broker: '[::1]:18010' },
+      listenersGiven: ['grpc', 'admin'],
       auth: 'apiKey',
       fairness: 'requests',
       maxBodyBytes: 16 * 1024 * 1024,
@@ -151,7 +152,8 @@ describe('loadConfig: a single file and the defaults', () => {
   it('applies the Gateway defaults when there is no Gateway', () => {
     assert.deepEqual(loaded.snapshot.gateway, {
       name: 'default',
-      listeners: { http: '0.0.0.0:8080', grpc: '0.0.0.0:8081', admin: '127.0.0.1:9090', broker: '0.0.0.0:8010' },
+      listeners: { http: '0.0.0.0:8080', grpc: '0.0.0.0:8081', admin: '127.0.0.1:9460', broker: '0.0.0.0:8010' },
+      listenersGiven: [],
       auth: 'apiKey',
       fairness: 'compute',
       maxBodyBytes: 8 * 1024 * 1024,

@@ -48,6 +48,6 @@ describe('metric documentation and dashboards', () => {
     const config = parse(await doc('grafana/prometheus.yml')) as { scrape_configs: { metrics_path: string; static_configs: { targets: string[] }[] }[] };
     const job = config.scrape_configs[0]!;
     assert.equal(job.metrics_path, '/metrics');
-    assert.deepEqual(job.static_configs[0]!.targets, ['127.0.0.1:9090']);
+    assert.deepEqual(job.static_configs[0]!.targets, ['127.0.0.1:9460']);
   });
 });

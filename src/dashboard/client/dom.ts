@@ -44,3 +44,8 @@ export function setTitle(title: string): void {
 export function subscribe(url: string): EventSourceLike {
   return new EventSource(url);
 }
+
+/** The text of an element the page may or may not carry. */
+export function textOf(id: string): string | undefined {
+  return document.getElementById(id)?.textContent ?? undefined;
+}

@@ -4,7 +4,7 @@
  */
 import type { AppView, EndpointView, ErrorView, GroupView, LiveView, ModelView, OffloadView } from '../../observability/live-view.ts';
 import { latencyRange, meter, slotBoxes, sparkline, stackBar, stackedArea } from './charts.ts';
-import { body, byId, setTitle, subscribe } from './dom.ts';
+import { body, byId, setTitle, subscribe, textOf } from './dom.ts';
 import { clock, count, duration, esc, ms, num, pct } from './format.ts';
 import { followQos } from './qos.ts';
 
@@ -181,6 +181,9 @@ function setLive(state: 'live' | 'stale' | 'down', text: string): void {
 // (`/?token=...`) is passed on as a query parameter.
 declare const location: { readonly search: string };
 const token = /[?&]token=([^&]*)/.exec(location.search)?.[1];
+// The view served inside the page: drawn at once, before the event stream's first message.
+const initial = textOf('initial-view');
+if (initial) render(JSON.parse(initial) as LiveView);
 const events = subscribe(token === undefined ? '/api/v1/events' : `/api/v1/events?token=${token}`);
 events.onmessage = (e) => render(JSON.parse(e.data) as LiveView);
 events.onerror = () => setLive('down', 'disconnected · retrying');
