@@ -3,10 +3,14 @@
  * with 400 (bad request), 404 (unknown model, version or route), 405 (wrong method) or 500.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { stringifyExact } from '../core/exact-json.ts';
+import { joinFrame } from '../core/kserve-frame.ts';
+import { splitRest, WireError } from '../grpc/kserve.ts';
+import { dataToRaw, datatypeOf, isRecord, rawToData, splitRawBytes } from '../grpc/tensors.ts';
 import { serveOnAccelerator, type ServerContext } from './context.ts';
-import { HttpError, notFound, readJson, sendJson } from './http.ts';
+import { badRequest, HttpError, notFound, readBody, sendJson } from './http.ts';
 import type { DemoModel } from './models.ts';
-import { parseInferRequest } from './tensors.ts';
+import { parseInferRequest, type BinaryWishes, type Element, type InferRequest, type OutputTensor } from './tensors.ts';
 
 function sendError(res: ServerResponse, err: unknown): void {
   const status = err instanceof HttpError ? err.status : 500;
@@ -78,8 +82,77 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
   }
 }
 
+/**
+ * An infer body, JSON or with the binary-data extension (a JSON header of `headerLength` bytes,
+ * then the binary tensors): the request, and which outputs to answer as binary data.
+ */
+export function parseRestInfer(body: Buffer, headerLength: string | undefined): { request: InferRequest; binary: BinaryWishes } {
+  if (body.length === 0) throw badRequest('request body is empty; expected JSON');
+  let split: ReturnType<typeof splitRest>;
+  try {
+    split = splitRest(body, headerLength, 'inputs', 'request body');
+  } catch (err) {
+    if (err instanceof WireError) throw badRequest(err.message);
+    throw err;
+  }
+  const { doc, binaries } = split;
+  const inputs = Array.isArray(doc['inputs']) ? (doc['inputs'] as unknown[]) : undefined;
+  const raws: (Uint8Array | undefined)[] = [];
+  if (inputs) {
+    doc['inputs'] = inputs.map((t, i) => {
+      const bin = binaries[i];
+      raws.push(bin);
+      if (bin === undefined || !isRecord(t)) return t;
+      const where = `inputs[${i}]`;
+      try {
+        const datatype = datatypeOf(t['datatype'], where);
+        const shape = Array.isArray(t['shape']) ? (t['shape'] as number[]) : [];
+        const count = shape.reduce((a, b) => a * b, 1);
+        // BYTES that are not UTF-8 still reach the model (as Latin-1 text); the identity model answers their bytes.
+        const data: Element[] = datatype === 'BYTES' ? splitRawBytes(bin, count, where).map((b) => Buffer.from(b).toString('latin1')) : rawToData(bin, datatype, count, where);
+        return { ...t, data };
+      } catch (err) {
+        if (err instanceof WireError) throw badRequest(err.message);
+        throw err;
+      }
+    });
+  }
+  const parsed = parseInferRequest(doc);
+  const request: InferRequest = { ...parsed, inputs: parsed.inputs.map((t, i) => (raws[i] === undefined ? t : { ...t, raw: raws[i] })) };
+  const params = isRecord(doc['parameters']) ? doc['parameters'] : {};
+  const per = new Map<string, boolean>();
+  if (Array.isArray(doc['outputs'])) {
+    for (const o of doc['outputs'] as unknown[]) {
+      if (isRecord(o) && typeof o['name'] === 'string' && isRecord(o['parameters']) && typeof o['parameters']['binary_data'] === 'boolean') per.set(o['name'], o['parameters']['binary_data']);
+    }
+  }
+  return { request, binary: { all: params['binary_data_output'] === true, per } };
+}
+
+/** An infer answer: JSON, or framed with the outputs asked for as binary data. A JSON output holding NaN or ±Infinity is a 400 naming it. */
+export function encodeRestAnswer(head: Record<string, unknown>, outputs: readonly OutputTensor[], binary: BinaryWishes): { body: Buffer; headers: Record<string, string> } {
+  const bins: Uint8Array[] = [];
+  const list = outputs.map((o) => {
+    const meta = { name: o.name, datatype: o.datatype, shape: o.shape };
+    if (binary.per.get(o.name) ?? binary.all) {
+      const bytes = o.raw ?? dataToRaw(o.data, o.datatype, `output "${o.name}"`);
+      bins.push(bytes);
+      return { ...meta, parameters: { binary_data_size: bytes.byteLength } };
+    }
+    const data = o.raw === undefined ? o.data : rawToData(o.raw, o.datatype, o.data.length, `output "${o.name}"`);
+    const odd = data.find((v) => typeof v === 'number' && !Number.isFinite(v));
+    if (odd !== undefined) throw badRequest(`output "${o.name}" holds ${String(odd)}, which JSON cannot carry; ask for it as binary data`);
+    return { ...meta, data };
+  });
+  const text = stringifyExact({ ...head, outputs: list });
+  if (bins.length === 0) return { body: Buffer.from(text), headers: { 'content-type': 'application/json' } };
+  const { body, headerLength } = joinFrame(text, bins);
+  return { body, headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(headerLength) } };
+}
+
 async function infer(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, model: DemoModel, requestId: string | undefined): Promise<void> {
-  const request = parseInferRequest(await readJson(req));
+  const h = req.headers['inference-header-content-length'];
+  const { request, binary } = parseRestInfer(await readBody(req), typeof h === 'string' ? h : undefined);
   const work = model.prepare(request);
   const id = request.id ?? requestId ?? ctx.nextId();
   serveOnAccelerator(
@@ -87,7 +160,16 @@ async function infer(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
     model,
     res,
     work,
-    (outputs) => sendJson(res, 200, { model_name: model.name, model_version: model.versions[0], id, outputs }),
+    (outputs) => {
+      if (res.headersSent || res.destroyed) return;
+      try {
+        const answer = encodeRestAnswer({ model_name: model.name, model_version: model.versions[0], id }, outputs, binary);
+        res.writeHead(200, { ...answer.headers, 'content-length': answer.body.length });
+        res.end(answer.body);
+      } catch (err) {
+        sendError(res, err);
+      }
+    },
     (err) => sendError(res, err),
   );
 }
