@@ -46,7 +46,7 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
   const [head, name, ...rest] = parts;
   if (head === undefined) {
     methodIs(req, 'GET');
-    sendJson(res, 200, { name: ctx.serverName, version: ctx.serverVersion, extensions: [] });
+    sendJson(res, 200, { name: ctx.serverName, version: ctx.serverVersion, extensions: ['binary_tensor_data'] });
     return;
   }
   if (head === 'health' && (name === 'live' || name === 'ready') && rest.length === 0) {
