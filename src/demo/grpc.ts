@@ -11,7 +11,7 @@ import { inferRequestToRest, inferResponseFromRest, modelMetadataFromJson, WireE
 import { methodPath, wire, type Method } from '../grpc/wire.ts';
 import { serveOnAccelerator, type ServerContext } from './context.ts';
 import { HttpError } from './http.ts';
-import { encodeRestAnswer, findModel, metadata, parseRestInfer } from './kserve.ts';
+import { classifyOutputs, encodeRestAnswer, findModel, metadata, parseRestInfer } from './kserve.ts';
 
 export const ECHO_PATH = '/modelguard.demo.Echo/Echo';
 
@@ -51,7 +51,7 @@ function modelInfer(ctx: ServerContext, call: Call, reply: Reply): void {
   // The REST path's own parsing and encoding, through the exact translation both ways: raw contents
   // reach the model (and the identity model's answer) byte for byte.
   const rest = inferRequestToRest(req);
-  const { request, binary } = parseRestInfer(rest.body, rest.headers['inference-header-content-length']);
+  const { request, binary, classify } = parseRestInfer(rest.body, rest.headers['inference-header-content-length']);
   const work = model.prepare(request);
   const md = call.metadata.get('x-request-id')[0];
   const id = request.id ?? (typeof md === 'string' ? md : ctx.nextId());
@@ -65,7 +65,7 @@ function modelInfer(ctx: ServerContext, call: Call, reply: Reply): void {
     work,
     (outputs) => {
       try {
-        const answer = encodeRestAnswer({ model_name: model.name, model_version: model.versions[0], id }, outputs, binary);
+        const answer = encodeRestAnswer({ model_name: model.name, model_version: model.versions[0], id }, classifyOutputs(outputs, classify), binary);
         reply(null, inferResponseFromRest(answer.body, answer.headers, rest.raw));
       } catch (err) {
         failWith(reply, err);

@@ -46,7 +46,7 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
   const [head, name, ...rest] = parts;
   if (head === undefined) {
     methodIs(req, 'GET');
-    sendJson(res, 200, { name: ctx.serverName, version: ctx.serverVersion, extensions: ['binary_tensor_data'] });
+    sendJson(res, 200, { name: ctx.serverName, version: ctx.serverVersion, extensions: ['binary_tensor_data', 'classification'] });
     return;
   }
   if (head === 'health' && (name === 'live' || name === 'ready') && rest.length === 0) {
@@ -86,7 +86,7 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
  * An infer body, JSON or with the binary-data extension (a JSON header of `headerLength` bytes,
  * then the binary tensors): the request, and which outputs to answer as binary data.
  */
-export function parseRestInfer(body: Buffer, headerLength: string | undefined): { request: InferRequest; binary: BinaryWishes } {
+export function parseRestInfer(body: Buffer, headerLength: string | undefined): { request: InferRequest; binary: BinaryWishes; classify: ReadonlyMap<string, number> } {
   if (body.length === 0) throw badRequest('request body is empty; expected JSON');
   let split: ReturnType<typeof splitRest>;
   try {
@@ -121,12 +121,43 @@ export function parseRestInfer(body: Buffer, headerLength: string | undefined): 
   const request: InferRequest = { ...parsed, inputs: parsed.inputs.map((t, i) => (raws[i] === undefined ? t : { ...t, raw: raws[i] })) };
   const params = isRecord(doc['parameters']) ? doc['parameters'] : {};
   const per = new Map<string, boolean>();
+  const classify = new Map<string, number>();
   if (Array.isArray(doc['outputs'])) {
     for (const o of doc['outputs'] as unknown[]) {
-      if (isRecord(o) && typeof o['name'] === 'string' && isRecord(o['parameters']) && typeof o['parameters']['binary_data'] === 'boolean') per.set(o['name'], o['parameters']['binary_data']);
+      if (!isRecord(o) || typeof o['name'] !== 'string' || !isRecord(o['parameters'])) continue;
+      const p = o['parameters'];
+      if (typeof p['binary_data'] === 'boolean') per.set(o['name'], p['binary_data']);
+      const k = p['classification'];
+      if (k !== undefined) {
+        if (typeof k !== 'number' || !Number.isInteger(k) || k < 1) throw badRequest(`outputs "${o['name']}": classification must be a positive integer`);
+        classify.set(o['name'], k);
+      }
     }
   }
-  return { request, binary: { all: params['binary_data_output'] === true, per } };
+  return { request, binary: { all: params['binary_data_output'] === true, per }, classify };
+}
+
+/**
+ * Triton's classification extension: an output asked for with `classification: k` is answered as
+ * BYTES [batch, k] (or [k] for a rank-1 output) of "<value>:<index>", the k highest values of each
+ * row, highest first (ties: lower index first).
+ */
+export function classifyOutputs(outputs: readonly OutputTensor[], classify: ReadonlyMap<string, number>): OutputTensor[] {
+  return outputs.map((o) => {
+    const k = classify.get(o.name);
+    if (k === undefined) return o;
+    if (o.datatype === 'BYTES' || o.datatype === 'BOOL') throw badRequest(`output "${o.name}" is ${o.datatype}: classification needs numbers`);
+    const values = o.data.map((v) => Number(v));
+    const rows = o.shape.length >= 2 ? (o.shape[0] ?? 1) : 1;
+    const width = rows === 0 ? 0 : values.length / rows;
+    const data: string[] = [];
+    for (let r = 0; r < rows; r++) {
+      const idx = Array.from({ length: width }, (_, i) => i).sort((a, b) => (values[r * width + b] ?? 0) - (values[r * width + a] ?? 0) || a - b);
+      for (const i of idx.slice(0, k)) data.push(`${o.data[r * width + i] ?? ''}:${i}`);
+    }
+    const count = Math.min(k, width);
+    return { name: o.name, datatype: 'BYTES', shape: o.shape.length >= 2 ? [rows, count] : [count], data };
+  });
 }
 
 /** An infer answer: JSON, or framed with the outputs asked for as binary data. A JSON output holding NaN or ±Infinity is a 400 naming it. */
@@ -139,7 +170,14 @@ export function encodeRestAnswer(head: Record<string, unknown>, outputs: readonl
       bins.push(bytes);
       return { ...meta, parameters: { binary_data_size: bytes.byteLength } };
     }
-    const data = o.raw === undefined ? o.data : rawToData(o.raw, o.datatype, o.data.length, `output "${o.name}"`);
+    let data: readonly Element[] = o.data;
+    try {
+      if (o.raw !== undefined) data = rawToData(o.raw, o.datatype, o.data.length, `output "${o.name}"`);
+    } catch (err) {
+      // BYTES that are not UTF-8: JSON cannot carry them either.
+      if (err instanceof WireError) throw badRequest(`${err.message}; ask for it as binary data`);
+      throw err;
+    }
     const odd = data.find((v) => typeof v === 'number' && !Number.isFinite(v));
     if (odd !== undefined) throw badRequest(`output "${o.name}" holds ${String(odd)}, which JSON cannot carry; ask for it as binary data`);
     return { ...meta, data };
@@ -152,7 +190,7 @@ export function encodeRestAnswer(head: Record<string, unknown>, outputs: readonl
 
 async function infer(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, model: DemoModel, requestId: string | undefined): Promise<void> {
   const h = req.headers['inference-header-content-length'];
-  const { request, binary } = parseRestInfer(await readBody(req), typeof h === 'string' ? h : undefined);
+  const { request, binary, classify } = parseRestInfer(await readBody(req), typeof h === 'string' ? h : undefined);
   const work = model.prepare(request);
   const id = request.id ?? requestId ?? ctx.nextId();
   serveOnAccelerator(
@@ -163,7 +201,7 @@ async function infer(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
     (outputs) => {
       if (res.headersSent || res.destroyed) return;
       try {
-        const answer = encodeRestAnswer({ model_name: model.name, model_version: model.versions[0], id }, outputs, binary);
+        const answer = encodeRestAnswer({ model_name: model.name, model_version: model.versions[0], id }, classifyOutputs(outputs, classify), binary);
         res.writeHead(200, { ...answer.headers, 'content-length': answer.body.length });
         res.end(answer.body);
       } catch (err) {

@@ -119,6 +119,22 @@ describe('binary-data extension and exact tensors (KServe v2 REST ⇄ gRPC)', ()
     assert.match(f.details, /inputs\[0\].*12 raw bytes, got 8/);
   });
 
+  it('classification extension (the published example\'s form): the parameter reaches both backends; answers as direct', async () => {
+    const body = Buffer.from(JSON.stringify({ id: '42', inputs: [{ name: 'input', shape: [2, 4], datatype: 'FP32', data: [1, 2, 3, 4, 8, 7, 6, 5] }], outputs: [{ name: 'output', parameters: { classification: 2 } }] }));
+    const req = { body, headers: { 'content-type': 'application/json' } };
+    const direct = await post(s.direct, '/v2/models/demo/infer', req);
+    assert.equal(direct.status, 200, direct.text);
+    // Rows summarised as [sum, mean, min, max]: [10, 2.5, 1, 4] and [26, 6.5, 5, 8]; the top two of each.
+    assert.deepEqual(direct.header['outputs'], [{ name: 'output', datatype: 'BYTES', shape: [2, 2], data: ['10:0', '4:3', '26:0', '8:3'] }]);
+    for (const model of ['demo', 'demo-g']) {
+      const viaMg = await post(s.mg, `/v2/models/${model}/infer`, req, KEY);
+      assert.equal(viaMg.status, 200, viaMg.text);
+      assert.deepEqual(viaMg.header['outputs'], direct.header['outputs'], model);
+    }
+    const grpc = await call<{ outputs: { datatype: string; contents: { bytes_contents: Buffer[] } }[] }>(s.mgGrpc, 'ModelInfer', { model_name: 'demo', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: [1, 2, 3, 4] } }], outputs: [{ name: 'output', parameters: { classification: { int64_param: 1 } } }] }, auth(KEY));
+    assert.deepEqual(grpc.value.outputs[0]?.contents.bytes_contents.map(String), ['10:0']);
+  });
+
   it('binary answers in a row (more than the failure threshold) are answers, not failures: no endpoint is ejected', async () => {
     for (let i = 0; i < 6; i++) {
       for (const [model] of VIA) {

@@ -1,7 +1,7 @@
 /**
  * Conformance setup: the demo server with an identity model (`ident`, INPUTn → OUTPUTn, bytes
  * unchanged) on HTTP and gRPC, and ModelGuard with `id-h` on the HTTP backend and `id-g` on the gRPC
- * backend. Requests are built in the wire forms published by the KServe v2 / Open Inference
+ * backend (and the simulated `demo` as `demo` and `demo-g`). Requests are built in the wire forms published by the KServe v2 / Open Inference
  * Protocol and Triton's binary-data extension (docs/protocol/extension_binary_data.md), the forms
  * Triton's own clients send.
  */
@@ -48,6 +48,7 @@ export async function conformanceSetup(): Promise<Conformance> {
       { apiVersion: API, kind: 'Backend', metadata: { name: 'accel-grpc' }, spec: { protocol: 'kserve-v2-grpc', endpoints: [{ url: demo.grpcUrl as string, slots: 4 }], timeout: '10s', healthCheck: { interval: '2s', timeout: '1s' } } },
       { apiVersion: API, kind: 'Model', metadata: { name: 'id-h' }, spec: { backend: 'accel', backendModel: 'ident' } },
       { apiVersion: API, kind: 'Model', metadata: { name: 'id-g' }, spec: { backend: 'accel-grpc', backendModel: 'ident' } },
+      { apiVersion: API, kind: 'Model', metadata: { name: 'demo-g' }, spec: { backend: 'accel-grpc', backendModel: 'demo' } },
     ],
   });
   const mg = new Pool(gw.httpUrl, { connections: 4 });

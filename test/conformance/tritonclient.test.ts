@@ -29,14 +29,14 @@ describe('Triton\'s Python HTTP client through ModelGuard', () => {
     await s.close();
   });
 
-  it('binary and JSON wire forms to HTTP and gRPC backends: every output byte for byte as a direct call; no endpoint ejected', { timeout: 90_000 }, async () => {
-    const r = await drive([new URL(s.gw.httpUrl).host, KEY, new URL(s.demo.url).host, 'ident', 'id-h', 'id-g']);
+  it('binary and JSON wire forms, and classification, to HTTP and gRPC backends: every output byte for byte as a direct call; no endpoint ejected', { timeout: 90_000 }, async () => {
+    const r = await drive([new URL(s.gw.httpUrl).host, KEY, new URL(s.demo.url).host, 'ident', 'id-h', 'id-g', '--classify', 'demo', 'demo', 'demo-g']);
     const last = r.stdout.trim().split('\n').pop() ?? '';
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     const result = JSON.parse(last) as { checks: number; failures: string[] };
     assert.deepEqual(result.failures, []);
-    // 4 forms × 2 models × their tensors (6 or 5), + metadata per model, + the refusal.
-    assert.equal(result.checks, (5 + 6 + 6 + 5) * 2 + 2 + 1);
+    // 4 forms × 2 models × their tensors (6 or 5), + metadata per model, + classification ×2, + the refusal.
+    assert.equal(result.checks, (5 + 6 + 6 + 5) * 2 + 2 + 2 + 1);
     for (const e of s.gw.broker.status().endpoints) assert.equal(e.healthy, true, `${e.url} healthy`);
   });
 });
