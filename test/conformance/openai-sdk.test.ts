@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import OpenAI, { AuthenticationError, NotFoundError, PermissionDeniedError, RateLimitError } from 'openai';
+import OpenAI, { AuthenticationError, InternalServerError, NotFoundError, PermissionDeniedError, RateLimitError } from 'openai';
 import { accelerator, gateway, keyFor } from '../helpers/harness.ts';
 import { sha256Hex } from '../../src/security/identity.ts';
 import type { ModelServer } from '../../src/demo/index.ts';
@@ -111,5 +111,22 @@ describe('official openai SDK through ModelGuard', () => {
     assert.ok(rate instanceof RateLimitError, String(rate));
     assert.equal(rate.code, 'MG_RATE_LIMITED');
     assert.ok(Number(rate.headers.get('retry-after')) >= 1, 'Retry-After in seconds');
+  });
+
+  it('no healthy backend: 503 in OpenAI\'s shape, the SDK\'s InternalServerError with the MG code', async () => {
+    await demo.stop();
+    try {
+      const oa = client(keyFor('g'));
+      // The first call finds the replica refusing connections and ejects it; every call after it is MG_NO_BACKEND.
+      const errors: unknown[] = [];
+      for (let i = 0; i < 2; i++) errors.push(await oa.chat.completions.create({ model: 'llm', messages: [{ role: 'user', content: 'x' }] }).then(() => undefined, (e: unknown) => e));
+      const last = errors[1];
+      assert.ok(last instanceof InternalServerError, String(last));
+      assert.equal(last.status, 503);
+      assert.equal(last.code, 'MG_NO_BACKEND');
+      assert.equal(last.type, 'server_error');
+    } finally {
+      await demo.restart();
+    }
   });
 });
