@@ -19,6 +19,8 @@ export class NotJsonError extends Error {
 }
 
 const LONG_DIGITS = /\d{16}/;
+/** Deepest nesting the exact parser follows (tensors nest as deep as their rank): hostile nesting is refused, not a stack overflow. */
+const MAX_DEPTH = 64;
 
 /** JSON.parse, with integers outside the safe range as bigint. Throws SyntaxError on bad JSON. */
 export function parseExact(text: string): unknown {
@@ -30,6 +32,7 @@ export function parseExact(text: string): unknown {
 
 class ExactParser {
   private at = 0;
+  private depth = 0;
   constructor(private readonly s: string) {}
 
   private ws(): void {
@@ -44,11 +47,12 @@ class ExactParser {
   value(): unknown {
     this.ws();
     const c = this.s[this.at];
+    if ((c === '{' || c === '[') && ++this.depth > MAX_DEPTH) throw new SyntaxError(`JSON nested deeper than ${MAX_DEPTH}`);
     if (c === '{') {
       this.at++;
       const out: Record<string, unknown> = {};
       this.ws();
-      if (this.s[this.at] === '}') return this.at++, out;
+      if (this.s[this.at] === '}') return this.at++, this.depth--, out;
       for (;;) {
         this.ws();
         const k = this.string();
@@ -58,18 +62,18 @@ class ExactParser {
         // JSON.parse semantics: a "__proto__" key is an own property, not the prototype.
         Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
         this.ws();
-        if (this.s[this.at++] === '}') return out;
+        if (this.s[this.at++] === '}') return this.depth--, out;
       }
     }
     if (c === '[') {
       this.at++;
       const out: unknown[] = [];
       this.ws();
-      if (this.s[this.at] === ']') return this.at++, out;
+      if (this.s[this.at] === ']') return this.at++, this.depth--, out;
       for (;;) {
         out.push(this.value());
         this.ws();
-        if (this.s[this.at++] === ']') return out;
+        if (this.s[this.at++] === ']') return this.depth--, out;
       }
     }
     if (c === '"') return this.string();
