@@ -16,10 +16,10 @@ import { validateKserveInfer } from '../../security/kserve-validate.ts';
 import { route } from './routes.ts';
 import { renameModel } from './rename.ts';
 import { stringifyExact } from '../../core/exact-json.ts';
+import { backendTraceparent, startTrace } from '../../observability/trace-context.ts';
 
 /** Header naming the model whose server a server-wide Triton extension call goes to. */
 export const TARGET_HEADER = 'x-modelguard-model';
-import { backendTraceparent, startTrace } from '../../observability/trace-context.ts';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-connection']);
 const VERSION = '0.1.0';
