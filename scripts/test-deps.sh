@@ -4,13 +4,13 @@
 # Each line: a path that proves the package is there, then the package.
 set -euo pipefail
 needs=(
+  "/usr/share/doc/python3-numpy python3-numpy"                     # NVIDIA's Triton HTTP client (test/conformance)
+  "/usr/share/doc/python3-geventhttpclient python3-geventhttpclient" # … its HTTP transport
+  "/usr/share/doc/python3-rapidjson python3-rapidjson"             # … its JSON codec
   "/usr/bin/chromium chromium"                 # the dashboard test (playwright-core, no browser download)
   "/usr/sbin/mosquitto mosquitto"              # MQTT tests start their own on free ports (mosquitto_passwd too)
   "/usr/bin/openssl openssl"                   # offload link and proxy↔broker mTLS tests make their own CA
   "/usr/bin/kubectl kubernetes-client"         # kubectl renders deploy/base in test/k8s
-  "/usr/share/doc/python3-numpy python3-numpy"                     # NVIDIA's Triton HTTP client (test/conformance)
-  "/usr/share/doc/python3-geventhttpclient python3-geventhttpclient" # … its HTTP transport
-  "/usr/share/doc/python3-rapidjson python3-rapidjson"             # … its JSON codec
 )
 missing=()
 for line in "${needs[@]}"; do
