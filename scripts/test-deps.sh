@@ -4,6 +4,9 @@
 # Each line: a path that proves the package is there, then the package.
 set -euo pipefail
 needs=(
+  "/usr/share/doc/python3-numpy python3-numpy"                     # NVIDIA's Triton HTTP client (test/conformance)
+  "/usr/share/doc/python3-geventhttpclient python3-geventhttpclient" # … its HTTP transport
+  "/usr/share/doc/python3-rapidjson python3-rapidjson"             # … its JSON codec
   "/usr/bin/chromium chromium"                 # the dashboard test (playwright-core, no browser download)
   "/usr/sbin/mosquitto mosquitto"              # MQTT tests start their own on free ports (mosquitto_passwd too)
   "/usr/bin/mosquitto_sub mosquitto-clients"   # test/mqtt/hint.test.ts runs the mosquitto_sub/_pub line `modelguard up` prints

@@ -20,16 +20,20 @@ export const ELEMENT_SIZE = {
 
 export type KserveDatatype = keyof typeof ELEMENT_SIZE;
 
-/** Valid values of the integer datatypes (64-bit ones limited to what JSON numbers carry exactly). */
+/**
+ * Valid values of the integer datatypes. The 64-bit bounds are doubles (±2^63, 2^64): a JSON number
+ * is checked after JSON.parse has rounded it, so values within rounding of a bound pass here, and
+ * the exact check happens where a value is re-encoded (src/grpc/tensors.ts, with bigint).
+ */
 export const INT_RANGE: Partial<Record<KserveDatatype, readonly [number, number]>> = {
   UINT8: [0, 255],
   UINT16: [0, 65535],
   UINT32: [0, 4294967295],
-  UINT64: [0, Number.MAX_SAFE_INTEGER],
+  UINT64: [0, 2 ** 64],
   INT8: [-128, 127],
   INT16: [-32768, 32767],
   INT32: [-2147483648, 2147483647],
-  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  INT64: [-(2 ** 63), 2 ** 63],
 };
 
 export function isKserveDatatype(value: unknown): value is KserveDatatype {

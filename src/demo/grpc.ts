@@ -7,12 +7,11 @@
  */
 import { Metadata, Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { Code } from '../grpc/status.ts';
-import { inferRequestToJson, inferResponseFromJson, modelMetadataFromJson, WireError } from '../grpc/kserve.ts';
+import { inferRequestToRest, inferResponseFromRest, modelMetadataFromJson, WireError } from '../grpc/kserve.ts';
 import { methodPath, wire, type Method } from '../grpc/wire.ts';
 import { serveOnAccelerator, type ServerContext } from './context.ts';
 import { HttpError } from './http.ts';
-import { findModel, metadata } from './kserve.ts';
-import { parseInferRequest } from './tensors.ts';
+import { classifyOutputs, encodeRestAnswer, findModel, metadata, parseRestInfer } from './kserve.ts';
 
 export const ECHO_PATH = '/modelguard.demo.Echo/Echo';
 
@@ -49,8 +48,10 @@ function decodeOr<T>(fn: () => T): T {
 function modelInfer(ctx: ServerContext, call: Call, reply: Reply): void {
   const req = decodeOr(() => wire.ModelInferRequest.decode(call.request));
   const model = findModel(ctx, req.model_name, req.model_version || undefined);
-  const { doc, raw } = inferRequestToJson(req);
-  const request = parseInferRequest(doc);
+  // The REST path's own parsing and encoding, through the exact translation both ways: raw contents
+  // reach the model (and the identity model's answer) byte for byte.
+  const rest = inferRequestToRest(req);
+  const { request, binary, classify } = parseRestInfer(rest.body, rest.headers['inference-header-content-length']);
   const work = model.prepare(request);
   const md = call.metadata.get('x-request-id')[0];
   const id = request.id ?? (typeof md === 'string' ? md : ctx.nextId());
@@ -64,7 +65,8 @@ function modelInfer(ctx: ServerContext, call: Call, reply: Reply): void {
     work,
     (outputs) => {
       try {
-        reply(null, inferResponseFromJson({ model_name: model.name, model_version: model.versions[0], id, outputs }, raw));
+        const answer = encodeRestAnswer({ model_name: model.name, model_version: model.versions[0], id }, classifyOutputs(outputs, classify), binary);
+        reply(null, inferResponseFromRest(answer.body, answer.headers, rest.raw));
       } catch (err) {
         failWith(reply, err);
       }

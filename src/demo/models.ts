@@ -77,6 +77,34 @@ export function simulatedModel(name: string, serviceTime: ServiceTime, seed: num
   return model;
 }
 
+/**
+ * A model that answers every input unchanged, as Triton's identity models do: input `INPUTn` is
+ * output `OUTPUTn` (any other name keeps its name), same datatype, shape and bytes. Inputs sent as
+ * binary data are answered with their exact bytes, so a test can compare every bit of every tensor
+ * that crossed ModelGuard (-0.0, NaN payloads, 2^63−1, BYTES that are not UTF-8).
+ */
+export function identityModel(name: string, serviceTime: ServiceTime, seed: number): DemoModel {
+  const outName = (input: string): string => (/^INPUT\d+$/.test(input) ? `OUTPUT${input.slice(5)}` : input);
+  const model: DemoModel = {
+    name,
+    versions: [MODEL_VERSION],
+    platform: 'modelguard_identity',
+    // Any datatype and shape: the metadata shows the conventional pair.
+    inputs: [{ name: 'INPUT0', datatype: 'FP32', shape: [-1] }],
+    outputs: [{ name: 'OUTPUT0', datatype: 'FP32', shape: [-1] }],
+    serviceTime,
+    random: seededRandom(seed ^ hashString(name)),
+    prepare(request) {
+      const all: OutputTensor[] = request.inputs.map((t) => ({ name: outName(t.name), datatype: t.datatype, shape: t.shape, data: t.data, raw: t.raw }));
+      for (const wanted of request.outputs ?? []) {
+        if (!all.some((o) => o.name === wanted)) throw badRequest(`unknown output "${wanted}"; this request's outputs are ${all.map((o) => o.name).join(', ')}`);
+      }
+      return () => selectOutputs(all, request.outputs);
+    },
+  };
+  return model;
+}
+
 /** The real Iris classifier behind the KServe API: one FP32 input `input` [N,4]. */
 export function irisDemoModel(iris: IrisModel, serviceTime: ServiceTime, seed: number): DemoModel {
   const model: DemoModel = {

@@ -10,7 +10,7 @@ import { Accelerator, type ModelCounters } from './accelerator.ts';
 import { Timers, type DemoMode, type ServerContext } from './context.ts';
 import { sendJson } from './http.ts';
 import { handleKserve } from './kserve.ts';
-import { irisDemoModel, simulatedModel, type DemoModel } from './models.ts';
+import { identityModel, irisDemoModel, simulatedModel, type DemoModel } from './models.ts';
 import { IRIS_MODEL_NAME, loadIrisModel } from './onnx/iris-model.ts';
 import { handleOpenAI } from './openai.ts';
 import { parseServiceTime, type ServiceTimeSpec } from './service-time.ts';
@@ -26,6 +26,8 @@ export type FaultScope = 'all' | 'inference';
 
 export interface ModelSpec {
   readonly name: string;
+  /** `simulated` (default): the deterministic FP32 summary; `identity`: answers every input unchanged (INPUTn → OUTPUTn). */
+  readonly kind?: 'simulated' | 'identity';
   /** Defaults to the server-wide `serviceTime`. */
   readonly serviceTime?: ServiceTimeSpec;
 }
@@ -336,7 +338,7 @@ function buildModels(opts: ModelServerOptions, mode: DemoMode, iris: Awaited<Ret
     if (spec.name === '' || spec.name.includes('/')) throw new Error(`invalid model name "${spec.name}"`);
     if (models.has(spec.name)) throw new Error(`model "${spec.name}" is listed twice`);
     const st = spec.serviceTime === undefined ? fallback : parseServiceTime(spec.serviceTime);
-    models.set(spec.name, iris && spec.name === IRIS_MODEL_NAME ? irisDemoModel(iris, st, seed) : simulatedModel(spec.name, st, seed));
+    models.set(spec.name, iris && spec.name === IRIS_MODEL_NAME ? irisDemoModel(iris, st, seed) : spec.kind === 'identity' ? identityModel(spec.name, st, seed) : simulatedModel(spec.name, st, seed));
   }
   if (models.size === 0) throw new Error('a model server needs at least one model');
   return models;

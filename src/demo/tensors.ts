@@ -5,9 +5,10 @@
 import { INT_RANGE } from '../core/kserve.ts';
 import { badRequest, isRecord } from './http.ts';
 
-export const DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'] as const;
+export const DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'BF16', 'FP32', 'FP64', 'BYTES'] as const;
 export type Datatype = (typeof DATATYPES)[number];
-export type Element = number | boolean | string;
+/** 64-bit integers beyond ±2^53 are bigint (read exactly). */
+export type Element = number | bigint | boolean | string;
 
 export interface Tensor {
   readonly name: string;
@@ -15,6 +16,8 @@ export interface Tensor {
   readonly shape: readonly number[];
   /** Flattened, row-major. */
   readonly data: readonly Element[];
+  /** The tensor's bytes when it arrived as binary data (binary-data extension or gRPC raw contents). */
+  readonly raw?: Uint8Array | undefined;
 }
 
 /** Model metadata entry; `-1` marks a variable dimension. */
@@ -31,6 +34,12 @@ export interface InferRequest {
   readonly outputs: readonly string[] | undefined;
 }
 
+/** The binary-data extension's wishes: outputs answered as binary data (`binary_data` per output overrides `binary_data_output`). */
+export interface BinaryWishes {
+  readonly all: boolean;
+  readonly per: ReadonlyMap<string, boolean>;
+}
+
 
 function isDatatype(value: unknown): value is Datatype {
   return typeof value === 'string' && (DATATYPES as readonly string[]).includes(value);
@@ -42,6 +51,8 @@ function elementCheck(datatype: Datatype): (v: unknown) => boolean {
   const range = INT_RANGE[datatype];
   if (!range) return (v) => typeof v === 'number';
   const [min, max] = range;
+  // 64-bit integers beyond 2^53 arrive as bigint (their exact range is checked where they were read).
+  if (datatype === 'INT64' || datatype === 'UINT64') return (v) => typeof v === 'bigint' || (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max);
   return (v) => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
 }
 
@@ -105,7 +116,9 @@ export interface OutputTensor {
   readonly name: string;
   readonly datatype: Datatype;
   readonly shape: readonly number[];
-  readonly data: readonly number[];
+  readonly data: readonly Element[];
+  /** Exact bytes of the tensor (the identity model answers an input's bytes as they came). */
+  readonly raw?: Uint8Array | undefined;
 }
 
 /** Keeps the outputs that were asked for; an unknown name is a 400. */
@@ -120,5 +133,5 @@ export function selectOutputs(all: readonly OutputTensor[], wanted: readonly str
 
 /** Numeric view of an element, for the simulated model's deterministic output. */
 export function elementValue(e: Element): number {
-  return typeof e === 'number' ? e : typeof e === 'boolean' ? (e ? 1 : 0) : e.length;
+  return typeof e === 'number' ? e : typeof e === 'bigint' ? Number(e) : typeof e === 'boolean' ? (e ? 1 : 0) : e.length;
 }

@@ -6,6 +6,7 @@
 import { type Readable, finished } from 'node:stream';
 import { Cancel } from '../core/cancel.ts';
 import { MGError } from '../core/errors.ts';
+import { checkKserveAnswer } from '../core/kserve-frame.ts';
 import type { BackendReply, InferenceCall } from '../core/request.ts';
 import { CancelledError } from '../broker/work.ts';
 import type { Endpoint } from './endpoint.ts';
@@ -36,23 +37,6 @@ function readAll(body: Readable, limit: number): Promise<Buffer> {
     body.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
     body.once('error', reject);
   });
-}
-
-function isSpace(byte: number | undefined): boolean {
-  return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
-}
-
-/**
- * A cheap structural check of a KServe answer: one JSON object, complete (first and last
- * non-blank bytes are braces). It catches truncated bodies, HTML error pages and plain text
- * without parsing every output tensor on the hot path.
- */
-function isJsonObjectFrame(buf: Buffer): boolean {
-  let i = 0;
-  let j = buf.length - 1;
-  while (i <= j && isSpace(buf[i])) i++;
-  while (j >= i && isSpace(buf[j])) j--;
-  return j > i && buf[i] === 0x7b && buf[j] === 0x7d;
 }
 
 function isJson(headers: Record<string, string>): boolean {
@@ -116,8 +100,9 @@ export async function callBackend(ep: Endpoint, call: InferenceCall, deadline: n
           throw new MGError('MG_BACKEND_ERROR', `backend ${ep.url} answered with invalid JSON`);
         }
         units = usageTokens(doc);
-      } else if (!isJsonObjectFrame(buf)) {
-        throw new MGError('MG_BACKEND_ERROR', `backend ${ep.url} answered with invalid JSON (not one complete object)`);
+      } else {
+        const wrong = checkKserveAnswer(buf, res.headers['inference-header-content-length']);
+        if (wrong !== undefined) throw new MGError('MG_BACKEND_ERROR', `backend ${ep.url} answered an invalid KServe body: ${wrong}`);
       }
       cleanup();
       return {

@@ -9,6 +9,7 @@
  *     FP32 [2]  : |00 00 80 3f|00 00 00 40|               1.0, 2.0
  *     BYTES [2] : |02 00 00 00|h i|03 00 00 00|a b c|     "hi", "abc"
  */
+import { isUtf8 } from 'node:buffer';
 import { ELEMENT_SIZE, INT_RANGE, isKserveDatatype, type KserveDatatype } from '../core/kserve.ts';
 import type { Int64, PParameters, PTensor, PTensorContents } from './wire.ts';
 
@@ -19,11 +20,20 @@ export class WireError extends Error {
   }
 }
 
+/** A valid tensor whose values the JSON form cannot carry (NaN, ±Infinity, bytes that are not UTF-8): send it as binary. */
+export class NotJsonTensor extends WireError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotJsonTensor';
+  }
+}
+
 /** Largest element count accepted for one tensor (as the JSON validation). */
 const MAX_ELEMENTS = 2 ** 31;
 
-export type JsonElement = number | boolean | string;
-export type JsonParameters = Record<string, boolean | number | string>;
+/** An element in memory: 64-bit integers beyond ±2^53 are bigint, so that none is rounded. */
+export type JsonElement = number | bigint | boolean | string;
+export type JsonParameters = Record<string, boolean | number | bigint | string>;
 
 /** A tensor in the KServe JSON form, data flat. */
 export interface JsonTensor {
@@ -32,6 +42,13 @@ export interface JsonTensor {
   shape: number[];
   parameters?: JsonParameters;
   data: JsonElement[];
+}
+
+/** A decoded int64 as a number when it is safe, else as an exact bigint. */
+export function int64Value(v: Int64): number | bigint {
+  if (typeof v === 'number') return v;
+  const n = v.toNumber();
+  return Number.isSafeInteger(n) ? n : BigInt(v.toString());
 }
 
 export function toSafeInt(v: Int64, where: string): number {
@@ -105,31 +122,67 @@ function floatToBf16(v: number): number {
 
 // ---- raw bytes ⇄ JSON elements ---------------------------------------------------------------
 
+const RANGE64 = { INT64: [-(2n ** 63n), 2n ** 63n - 1n], UINT64: [0n, 2n ** 64n - 1n] } as const;
+
 function checkInt(v: number, datatype: KserveDatatype, where: string): number {
   const range = INT_RANGE[datatype];
   if (range && (!Number.isInteger(v) || v < range[0] || v > range[1])) throw new WireError(`${where}: ${v} is not a valid ${datatype}`);
   return v;
 }
 
-/** Decodes one raw tensor into flat JSON elements. */
-export function rawToData(buf: Uint8Array, datatype: KserveDatatype, count: number, where: string): JsonElement[] {
+/** A 64-bit integer element, exact: a safe number, or a bigint in the datatype's range. */
+function check64(v: number | bigint, datatype: 'INT64' | 'UINT64', where: string): bigint {
+  if (typeof v === 'number' && !Number.isInteger(v)) throw new WireError(`${where}: ${v} is not a valid ${datatype}`);
+  const b = BigInt(v);
+  const [lo, hi] = RANGE64[datatype];
+  if (b < lo || b > hi) throw new WireError(`${where}: ${b} is not a valid ${datatype}`);
+  return b;
+}
+
+function exact64(b: bigint): number | bigint {
+  const n = Number(b);
+  return Number.isSafeInteger(n) ? n : b;
+}
+
+/** UTF-8 text of BYTES element bytes; bytes that are not UTF-8 cannot travel as a JSON string. */
+function utf8(b: Uint8Array, where: string): string {
+  if (!isUtf8(b)) throw new NotJsonTensor(`${where}: BYTES element holds bytes that are not UTF-8; JSON cannot carry them (send it as binary data)`);
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
+}
+
+/** Splits a raw BYTES tensor into its elements (views, not copies), checking the length prefixes and the count. */
+export function splitRawBytes(buf: Uint8Array, count: number, where: string): Uint8Array[] {
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const out: Uint8Array[] = [];
+  let at = 0;
+  while (at < buf.byteLength) {
+    if (at + 4 > buf.byteLength) throw new WireError(`${where}: raw BYTES element ${out.length} has a truncated length prefix`);
+    const len = view.getUint32(at, true);
+    at += 4;
+    if (at + len > buf.byteLength) throw new WireError(`${where}: raw BYTES element ${out.length} runs past the end of its buffer`);
+    out.push(buf.subarray(at, at + len));
+    at += len;
+  }
+  if (out.length !== count) throw new WireError(`${where}: shape holds ${count} elements, raw BYTES has ${out.length}`);
+  return out;
+}
+
+/** Checks a raw tensor's size against its shape without decoding it. */
+export function checkRaw(buf: Uint8Array, datatype: KserveDatatype, count: number, where: string): void {
   if (datatype === 'BYTES') {
-    const out: string[] = [];
-    let at = 0;
-    while (at < buf.byteLength) {
-      if (at + 4 > buf.byteLength) throw new WireError(`${where}: raw BYTES element ${out.length} has a truncated length prefix`);
-      const len = view.getUint32(at, true);
-      at += 4;
-      if (at + len > buf.byteLength) throw new WireError(`${where}: raw BYTES element ${out.length} runs past the end of its buffer`);
-      out.push(Buffer.from(buf.buffer, buf.byteOffset + at, len).toString('utf8'));
-      at += len;
-    }
-    if (out.length !== count) throw new WireError(`${where}: shape holds ${count} elements, raw BYTES has ${out.length}`);
-    return out;
+    splitRawBytes(buf, count, where);
+    return;
   }
   const size = ELEMENT_SIZE[datatype];
   if (buf.byteLength !== count * size) throw new WireError(`${where}: shape of ${datatype} needs ${count * size} raw bytes, got ${buf.byteLength}`);
+}
+
+/** Decodes one raw tensor into flat JSON elements. */
+export function rawToData(buf: Uint8Array, datatype: KserveDatatype, count: number, where: string): JsonElement[] {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (datatype === 'BYTES') return splitRawBytes(buf, count, where).map((b) => utf8(b, where));
+  checkRaw(buf, datatype, count, where);
+  const size = ELEMENT_SIZE[datatype];
   const out = new Array<JsonElement>(count);
   for (let i = 0; i < count; i++) {
     const o = i * size;
@@ -141,8 +194,8 @@ export function rawToData(buf: Uint8Array, datatype: KserveDatatype, count: numb
       case 'INT16': out[i] = view.getInt16(o, true); break;
       case 'UINT32': out[i] = view.getUint32(o, true); break;
       case 'INT32': out[i] = view.getInt32(o, true); break;
-      case 'UINT64': out[i] = checkInt(Number(view.getBigUint64(o, true)), datatype, where); break;
-      case 'INT64': out[i] = checkInt(Number(view.getBigInt64(o, true)), datatype, where); break;
+      case 'UINT64': out[i] = exact64(view.getBigUint64(o, true)); break;
+      case 'INT64': out[i] = exact64(view.getBigInt64(o, true)); break;
       case 'FP16': out[i] = halfToFloat(view.getUint16(o, true)); break;
       case 'BF16': out[i] = bf16ToFloat(view.getUint16(o, true)); break;
       case 'FP32': out[i] = view.getFloat32(o, true); break;
@@ -155,6 +208,11 @@ export function rawToData(buf: Uint8Array, datatype: KserveDatatype, count: numb
 function num(v: JsonElement, datatype: KserveDatatype, where: string): number {
   if (typeof v !== 'number') throw new WireError(`${where}: ${datatype} data must be numbers`);
   return checkInt(v, datatype, where);
+}
+
+function int64(v: JsonElement, datatype: 'INT64' | 'UINT64', where: string): bigint {
+  if (typeof v !== 'number' && typeof v !== 'bigint') throw new WireError(`${where}: ${datatype} data must be integers`);
+  return check64(v, datatype, where);
 }
 
 /** Encodes flat JSON elements as one raw tensor. */
@@ -180,6 +238,14 @@ export function dataToRaw(data: readonly JsonElement[], datatype: KserveDatatype
       buf.writeUInt8(v ? 1 : 0, o);
       continue;
     }
+    if (datatype === 'INT64') {
+      buf.writeBigInt64LE(int64(v, datatype, where), o);
+      continue;
+    }
+    if (datatype === 'UINT64') {
+      buf.writeBigUInt64LE(int64(v, datatype, where), o);
+      continue;
+    }
     const n = num(v, datatype, where);
     switch (datatype) {
       case 'UINT8': buf.writeUInt8(n, o); break;
@@ -188,8 +254,6 @@ export function dataToRaw(data: readonly JsonElement[], datatype: KserveDatatype
       case 'INT16': buf.writeInt16LE(n, o); break;
       case 'UINT32': buf.writeUInt32LE(n, o); break;
       case 'INT32': buf.writeInt32LE(n, o); break;
-      case 'UINT64': buf.writeBigUInt64LE(BigInt(n), o); break;
-      case 'INT64': buf.writeBigInt64LE(BigInt(n), o); break;
       case 'FP16': buf.writeUInt16LE(floatToHalf(n), o); break;
       case 'BF16': buf.writeUInt16LE(floatToBf16(n), o); break;
       case 'FP32': buf.writeFloatLE(n, o); break;
@@ -227,10 +291,10 @@ export function contentsToData(contents: PTensorContents, datatype: KserveDataty
     case 'fp64_contents':
       return values as JsonElement[];
     case 'bytes_contents':
-      return (values as Uint8Array[]).map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8'));
+      return (values as Uint8Array[]).map((b) => utf8(b, where));
     case 'int64_contents':
     case 'uint64_contents':
-      return (values as Int64[]).map((v) => checkInt(toSafeInt(v, where), datatype, where));
+      return (values as Int64[]).map((v) => exact64(check64(int64Value(v), datatype as 'INT64' | 'UINT64', where)));
     default:
       return (values as number[]).map((v) => checkInt(v, datatype, where));
   }
@@ -252,12 +316,53 @@ export function dataToContents(data: readonly JsonElement[], datatype: KserveDat
     for (const v of data) if (typeof v !== 'boolean') throw new WireError(`${where}: BOOL data must be true or false`);
     return { [field]: data as boolean[] };
   }
+  if (datatype === 'INT64' || datatype === 'UINT64') {
+    // protobufjs takes a decimal string for a 64-bit value beyond 2^53 exactly.
+    return { [field]: data.map((v) => exact64String(int64(v, datatype, where))) };
+  }
   return { [field]: data.map((v) => num(v, datatype, where)) };
+}
+
+function exact64String(b: bigint): number | string {
+  const n = Number(b);
+  return Number.isSafeInteger(n) ? n : b.toString();
+}
+
+/** A tensor's typed contents as its raw bytes (exact: BYTES as given, NaN and -0 kept). */
+export function contentsToRaw(contents: PTensorContents, datatype: KserveDatatype, count: number, where: string): Buffer {
+  if (datatype === 'BYTES') {
+    const values = contents.bytes_contents;
+    if (values.length !== count) throw new WireError(`${where}: shape holds ${count} elements, contents.bytes_contents has ${values.length}`);
+    return joinRawBytes(values);
+  }
+  const field = contentsField(datatype);
+  if (field === undefined) throw new WireError(`${where}: ${datatype} has no typed contents; send it as raw contents`);
+  const values = contents[field] as readonly unknown[];
+  if (values.length !== count) throw new WireError(`${where}: shape holds ${count} elements, contents.${field} has ${values.length}`);
+  const data = field === 'int64_contents' || field === 'uint64_contents' ? (values as Int64[]).map(int64Value) : (values as JsonElement[]);
+  return dataToRaw(data, datatype, where);
+}
+
+/** BYTES elements in the raw layout: a 4-byte little-endian length before each. */
+export function joinRawBytes(values: readonly Uint8Array[]): Buffer {
+  const parts: Uint8Array[] = [];
+  for (const b of values) {
+    const len = Buffer.allocUnsafe(4);
+    len.writeUInt32LE(b.byteLength, 0);
+    parts.push(len, b);
+  }
+  return Buffer.concat(parts);
+}
+
+/** Typed contents of a raw tensor (BYTES elements as their bytes, whatever they hold). */
+export function rawToContents(buf: Uint8Array, datatype: KserveDatatype, count: number, where: string): Record<string, unknown[]> {
+  if (datatype === 'BYTES') return { bytes_contents: splitRawBytes(buf, count, where) };
+  return dataToContents(rawToData(buf, datatype, count, where), datatype, where);
 }
 
 // ---- parameters ------------------------------------------------------------------------------
 
-export function parametersToJson(params: PParameters | undefined, where: string): JsonParameters | undefined {
+export function parametersToJson(params: PParameters | undefined, _where: string): JsonParameters | undefined {
   if (!params) return undefined;
   const keys = Object.keys(params);
   if (keys.length === 0) return undefined;
@@ -266,7 +371,7 @@ export function parametersToJson(params: PParameters | undefined, where: string)
     const p = params[k] as (typeof params)[string];
     switch (p.parameter_choice) {
       case 'bool_param': out[k] = p.bool_param === true; break;
-      case 'int64_param': out[k] = toSafeInt(p.int64_param ?? 0, `${where}.parameters.${k}`); break;
+      case 'int64_param': out[k] = int64Value(p.int64_param ?? 0); break;
       case 'string_param': out[k] = p.string_param ?? ''; break;
       default: break; // an unset oneof carries nothing
     }
@@ -281,6 +386,7 @@ export function parametersToProto(params: unknown): Record<string, Record<string
   for (const [k, v] of Object.entries(params)) {
     if (typeof v === 'boolean') out[k] = { bool_param: v };
     else if (typeof v === 'number' && Number.isSafeInteger(v)) out[k] = { int64_param: v };
+    else if (typeof v === 'bigint') out[k] = { int64_param: v.toString() };
     else if (typeof v === 'string') out[k] = { string_param: v };
     else out[k] = { string_param: JSON.stringify(v) };
   }
@@ -320,7 +426,7 @@ export function isRecord(v: unknown): v is Record<string, unknown> {
  * A JSON tensor as a gRPC tensor: the plain object to encode, plus its raw buffer when `raw`.
  * `binary` is the tensor's bytes when the JSON used the binary-data extension.
  */
-export function tensorFromJson(value: unknown, raw: boolean, binary: Buffer | undefined, where: string): { tensor: Record<string, unknown>; raw: Buffer | undefined } {
+export function tensorFromJson(value: unknown, raw: boolean, binary: Uint8Array | undefined, where: string): { tensor: Record<string, unknown>; raw: Uint8Array | undefined } {
   if (!isRecord(value)) throw new WireError(`${where} must be an object`);
   const { name, shape, parameters } = value;
   if (typeof name !== 'string' || name === '') throw new WireError(`${where}.name must be a non-empty string`);
@@ -333,9 +439,10 @@ export function tensorFromJson(value: unknown, raw: boolean, binary: Buffer | un
   const protoParams = parametersToProto(params);
   if (protoParams && Object.keys(protoParams).length > 0) base['parameters'] = protoParams;
   if (binary !== undefined) {
-    // Already raw: check its size against the shape, then pass the bytes as they are.
-    rawToData(binary, datatype, count, where);
-    return { tensor: base, raw: binary };
+    // Already raw: check its size against the shape, then pass the bytes as they are (or typed, when asked).
+    checkRaw(binary, datatype, count, where);
+    if (raw) return { tensor: base, raw: binary };
+    return { tensor: { ...base, contents: rawToContents(binary, datatype, count, where) }, raw: undefined };
   }
   const flat: unknown[] = [];
   flatten(value['data'], flat);

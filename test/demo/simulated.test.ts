@@ -105,7 +105,7 @@ describe('KServe v2 routes and errors', () => {
   test('health, server metadata, model metadata and readiness', async () => {
     assert.deepEqual((await call(agent, `${server.url}/v2/health/live`)).json, { live: true });
     assert.deepEqual((await call(agent, `${server.url}/v2/health/ready`)).json, { ready: true });
-    assert.deepEqual((await call(agent, `${server.url}/v2`)).json, { name: 'modelguard-demo', version: '0.1.0', extensions: [] });
+    assert.deepEqual((await call(agent, `${server.url}/v2`)).json, { name: 'modelguard-demo', version: '0.1.0', extensions: ['binary_tensor_data', 'classification'] });
     const meta = (await call(agent, `${server.url}/v2/models/m/versions/1`)).json as { name: string; versions: string[]; inputs: unknown[] };
     assert.deepEqual([meta.name, meta.versions], ['m', ['1']]);
     assert.deepEqual((await call(agent, `${server.url}/v2/models/m/ready`)).json, { name: 'm', ready: true });

@@ -37,7 +37,7 @@ describe('tensor translation', () => {
   it('a typed request (every datatype with typed contents) and its JSON form are the same tensors', () => {
     const inputs = (Object.entries(SAMPLES) as [KserveDatatype, JsonElement[]][]).filter(([dt]) => dt !== 'FP16' && dt !== 'BF16').map(([dt, data]) => ({ name: `in_${dt}`, datatype: dt, shape: [1, data.length], data: dt === 'FP32' ? data.map((v) => Math.fround(v as number)) : data }));
     const body = Buffer.from(JSON.stringify({ id: 'x', parameters: { p: 3, q: 'z', r: true }, inputs, outputs: [{ name: 'out' }] }));
-    const encoded = inferRequestFromJson(body, undefined, 'm', '2');
+    const encoded = inferRequestFromJson(body, undefined, 'm', '2').message;
     const decoded = wire.ModelInferRequest.decode(encoded);
     assert.equal(decoded.model_name, 'm');
     assert.equal(decoded.model_version, '2');
@@ -49,13 +49,13 @@ describe('tensor translation', () => {
 
   it('FP16 makes the whole message raw; the binary-data extension passes its bytes as they are', () => {
     const body = Buffer.from(JSON.stringify({ inputs: [{ name: 'a', datatype: 'FP16', shape: [2], data: [1, -2] }, { name: 'b', datatype: 'INT32', shape: [1], data: [5] }] }));
-    const decoded = wire.ModelInferRequest.decode(inferRequestFromJson(body, undefined, 'm', undefined));
+    const decoded = wire.ModelInferRequest.decode(inferRequestFromJson(body, undefined, 'm', undefined).message);
     assert.equal(decoded.raw_input_contents.length, 2);
     assert.deepEqual(inferRequestToJson(decoded).doc['inputs'], [{ name: 'a', datatype: 'FP16', shape: [2], data: [1, -2] }, { name: 'b', datatype: 'INT32', shape: [1], data: [5] }]);
 
     const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'a', datatype: 'FP32', shape: [2], parameters: { binary_data_size: 8 } }] }));
     const bin = dataToRaw([0.5, 4], 'FP32', 'a');
-    const withBinary = wire.ModelInferRequest.decode(inferRequestFromJson(Buffer.concat([header, bin]), header.length, 'm', undefined));
+    const withBinary = wire.ModelInferRequest.decode(inferRequestFromJson(Buffer.concat([header, bin]), header.length, 'm', undefined).message);
     assert.deepEqual(Buffer.from(withBinary.raw_input_contents[0] as Uint8Array), bin);
     assert.deepEqual(withBinary.inputs[0]?.parameters, {});
   });
@@ -77,7 +77,8 @@ describe('tensor translation', () => {
       ['raw size', () => rawToData(Buffer.alloc(5), 'FP32', 2, 'inputs[0]')],
       ['BYTES prefix', () => rawToData(Buffer.from([5, 0, 0, 0, 1]), 'BYTES', 1, 'inputs[0]')],
       ['BYTES count', () => rawToData(dataToRaw(['a', 'b'], 'BYTES', 'x'), 'BYTES', 3, 'inputs[0]')],
-      ['INT64 beyond 2^53', () => rawToData(Buffer.from([0, 0, 0, 0, 0, 0, 0x40, 0]), 'INT64', 1, 'inputs[0]')],
+      ['UINT64 beyond 2^64', () => dataToRaw([2n ** 64n], 'UINT64', 'inputs[0]')],
+      ['INT64 below -2^63', () => dataToRaw([-(2n ** 63n) - 1n], 'INT64', 'inputs[0]')],
       ['INT8 range', () => dataToRaw([128], 'INT8', 'inputs[0]')],
       ['BOOL type', () => dataToRaw([1], 'BOOL', 'inputs[0]')],
       ['count', () => inferRequestFromJson(Buffer.from(JSON.stringify({ inputs: [{ name: 'a', datatype: 'FP32', shape: [3], data: [1] }] })), undefined, 'm', undefined)],

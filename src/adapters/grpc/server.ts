@@ -17,7 +17,7 @@ import type { ApiKind, BackendReply, Identity, InferenceCall, Operation } from '
 import { CancelledError } from '../../broker/work.ts';
 import type { Pipeline } from '../../pipeline/pipeline.ts';
 import { backendTraceparent, startTrace } from '../../observability/trace-context.ts';
-import { flagFromJson, inferRequestToJson, inferResponseFromJson, modelMetadataFromJson, WireError } from '../../grpc/kserve.ts';
+import { flagFromJson, inferRequestToRest, inferResponseFromRest, modelMetadataFromJson, WireError } from '../../grpc/kserve.ts';
 import { GRPC_CONTENT_TYPE, splitReply } from '../../grpc/passthrough.ts';
 import { methodPath, wire, type Codec, type Method } from '../../grpc/wire.ts';
 import { parseListen } from '../../compose/listen.ts';
@@ -145,19 +145,18 @@ async function modelInfer(ctx: Ctx, bytes: Buffer): Promise<Answer> {
   const req = decode(wire.ModelInferRequest, bytes, 'ModelInferRequest');
   const model = ctx.pipeline.authorize(who, req.model_name, 'infer', ctx.record);
   checkSize(ctx, bytes, model);
-  let translated: ReturnType<typeof inferRequestToJson>;
+  let translated: ReturnType<typeof inferRequestToRest>;
   try {
-    translated = inferRequestToJson(req);
+    translated = inferRequestToRest(req);
   } catch (err) {
     if (err instanceof WireError) throw new MGError('MG_BAD_REQUEST', `KServe v2 infer: ${err.message}`);
     throw err;
   }
-  const body = Buffer.from(JSON.stringify(translated.doc));
-  const call = neutralCall(ctx, 'kserve-v2', 'infer', model.name, 'POST', `${modelPath(model.backendModel, req.model_version)}/infer`, { 'content-type': 'application/json' }, body);
+  const call = neutralCall(ctx, 'kserve-v2', 'infer', model.name, 'POST', `${modelPath(model.backendModel, req.model_version)}/infer`, translated.headers, translated.body);
   const { reply, body: answer } = await runCall(ctx, call, who);
   if (reply.status < 200 || reply.status >= 300) return backendFailure(reply, answer);
   try {
-    return { value: inferResponseFromJson(parseAnswer(answer), translated.raw) };
+    return { value: inferResponseFromRest(answer, reply.headers, translated.raw) };
   } catch (err) {
     if (err instanceof WireError) throw new MGError('MG_BACKEND_ERROR', `backend answer: ${err.message}`);
     throw err;

@@ -6,12 +6,17 @@
 import { MGError } from '../../core/errors.ts';
 import type { ApiKind, Operation } from '../../core/request.ts';
 import type { AppOperation } from '../../core/snapshot.ts';
+import { matchExtension } from './extensions.ts';
 
 export type Route =
   | { kind: 'live' }
   | { kind: 'ready' }
   | { kind: 'server-metadata' }
   | { kind: 'openai-models' }
+  /** `GET /v1/models/{id}`: one model's card, if this caller may see it. */
+  | { kind: 'openai-model'; id: string }
+  /** A server-wide Triton extension (`/v2/logging`, …): the model whose server it goes to is in X-ModelGuard-Model. */
+  | { kind: 'server-extension'; op: Operation; permission: AppOperation; backendPath: () => string }
   /** A call to a model named in the path; `rest` is what follows the model (and version) segments. */
   | { kind: 'model'; api: ApiKind; op: Operation; permission: AppOperation; model: string; backendPath: (backendModel: string) => string }
   /** A call whose model is named in the JSON body (OpenAI). */
@@ -66,6 +71,15 @@ export function route(method: string, rawUrl: string): Route {
       if (c === 'live') return { kind: 'live' };
       if (c === 'ready') return { kind: 'ready' };
     }
+    // Triton's extensions first: `/v2/models/stats` is statistics, not the metadata of a model "stats".
+    const ext = matchExtension(seg.slice(1), query);
+    if (ext) {
+      const allowed = ext.ext.methods;
+      if (!allowed.includes(method === 'HEAD' ? 'GET' : (method as 'GET'))) throw methodNotAllowed(allowed.join(', '));
+      const { op, permission } = ext.ext;
+      if (ext.model === undefined) return { kind: 'server-extension', op, permission, backendPath: () => ext.backendPath('') };
+      return { kind: 'model', api: 'passthrough', op, permission, model: ext.model, backendPath: ext.backendPath };
+    }
     if (b === 'models' && c) {
       // /v2/models/{m}[/versions/{v}][/ready|/infer]
       let i = 3;
@@ -92,6 +106,8 @@ export function route(method: string, rawUrl: string): Route {
   }
   if (a === 'v1') {
     if (pathname === '/v1/models') return need(method, 'GET'), { kind: 'openai-models' };
+    // Model ids may hold a slash (`org/model`): everything after /v1/models/ is the id.
+    if (b === 'models' && c !== undefined && c !== '') return need(method, 'GET'), { kind: 'openai-model', id: seg.slice(2).join('/') };
     if (OPENAI_CALLS.has(pathname)) return need(method, 'POST'), { kind: 'openai', path: pathname + query };
   }
   if (a === 'models' && b) {

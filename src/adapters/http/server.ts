@@ -14,7 +14,12 @@ import { decodeOpenAi } from './openai.ts';
 import { binaryHeaderLength, clientTimeoutMs, credentials, forwardHeaders, parseJson, readBody, requestId } from './request.ts';
 import { validateKserveInfer } from '../../security/kserve-validate.ts';
 import { route } from './routes.ts';
+import { renameModel } from './rename.ts';
+import { stringifyExact } from '../../core/exact-json.ts';
 import { backendTraceparent, startTrace } from '../../observability/trace-context.ts';
+
+/** Header naming the model whose server a server-wide Triton extension call goes to. */
+export const TARGET_HEADER = 'x-modelguard-model';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-connection']);
 const VERSION = '0.1.0';
@@ -82,7 +87,8 @@ export function createHttpHandler(pipeline: Pipeline): (req: IncomingMessage, re
       const mg = toMGError(err);
       if (!isMGError(err)) console.error(`modelguard: request ${id} failed:`, err);
       record.outcome = mg.code;
-      writeError(res, record.api, mg, id);
+      // A refusal before the route is known (an unknown /v1 path) still answers in the API's format.
+      writeError(res, record.api ?? (/^\/v1(\/|$|\?)/.test(req.url ?? '') ? 'openai' : undefined), mg, id);
       // A body we did not read must not poison the keep-alive connection.
       if (!req.complete) req.resume();
     });
@@ -105,13 +111,19 @@ async function handle(
     const ready = pipeline.ready();
     return json(res, ready ? 200 : 503, { ready }, id);
   }
-  if (r.kind === 'server-metadata') return json(res, 200, { name: 'modelguard', version: VERSION, extensions: [] }, id);
+  if (r.kind === 'server-metadata') return json(res, 200, { name: 'modelguard', version: VERSION, extensions: ['binary_tensor_data'] }, id);
 
+  // OpenAI routes answer every refusal, authentication's included, in OpenAI's error shape.
+  if (r.kind === 'openai-models' || r.kind === 'openai-model' || r.kind === 'openai') record.api = 'openai';
   const identity = await pipeline.authenticate(credentials(req), record);
   if (r.kind === 'openai-models') {
-    record.api = 'openai';
-    const data = pipeline.visibleModels(identity).map((m) => ({ id: m.name, object: 'model', created: 0, owned_by: 'modelguard' }));
+    const data = pipeline.visibleModels(identity).map((m) => modelCard(m.name));
     return json(res, 200, { object: 'list', data }, id);
+  }
+  if (r.kind === 'openai-model') {
+    // 404 for a model that does not exist, 403 for one this app may not use: as every other route.
+    pipeline.authorize(identity, r.id, 'metadata', record);
+    return json(res, 200, modelCard(r.id), id);
   }
 
   const timeoutMs = clientTimeoutMs(req);
@@ -120,8 +132,9 @@ async function handle(
   let path: string;
   let body: Buffer | undefined;
   let costHint: number | undefined;
-  const op = r.kind === 'model' ? r.op : 'infer';
-  const permission = r.kind === 'model' ? r.permission : 'infer';
+  let askedModel: string | undefined;
+  const op = r.kind === 'model' || r.kind === 'server-extension' ? r.op : 'infer';
+  const permission = r.kind === 'model' || r.kind === 'server-extension' ? r.permission : 'infer';
 
   if (r.kind === 'openai') {
     api = record.api = 'openai';
@@ -131,10 +144,23 @@ async function handle(
     if (model.maxBodyBytes !== undefined && body.length > model.maxBodyBytes) {
       throw new MGError('MG_TOO_LARGE', `body is over model "${model.name}"'s limit of ${model.maxBodyBytes} bytes`);
     }
-    if (model.backendModel !== model.name) body = Buffer.from(JSON.stringify({ ...decoded.doc, model: model.backendModel }));
+    if (model.backendModel !== decoded.model) {
+      body = Buffer.from(stringifyExact({ ...decoded.doc, model: model.backendModel }));
+      askedModel = decoded.model;
+    }
     modelName = model.name;
     path = r.path;
     costHint = decoded.tokens;
+  } else if (r.kind === 'server-extension') {
+    api = record.api = 'passthrough';
+    const target = req.headers[TARGET_HEADER];
+    if (typeof target !== 'string' || target === '') {
+      throw new MGError('MG_BAD_REQUEST', `${method} ${r.backendPath()} is server-wide: name the model whose server it goes to in the ${TARGET_HEADER} header`);
+    }
+    const model = pipeline.authorize(identity, target, r.permission, record);
+    modelName = model.name;
+    path = r.backendPath();
+    if (method !== 'GET' && method !== 'HEAD') body = await readBody(req, pipeline.maxBodyBytes(model));
   } else {
     api = record.api = r.api;
     const model = pipeline.authorize(identity, r.model, r.permission, record);
@@ -168,10 +194,14 @@ async function handle(
     if (!Buffer.isBuffer(reply.body)) reply.body.destroy();
     throw new CancelledError();
   }
-  writeReply(res, reply, id, () => {
+  writeReply(res, askedModel === undefined ? reply : renameModel(reply, askedModel), id, () => {
     record.outcome = 'MG_BACKEND_ERROR';
     res.destroy();
   });
+}
+
+function modelCard(name: string): Record<string, unknown> {
+  return { id: name, object: 'model', created: 0, owned_by: 'modelguard' };
 }
 
 export function createHttpServer(pipeline: Pipeline): http.Server {

@@ -15,7 +15,7 @@ import { Code } from '../../grpc/status.ts';
 import { Readable } from 'node:stream';
 import type { BackendClient, BackendRequest, BackendResponse } from '../client.ts';
 import { ConnectionFailure } from '../client.ts';
-import { inferRequestFromJson, inferResponseToJson, modelMetadataToJson, WireError } from '../../grpc/kserve.ts';
+import { inferRequestFromJson, inferResponseToRest, modelMetadataToJson, NO_BINARY, NotJsonTensor, WireError, type BinaryOutputs } from '../../grpc/kserve.ts';
 import { addToMetadata, isGrpcPassthrough, replyHeaders } from '../../grpc/passthrough.ts';
 import { methodPath, wire, type Method } from '../../grpc/wire.ts';
 import { H2Channel, type UnaryResult } from './h2-unary.ts';
@@ -117,8 +117,9 @@ export class GrpcBackendClient implements BackendClient {
     const route = routeOf(req.method, req.path);
     if (!route) return jsonResponse(404, { error: `a KServe v2 gRPC backend has no counterpart for ${req.method} ${req.path}` });
     let message: Buffer;
+    let binary = NO_BINARY;
     try {
-      message = this.encodeRequest(route, req);
+      ({ message, binary } = this.encodeRequest(route, req));
     } catch (err) {
       if (err instanceof WireError) return jsonResponse(400, { error: `KServe v2 infer: ${err.message}` });
       throw err;
@@ -127,8 +128,15 @@ export class GrpcBackendClient implements BackendClient {
     this.refused(r);
     if (r.code !== Code.OK) return jsonResponse(httpStatusFor(r.code), { error: r.details || `backend answered gRPC status ${r.code}` }, { 'x-grpc-status': String(r.code) });
     try {
+      if (route.method === 'ModelInfer') {
+        const rest = inferResponseToRest(wire.ModelInferResponse.decode(r.value ?? Buffer.alloc(0)), binary);
+        return { status: 200, headers: { ...rest.headers, 'content-length': String(rest.body.length) }, body: Readable.from([rest.body]) };
+      }
       return jsonResponse(200, this.decodeResponse(route, r.value ?? Buffer.alloc(0)));
     } catch (err) {
+      // A valid answer the client asked for in a form that cannot carry it (NaN as JSON): the request's
+      // form is at fault, not the backend.
+      if (err instanceof NotJsonTensor) return jsonResponse(400, { error: `KServe v2 infer: ${err.message}` }, { 'x-modelguard-error': 'MG_BAD_REQUEST' });
       // The backend's answer is not what the protocol promises: a backend failure, not the client's.
       return jsonResponse(502, { error: `gRPC backend answer for ${route.method}: ${(err as Error).message}` });
     }
@@ -139,7 +147,7 @@ export class GrpcBackendClient implements BackendClient {
     if (r.code === Code.UNAVAILABLE && r.initial === undefined) throw new ConnectionFailure(`${this.url}: gRPC UNAVAILABLE: ${r.details}`);
   }
 
-  private encodeRequest(route: Route, req: BackendRequest): Buffer {
+  private encodeRequest(route: Route, req: BackendRequest): { message: Buffer; binary: BinaryOutputs } {
     const ref = { name: route.model ?? '', version: route.version ?? '' };
     switch (route.method) {
       case 'ModelInfer': {
@@ -147,15 +155,14 @@ export class GrpcBackendClient implements BackendClient {
         const headerLength = h === undefined ? undefined : Number(h);
         return inferRequestFromJson(req.body ?? Buffer.alloc(0), headerLength, ref.name, route.version);
       }
-      case 'ModelMetadata': return wire.ModelMetadataRequest.encode(ref);
-      case 'ModelReady': return wire.ModelReadyRequest.encode(ref);
-      default: return Buffer.alloc(0);
+      case 'ModelMetadata': return { message: wire.ModelMetadataRequest.encode(ref), binary: NO_BINARY };
+      case 'ModelReady': return { message: wire.ModelReadyRequest.encode(ref), binary: NO_BINARY };
+      default: return { message: Buffer.alloc(0), binary: NO_BINARY };
     }
   }
 
   private decodeResponse(route: Route, value: Buffer): unknown {
     switch (route.method) {
-      case 'ModelInfer': return inferResponseToJson(wire.ModelInferResponse.decode(value));
       case 'ModelMetadata': return modelMetadataToJson(wire.ModelMetadataResponse.decode(value));
       case 'ModelReady': return { name: route.model, ready: wire.ModelReadyResponse.decode(value).ready };
       case 'ServerReady': return { ready: wire.ServerReadyResponse.decode(value).ready };
