@@ -144,3 +144,24 @@ export function neighbour(kind: 'flood' | 'bad' | 'broken' | 'hangup', mg: { htt
     });
   });
 }
+
+export interface LoadResult {
+  sent: number;
+  /** Calls that got no HTTP answer at all. */
+  errors: number;
+  tally: Record<string, number>;
+  /** 429 answers that carried Retry-After. */
+  retryAfter: number;
+  /** The longest time to an answer, per outcome, ms. */
+  maxMs: Record<string, number>;
+}
+
+/** Open-loop load from its own process (load.ts). */
+export function load(url: string, key: string, model: string, rate: number, durationMs: number): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', 'test/isolation/load.ts', url, key, model, String(rate), String(durationMs)], { cwd: ROOT }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`load failed: ${err.message}\n${stderr}`));
+      else resolve(JSON.parse(stdout) as LoadResult);
+    });
+  });
+}
