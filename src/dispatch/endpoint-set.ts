@@ -15,7 +15,7 @@
 import { MGError } from '../core/errors.ts';
 import type { BackendReply, InferenceCall } from '../core/request.ts';
 import type { BackendSnapshot } from '../core/snapshot.ts';
-import { ConnectionFailure } from './client.ts';
+import { type BackendClient, ConnectionFailure } from './client.ts';
 import { createBackendClient } from './clients/index.ts';
 import { Endpoint, pickEndpoint } from './endpoint.ts';
 import { callBackend, type Completion } from './execute.ts';
@@ -42,6 +42,8 @@ export interface Sent {
 export interface EndpointSetHooks {
   /** Endpoints came into or went out of service. */
   onHealthChange(set: EndpointSet): void;
+  /** Builds an endpoint's client; default by the backend's protocol (clients/index.ts). Tests inject fakes. */
+  client?(url: string, connections: number): BackendClient;
 }
 
 /** What identifies a link's settings (the secret compared as it was read, never logged). */
@@ -211,7 +213,8 @@ export class EndpointSet {
 
   private makeEndpoint(url: string, slots: number): Endpoint {
     const capacity = slots + this.backend.dispatchAhead;
-    return new Endpoint(this.backend.name, url, slots, capacity, createBackendClient(this.backend.protocol, url, capacity + 2, this.link));
+    const client = this.hooks.client?.(url, capacity + 2) ?? createBackendClient(this.backend.protocol, url, capacity + 2, this.link);
+    return new Endpoint(this.backend.name, url, slots, capacity, client);
   }
 
   private closeWhenIdle(ep: Endpoint): void {
