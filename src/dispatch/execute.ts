@@ -18,7 +18,7 @@ import { MGError } from '../core/errors.ts';
 import type { BackendReply, InferenceCall } from '../core/request.ts';
 import { CancelledError } from '../broker/work.ts';
 import { type Fault, faultOf, statusFault } from './attribution.ts';
-import { RequestRejected } from './client.ts';
+import { ConnectionFailure, RequestRejected } from './client.ts';
 import type { Endpoint } from './endpoint.ts';
 
 /** Largest backend answer buffered for validation. */
@@ -100,6 +100,15 @@ function usageTokens(doc: unknown): number | undefined {
   return typeof usage?.total_tokens === 'number' ? usage.total_tokens : undefined;
 }
 
+/** What the caller gets for a failed call: the request's fault is a 400; a broken answer a 502. */
+function answerError(err: unknown, url: string, status: number | undefined): unknown {
+  if (err instanceof RequestRejected) return new MGError('MG_BAD_REQUEST', err.message, { cause: err });
+  if (err instanceof MGError || err instanceof ConnectionFailure || err instanceof CancelledError) return err;
+  // The answer had begun (a status arrived) and then broke: never retried, the backend's failure.
+  if (status !== undefined) return new MGError('MG_BACKEND_ERROR', `backend ${url} broke off its answer: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  return err;
+}
+
 export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimits): BackendCall {
   let answerOk!: (reply: BackendReply) => void;
   let answerFail!: (err: unknown) => void;
@@ -158,7 +167,7 @@ export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimit
   /** What a thrown error means, once the deadlines and the caller are taken into account. */
   const failed = (err: unknown, status?: number): void => {
     const fault: Fault = backendTimedOut ? 'timeout' : callerLeft && ac.aborted ? 'caller' : faultOf(err);
-    refuse(callerLeft && ac.aborted ? new CancelledError() : err instanceof RequestRejected ? new MGError('MG_BAD_REQUEST', err.message, { cause: err }) : err);
+    refuse(callerLeft && ac.aborted ? new CancelledError() : answerError(err, ep.url, status));
     end({ fault, status, units: undefined, served: false });
   };
 

@@ -14,9 +14,11 @@ const ROOT = new URL('../../', import.meta.url).pathname;
 export interface Child {
   readonly url: string;
   close(): Promise<void>;
+  /** SIGKILL: the process dies mid-work, its connections reset. */
+  kill(): Promise<void>;
 }
 
-function spawnChild(args: string[], pattern: RegExp): Promise<{ urls: string[]; close: () => Promise<void> }> {
+function spawnChild(args: string[], pattern: RegExp): Promise<{ urls: string[]; close: () => Promise<void>; kill: () => Promise<void> }> {
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     let out = '';
@@ -24,15 +26,13 @@ function spawnChild(args: string[], pattern: RegExp): Promise<{ urls: string[]; 
       out += d.toString();
       const m = pattern.exec(out);
       if (!m) return;
-      resolve({
-        urls: m.slice(1),
-        close: () =>
-          new Promise<void>((done) => {
-            if (child.exitCode !== null || child.signalCode !== null) return done();
-            child.once('exit', () => done());
-            child.kill('SIGTERM');
-          }),
-      });
+      const stop = (signal: NodeJS.Signals) => (): Promise<void> =>
+        new Promise<void>((done) => {
+          if (child.exitCode !== null || child.signalCode !== null) return done();
+          child.once('exit', () => done());
+          child.kill(signal);
+        });
+      resolve({ urls: m.slice(1), close: stop('SIGTERM'), kill: stop('SIGKILL') });
     });
     child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}: ${out}`)));
   });
@@ -41,7 +41,7 @@ function spawnChild(args: string[], pattern: RegExp): Promise<{ urls: string[]; 
 /** The isolation model server (models `demo` and `broken`) with `slots` slots of `serviceMs` each. */
 export async function modelServer(slots: number, serviceMs: number): Promise<Child> {
   const c = await spawnChild(['--import', 'tsx', 'test/isolation/model-server.ts', String(slots), String(serviceMs)], /listening on (http:\/\/\S+)/);
-  return { url: c.urls[0] as string, close: c.close };
+  return { url: c.urls[0] as string, close: c.close, kill: c.kill };
 }
 
 export interface ModelStats {
