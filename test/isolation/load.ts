@@ -8,6 +8,8 @@ const [url, key, model, rateText, durationText] = process.argv.slice(2) as [stri
 const pool = new Pool(url, { connections: 2048 });
 let retryAfter = 0;
 let errors = 0;
+/** One body per failing status, to tell where an error came from. */
+const samples: Record<string, string> = {};
 const start = performance.now();
 const slow: { at: number; ms: number; code: string }[] = [];
 const outcomes = await openLoop(Number(rateText), Number(durationText), async (): Promise<Outcome> => {
@@ -20,8 +22,9 @@ const outcomes = await openLoop(Number(rateText), Number(durationText), async ()
 async function one(t0: number): Promise<Outcome> {
   try {
     const res = await pool.request({ method: 'POST', path: `/v2/models/${model}/infer`, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: INFER_BODY });
-    await res.body.dump();
+    const text = await res.body.text();
     const code = res.headers['x-modelguard-error'];
+    if (res.statusCode >= 500) samples[`${res.statusCode}`] ??= text.slice(0, 240);
     if (res.statusCode === 429 && res.headers['retry-after'] !== undefined) retryAfter++;
     return { status: res.statusCode, code: Array.isArray(code) ? code[0] : code, ms: performance.now() - t0 };
   } catch {
@@ -35,5 +38,5 @@ for (const o of outcomes) {
   maxMs[k] = Math.max(maxMs[k] ?? 0, Math.round(o.ms));
 }
 slow.sort((a, b) => b.ms - a.ms);
-process.stdout.write(`${JSON.stringify({ sent: outcomes.length, errors, tally: tally(outcomes), retryAfter, maxMs, slowest: slow.slice(0, 4) })}\n`);
+process.stdout.write(`${JSON.stringify({ sent: outcomes.length, errors, tally: tally(outcomes), retryAfter, maxMs, slowest: slow.slice(0, 4), samples })}\n`);
 await pool.close();

@@ -35,7 +35,7 @@ describe('a modest app next to a misbehaving neighbour on one model server', () 
         { name: 'modest', maxLength: 100, maxWait: '2s' },
         { name: 'noisy', maxLength: 100, maxWait: '1s' },
       ],
-      backend: { timeout: '2s', healthCheck: { interval: '200ms', timeout: '150ms' } },
+      backend: { timeout: '2s', healthCheck: { interval: '1s', timeout: '800ms' } },
       gateway: { accessLog: { enabled: false } },
     });
     pool = new Pool(mg.httpUrl, { connections: 512 });

@@ -44,7 +44,7 @@ function resources(modelUrl: string, generation: number): string {
         accessLog: { enabled: false },
       },
     },
-    { apiVersion: api, kind: 'Backend', metadata: { name: 'accel' }, spec: { endpoints: [{ url: modelUrl, slots: SLOTS }], timeout: '2s', healthCheck: { interval: '200ms', timeout: '150ms' } } },
+    { apiVersion: api, kind: 'Backend', metadata: { name: 'accel' }, spec: { endpoints: [{ url: modelUrl, slots: SLOTS }], timeout: '2s', healthCheck: { interval: '1s', timeout: '800ms' } } },
     { apiVersion: api, kind: 'Model', metadata: { name: 'demo' }, spec: { backend: 'accel' } },
     // Each reload changes the weights (a real scheduling change, applied under load).
     group('a', 1 + (generation % 2)),
