@@ -8,8 +8,6 @@ import type { RequestRecord } from '../core/events.ts';
 import type { BackendReply, Identity, InferenceCall } from '../core/request.ts';
 import type { GroupSnapshot, Snapshot } from '../core/snapshot.ts';
 import { CostModel } from '../dispatch/cost.ts';
-import { pickEndpoint } from '../dispatch/endpoint.ts';
-import { callBackend } from '../dispatch/execute.ts';
 import type { DataPlane } from '../pipeline/plane.ts';
 import { Domain } from './domain.ts';
 import { Offloader, type OffloadStatus } from './offload/offloader.ts';
@@ -123,14 +121,10 @@ export class Broker implements DataPlane {
     const domain = this.domains.get(model.backend);
     if (!domain) throw new MGError('MG_INTERNAL', `no backend "${model.backend}"`);
     record.backend = domain.name;
-    const healthy = domain.endpoints.filter((e) => e.healthy);
-    // Prefer a replica with a free slot; any healthy one otherwise.
-    const ep = pickEndpoint(healthy) ?? healthy[0];
-    if (!ep) throw new MGError('MG_NO_BACKEND', `no healthy endpoint for backend "${domain.name}"`, { retryAfterMs: domain.backend.healthCheck.intervalMs });
-    record.endpoint = ep.url;
-    const result = await callBackend(ep, call, performance.now() + Math.min(call.timeoutMs ?? Infinity, domain.backend.timeoutMs));
-    result.done.catch(() => undefined);
-    return result.reply;
+    if (!domain.anyHealthy) throw new MGError('MG_NO_BACKEND', `no healthy endpoint for backend "${domain.name}"`, { retryAfterMs: domain.backend.healthCheck.intervalMs });
+    const reply = await domain.set.request(call, performance.now() + Math.min(call.timeoutMs ?? Infinity, domain.backend.timeoutMs));
+    record.endpoint = reply.endpoint;
+    return reply;
   }
 
   /** Time until the group's current queue has drained at its measured rate. */

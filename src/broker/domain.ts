@@ -1,8 +1,10 @@
 /**
- * A dispatch domain: one backend's replicas and the per-group queues of work waiting for them.
+ * A dispatch domain: the per-group queues of work waiting for one backend, the fairness decision
+ * and the gate. The backend's replicas, slots, health and the call itself belong to its
+ * EndpointSet (dispatch/endpoint-set.ts); this file never touches a slot.
  *
  *   enqueue ─► flow queues (one per group) ─► fairness policy picks a flow ─► gate: a replica with a
- *   free slot? ─► callBackend ─► answer; the slot frees ─► pump again
+ *   free slot? ─► set.send ─► answer; when the slot is given back: charge the group ─► pump again
  *
  * Work leaves the queue only when a slot is free, so the waiting happens here, where priority,
  * weights and deadlines apply, and not inside the accelerator.
@@ -10,12 +12,9 @@
 import { MGError } from '../core/errors.ts';
 import type { BackendSnapshot, Fairness } from '../core/snapshot.ts';
 import { ConnectionFailure } from '../dispatch/client.ts';
-import { createBackendClient } from '../dispatch/clients/index.ts';
 import type { CostModel } from '../dispatch/cost.ts';
-import { Endpoint, pickEndpoint } from '../dispatch/endpoint.ts';
-import { callBackend } from '../dispatch/execute.ts';
-import { HealthChecker } from '../dispatch/health.ts';
-import { type LinkOptions, linkOptions } from '../dispatch/link.ts';
+import type { Endpoint } from '../dispatch/endpoint.ts';
+import { EndpointSet, type Sent, type SlotUse } from '../dispatch/endpoint-set.ts';
 import { VirtualTimePolicy } from './fairness/virtual-time.ts';
 import { LinkedQueue } from './queue.ts';
 import { CancelledError, type DomainFlow, type GroupState, type Work } from './work.ts';
@@ -38,47 +37,47 @@ export interface DomainHooks {
 
 let flowSeq = 0;
 
-/** What identifies a link's settings (the secret compared as it was read, never logged). */
-function linkKey(link: LinkOptions): string {
-  const t = link.connect;
-  const pem = (b: Buffer | undefined): string => (b === undefined ? '' : b.toString('base64'));
-  return JSON.stringify([link.headers, link.problem, t?.servername, t?.rejectUnauthorized, pem(t?.ca), pem(t?.cert), pem(t?.key)]);
-}
-
 export class Domain {
   readonly flows = new Map<string, DomainFlow>();
   private readonly policy = new VirtualTimePolicy<DomainFlow>();
-  endpoints: Endpoint[] = [];
+  /** The backend's replicas: clients, slots, health, the one send. */
+  readonly set: EndpointSet;
   queued = 0;
   /** Works dispatched so far (the offload predictor counts how many went ahead of a queued one). */
   dispatched = 0;
-  private readonly health: HealthChecker;
-  private link: LinkOptions;
   private pumping = false;
 
   constructor(
-    public backend: BackendSnapshot,
+    backend: BackendSnapshot,
     private readonly cost: CostModel,
     private readonly hooks: DomainHooks,
   ) {
-    this.link = linkOptions(backend);
-    this.endpoints = backend.endpoints.map((e) => this.makeEndpoint(e.url, e.slots));
-    this.health = new HealthChecker(backend, () => this.endpoints, (ep) => {
-      if (ep.healthy) this.pump();
-      else if (!this.endpoints.some((e) => e.healthy)) this.failQueued();
+    this.set = new EndpointSet(backend, {
+      onHealthChange: (set) => {
+        if (set.anyHealthy) this.pump();
+        else this.failQueued();
+      },
     });
   }
 
   start(): void {
-    this.health.start();
+    this.set.start();
+  }
+
+  get backend(): BackendSnapshot {
+    return this.set.backend;
   }
 
   get name(): string {
-    return this.backend.name;
+    return this.set.name;
+  }
+
+  get endpoints(): readonly Endpoint[] {
+    return this.set.endpoints;
   }
 
   get anyHealthy(): boolean {
-    return this.endpoints.some((e) => e.healthy);
+    return this.set.anyHealthy;
   }
 
   flowFor(group: GroupState): DomainFlow {
@@ -100,6 +99,12 @@ export class Domain {
   }
 
   enqueue(work: Work): void {
+    // A model failing on every replica is refused at once, not after a wait in the queue.
+    const down = this.set.modelRefusal(work.call.model);
+    if (down) {
+      work.reject(down);
+      return;
+    }
     const flow = work.flow;
     work.enqueuedAt = performance.now();
     work.record.queuedAt ??= work.enqueuedAt;
@@ -126,16 +131,6 @@ export class Domain {
     work.detach();
     work.record.queueMs = (work.record.queueMs ?? 0) + (performance.now() - work.enqueuedAt);
     return true;
-  }
-
-  /** Outcome of a call the offloader made on one of this domain's replicas (the cloud's). */
-  reportSuccess(ep: Endpoint): void {
-    this.health.success(ep);
-  }
-
-  reportFailure(ep: Endpoint, refused: boolean): void {
-    if (refused) this.health.eject(ep);
-    else this.health.failure(ep);
   }
 
   private unqueue(work: Work): void {
@@ -176,33 +171,29 @@ export class Domain {
     }
   }
 
-  private inflight(): number {
-    let n = 0;
-    for (const e of this.endpoints) n += e.inflight;
-    return n;
-  }
-
-  private healthyCapacity(): number {
-    let n = 0;
-    for (const e of this.endpoints) if (e.healthy) n += e.capacity;
-    return n;
-  }
-
   /** Dispatches while there is queued work and a free slot. */
   pump(): void {
     if (this.pumping) return;
     this.pumping = true;
     try {
       while (this.queued > 0) {
-        const ep = pickEndpoint(this.endpoints);
-        if (!ep) break;
+        if (!this.set.pick()) break;
         const flow = this.policy.peek();
         if (!flow) break;
         // Reserved slots: lower priorities stop short of the slots kept for higher ones. Every other
         // backlogged flow has this priority or lower, so nothing else may go either.
         const reserved = this.hooks.reservedAbove(flow.priority);
-        if (reserved > 0 && this.inflight() >= this.healthyCapacity() - reserved) break;
+        if (reserved > 0 && this.set.inflight() >= this.set.healthyCapacity() - reserved) break;
         const work = flow.queue.peek() as Work;
+        const ep = this.set.pick(work.call.model, work.lastEndpoint as Endpoint | undefined);
+        if (!ep) {
+          const down = this.set.modelRefusal(work.call.model);
+          if (!down) break; // its model is up only on busy replicas: it waits for one
+          this.unqueue(work);
+          work.record.queueMs = (work.record.queueMs ?? 0) + (performance.now() - work.enqueuedAt);
+          work.reject(down);
+          continue;
+        }
         this.unqueue(work);
         work.detach();
         const now = performance.now();
@@ -224,7 +215,6 @@ export class Domain {
   }
 
   private dispatch(work: Work, ep: Endpoint, now: number): void {
-    ep.inflight++;
     this.dispatched++;
     work.attempts++;
     work.dispatchedAt = now;
@@ -234,60 +224,56 @@ export class Domain {
     group.drain.add();
     group.dispatched++;
     work.record.endpoint = ep.url;
-    let released = false;
-    /** served: answered; failed: the accelerator worked but no good answer; refused: never reached it. */
-    const release = (how: 'served' | 'failed' | 'refused', units?: number): void => {
-      if (released) return;
-      released = true;
-      ep.inflight--;
-      group.inflight--;
-      const ms = performance.now() - work.dispatchedAt;
-      work.record.backendMs = ms;
-      // Cost is slot time: from leaving the queue to the full answer (transport included).
-      const cost = ms;
-      const compute = this.hooks.fairness() === 'compute';
-      if (how === 'served') {
-        ep.observeLatency(ms);
-        ep.served++;
-        this.cost.observe(this.name, work.call.model, cost, units ?? work.units);
-      }
-      if (how === 'refused') {
-        this.policy.correct(work.flow, -work.charged);
-      } else {
-        group.costMs += cost;
-        if (compute) this.policy.correct(work.flow, cost - work.charged);
-      }
-      this.pump();
-    };
-
-    // The backend's own timeout runs from dispatch; the call's overall deadline may cut it shorter.
-    callBackend(ep, work.call, Math.min(work.callDeadline, now + this.backend.timeoutMs)).then(
-      (result) => {
-        this.health.success(ep);
-        result.done.then(
-          ({ units }) => release('served', units),
-          () => release('failed'),
-        );
-        work.resolve(result.reply);
-      },
+    work.lastEndpoint = ep;
+    const sent: Sent = this.set.send(work.call, work.callDeadline, ep);
+    // The slot is given back (by the set) when the server is done; the group is charged then.
+    void sent.done.then((use) => this.charge(work, use));
+    sent.answer.then(
+      (reply) => work.resolve(reply),
       (err: unknown) => {
+        if (err instanceof ConnectionFailure && this.mayRetry(work, err)) {
+          this.enqueue(work); // back to the front of its queue, for another replica
+          return;
+        }
         if (err instanceof ConnectionFailure) {
-          this.health.eject(ep);
-          release('refused');
-          const remaining = work.queueDeadline - performance.now();
-          if (work.attempts < MAX_ATTEMPTS && remaining > 0 && !work.call.signal.aborted && this.anyHealthy) {
-            this.enqueue(work); // back to the front of its queue, for another replica
-            return;
-          }
           if (!this.anyHealthy && this.hooks.rescue?.(work) === true) return;
           work.reject(new MGError('MG_BACKEND_ERROR', err.message, { cause: err }));
           return;
         }
-        if (!(err instanceof CancelledError)) this.health.failure(ep);
-        release('failed');
         work.reject(err);
       },
     );
+  }
+
+  /**
+   * A call that got no answer because its connection failed: another attempt when it never reached
+   * a model (refused), or broke before any answer and the Backend allows that (retryOnReset).
+   */
+  private mayRetry(work: Work, err: ConnectionFailure): boolean {
+    if (work.attempts >= MAX_ATTEMPTS || work.call.signal.aborted || !this.anyHealthy) return false;
+    if (err.phase === 'reset' && (!this.backend.retryOnReset || work.attempts >= 2)) return false;
+    return work.queueDeadline - performance.now() > 0;
+  }
+
+  /**
+   * Charges the group for the slot time its work held: from leaving the queue until the server was
+   * done (transport included), also when its client left early (cancelInFlight: finish). Work that
+   * never reached a model (refused, or refused by the local client) is not charged.
+   */
+  private charge(work: Work, use: SlotUse): void {
+    const group = work.group;
+    group.inflight--;
+    const c = use.completion;
+    work.record.backendMs = use.ms;
+    const compute = this.hooks.fairness() === 'compute';
+    if (c.served) this.cost.observe(this.name, work.call.model, use.ms, c.units ?? work.units);
+    if (c.fault === 'refused' || c.fault === 'request' || c.fault === 'local') {
+      this.policy.correct(work.flow, -work.charged);
+    } else {
+      group.costMs += use.ms;
+      if (compute) this.policy.correct(work.flow, use.ms - work.charged);
+    }
+    this.pump();
   }
 
   /** A group's priority or weight changed. */
@@ -299,47 +285,14 @@ export class Domain {
     this.policy.reconfigure(flow);
   }
 
-  /** Applies a changed backend definition; replicas that stay keep their in-flight work and state. */
+  /** Applies a changed backend definition (the set keeps replicas that stay, with their work and health). */
   reconfigure(backend: BackendSnapshot): void {
-    // A changed protocol needs new clients: no endpoint is kept then.
-    const old = new Map(backend.protocol === this.backend.protocol ? this.endpoints.map((e) => [e.url, e]) : []);
-    if (backend.protocol !== this.backend.protocol) for (const e of this.endpoints) this.closeWhenIdle(e);
-    this.backend = backend;
-    // A changed link (TLS files, a rotated secret) needs new connections: no replica is kept then.
-    const link = linkOptions(backend);
-    const relink = linkKey(link) !== linkKey(this.link);
-    this.link = link;
-    this.endpoints = backend.endpoints.map((e) => {
-      const kept = relink ? undefined : old.get(e.url);
-      if (!relink) old.delete(e.url);
-      if (kept && kept.slots === e.slots) {
-        kept.capacity = e.slots + backend.dispatchAhead;
-        return kept;
-      }
-      return this.makeEndpoint(e.url, e.slots);
-    });
-    // Replicas that left finish what they have, then close.
-    for (const gone of old.values()) this.closeWhenIdle(gone);
+    this.set.reconfigure(backend);
     this.pump();
   }
 
-  private makeEndpoint(url: string, slots: number): Endpoint {
-    const capacity = slots + this.backend.dispatchAhead;
-    return new Endpoint(this.backend.name, url, slots, capacity, createBackendClient(this.backend.protocol, url, capacity + 2, this.link));
-  }
-
-  private closeWhenIdle(ep: Endpoint): void {
-    ep.capacity = 0;
-    const check = (): void => {
-      if (ep.inflight === 0) void ep.client.close();
-      else setTimeout(check, 100).unref();
-    };
-    check();
-  }
-
   async close(): Promise<void> {
-    this.health.stop();
     for (const flow of this.flows.values()) for (const work of [...flow.queue]) this.cancel(work);
-    await Promise.all(this.endpoints.map((e) => e.client.close()));
+    await this.set.close();
   }
 }

@@ -48,6 +48,8 @@ export class Work {
   /** Cost units (1, or estimated tokens for LLM calls). */
   units = 1;
   attempts = 0;
+  /** The replica of the last attempt (a retry goes elsewhere when it can). */
+  lastEndpoint: object | undefined;
   enqueuedAt = 0;
   dispatchedAt = 0;
   settled = false;

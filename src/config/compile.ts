@@ -133,7 +133,10 @@ function compileBackend(b: Backend): BackendSnapshot {
       timeoutMs: durationMs(s.healthCheck.timeout),
       path: s.healthCheck.path,
       failureThreshold: s.healthCheck.failureThreshold,
+      panicThreshold: s.healthCheck.panicThreshold,
     },
+    cancelInFlight: s.cancelInFlight,
+    retryOnReset: s.retryOnReset,
     ...(s.nodes === undefined ? {} : { nodes: [...new Set(s.nodes)].sort() }),
     // Left out when not configured, so a configuration without them keeps its hash.
     ...(s.tls === undefined

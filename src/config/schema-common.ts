@@ -14,6 +14,7 @@ export type Kind = (typeof KINDS)[number];
 
 export const BACKEND_PROTOCOLS = ['kserve-v2-http', 'kserve-v2-grpc', 'openai', 'http'] as const satisfies readonly BackendProtocol[];
 export const VISIBILITIES = ['public', 'private'] as const satisfies readonly Visibility[];
+export const CANCEL_IN_FLIGHT = ['finish', 'abort'] as const;
 export const OFFLOAD_WHEN = ['saturated', 'failover', 'hard-example', 'never'] as const;
 export const AUTH_MODES = ['apiKey', 'none'] as const satisfies readonly AuthMode[];
 export const FAIRNESS = ['compute', 'requests'] as const satisfies readonly Fairness[];
@@ -26,7 +27,9 @@ export const DEFAULTS = {
     slots: 1,
     timeout: '30s',
     dispatchAhead: 0,
-    healthCheck: { interval: '5s', timeout: '1s', failureThreshold: 3 },
+    cancelInFlight: 'finish',
+    retryOnReset: true,
+    healthCheck: { interval: '5s', timeout: '1s', failureThreshold: 3, panicThreshold: 0.5 },
   },
   model: { visibility: 'public', offloadWhen: 'saturated' },
   offload: { allowPrivate: false, breaker: { failureThreshold: 3, slowCall: '1s', openFor: '1s' } },

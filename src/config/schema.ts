@@ -7,10 +7,10 @@
 import { z } from 'zod';
 import { dnsName, duration, httpUrl, parseSize, sha256Hex, show, size, withHint } from './primitives.ts';
 import { parseDuration } from '../core/duration.ts';
-import { BACKEND_PROTOCOLS, Credentials, D, Metadata, OFFLOAD_WHEN, Sources, Tls, VISIBILITIES, apiVersion, ref, type Kind } from './schema-common.ts';
+import { BACKEND_PROTOCOLS, CANCEL_IN_FLIGHT, Credentials, D, Metadata, OFFLOAD_WHEN, Sources, Tls, VISIBILITIES, apiVersion, ref, type Kind } from './schema-common.ts';
 import { GatewaySchema } from './schema-gateway.ts';
 
-export { ACCESS_LOG_LEVELS, API_VERSION, AUTH_MODES, BACKEND_PROTOCOLS, DEFAULTS, FAIRNESS, KINDS, OFFLOAD_WHEN, VISIBILITIES } from './schema-common.ts';
+export { ACCESS_LOG_LEVELS, API_VERSION, AUTH_MODES, BACKEND_PROTOCOLS, CANCEL_IN_FLIGHT, DEFAULTS, FAIRNESS, KINDS, OFFLOAD_WHEN, VISIBILITIES } from './schema-common.ts';
 export type { Kind } from './schema-common.ts';
 export { GatewaySchema, GatewaySpecSchema, JWT_ALGORITHMS } from './schema-gateway.ts';
 
@@ -34,7 +34,15 @@ const HealthCheck = z
       .int()
       .min(1)
       .default(D.backend.healthCheck.failureThreshold)
-      .describe(`consecutive failed probes or requests that eject an endpoint; default ${D.backend.healthCheck.failureThreshold}`),
+      .describe(`consecutive failed probes, or server faults on requests, that take an endpoint (or one model on it) out of service; default ${D.backend.healthCheck.failureThreshold}`),
+    panicThreshold: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(D.backend.healthCheck.panicThreshold)
+      .describe(
+        `fraction of endpoints (0..1) that failing requests alone never eject below; under it traffic spreads over every endpoint the probes pass; default ${D.backend.healthCheck.panicThreshold}`,
+      ),
   })
   .superRefine((hc, ctx) => {
     if ((parseDuration(hc.timeout) ?? 0) > (parseDuration(hc.interval) ?? 0)) {
@@ -56,6 +64,16 @@ export const BackendSpecSchema = z.strictObject({
     .default(D.backend.dispatchAhead)
     .describe(`requests sent beyond slots per endpoint to hide the network round trip; default ${D.backend.dispatchAhead}`),
   healthCheck: HealthCheck.prefault({}).describe('readiness probing of each endpoint; defaults below'),
+  cancelInFlight: z
+    .enum(CANCEL_IN_FLIGHT)
+    .default(D.backend.cancelInFlight)
+    .describe(
+      `finish: a request whose client left (or whose deadline passed) while the server runs it keeps its slot until the server is done, and its group is charged in full; abort: the call is cancelled (for servers that really stop the work); default ${D.backend.cancelInFlight}`,
+    ),
+  retryOnReset: z
+    .boolean()
+    .default(D.backend.retryOnReset)
+    .describe(`a call whose connection broke before any answer is sent once more to another replica when its deadline allows; default ${D.backend.retryOnReset}`),
   nodes: z
     .array(dnsName())
     .optional()

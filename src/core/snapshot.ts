@@ -31,9 +31,15 @@ export interface BackendSnapshot {
     readonly timeoutMs: number;
     /** Probe path; protocol default when absent (`/v2/health/ready`, `/v1/models`, `/`). */
     readonly path: string | undefined;
-    /** Consecutive failures (probe or passive) that eject an endpoint. */
+    /** Consecutive failures (probe or passive) that eject an endpoint, or mark a model down on it. */
     readonly failureThreshold: number;
+    /** Fraction of endpoints that passive ejection never goes below (Envoy's healthy panic threshold). */
+    readonly panicThreshold: number;
   };
+  /** A call whose client left keeps its slot until the server is done (`finish`), or is cancelled (`abort`). */
+  readonly cancelInFlight: 'finish' | 'abort';
+  /** A call whose connection broke before any answer may be sent once more to another replica. */
+  readonly retryOnReset: boolean;
   /** Brokers (node names) that own this backend; undefined: every broker. */
   readonly nodes?: readonly string[];
   /** TLS for https:// endpoints; absent when not configured (keeps the hash of older configurations). */

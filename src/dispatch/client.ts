@@ -25,12 +25,33 @@ export interface BackendClient {
 }
 
 /**
- * Failures where the request never reached the model (refused, reset before an answer): safe to
- * send to another replica.
+ * Where a connection failed: `connect` (refused, unreachable: the request never left), `reset` (the
+ * connection broke before the answer began: the model may have seen it), `local` (our own client
+ * was closed under it, by a reload: nobody's fault).
+ */
+export type ConnectionPhase = 'connect' | 'reset' | 'local';
+
+/**
+ * Failures where no answer arrived because the connection failed: the request may go to another
+ * replica (always for `connect` and `local`, for `reset` when Backend.spec.retryOnReset allows).
  */
 export class ConnectionFailure extends Error {
+  readonly phase: ConnectionPhase;
+
+  constructor(message: string, options?: { cause?: unknown; phase?: ConnectionPhase }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ConnectionFailure';
+    this.phase = options?.phase ?? 'connect';
+  }
+}
+
+/**
+ * The local client refused to send the request because of what it carries (an invalid header, a
+ * metadata entry HTTP cannot carry): the request's fault, never the server's.
+ */
+export class RequestRejected extends Error {
   constructor(message: string, options?: { cause: unknown }) {
     super(message, options);
-    this.name = 'ConnectionFailure';
+    this.name = 'RequestRejected';
   }
 }

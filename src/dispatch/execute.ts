@@ -1,31 +1,65 @@
 /**
- * One backend call: deadline, cancellation, and the check that the answer is what the protocol
- * promises. The result says when the accelerator is done (the body has ended), which is when the
- * caller frees the slot and measures the cost.
+ * One backend call: deadlines, cancellation, the check that the answer is what the protocol
+ * promises, and what the call tells about the endpoint. It has two ends:
+ *
+ *   answer ── what the caller gets: the reply, or an error (its deadline, its cancel, a failure)
+ *   done   ── when the accelerator is really finished with it (the slot can be given back), and
+ *             whose fault it was if it failed (attribution.ts)
+ *
+ * With `finish` (Backend.spec.cancelInFlight, the default) a caller that leaves, or whose own
+ * deadline passes, gets its answer at once but the call runs on until the server has answered
+ * (read and discarded): an accelerator cannot drop a running batch, so the slot stays taken. Only
+ * the backend's own timeout (Backend.spec.timeout) cuts it, and that is the server's fault. With
+ * `abort` the call is cancelled too (servers that truly cancel).
  */
-import { type Readable, finished } from 'node:stream';
+import { PassThrough, type Readable, finished } from 'node:stream';
 import { Cancel } from '../core/cancel.ts';
 import { MGError } from '../core/errors.ts';
 import { checkKserveAnswer } from '../core/kserve-frame.ts';
 import type { BackendReply, InferenceCall } from '../core/request.ts';
 import { CancelledError } from '../broker/work.ts';
+import { type Fault, faultOf, statusFault } from './attribution.ts';
+import { ConnectionFailure, RequestRejected } from './client.ts';
 import type { Endpoint } from './endpoint.ts';
 
 /** Largest backend answer buffered for validation. */
 const MAX_BUFFERED_REPLY = 64 * 1024 * 1024;
 
-export interface CallResult {
-  readonly reply: BackendReply;
-  /** Settles when the body has been fully delivered (resolves with measured LLM tokens, if any). */
-  readonly done: Promise<{ units: number | undefined }>;
+/** How a call ended for the accelerator. */
+export interface Completion {
+  /** Whose fault a failure was; `none` when the server answered (2xx–4xx). */
+  readonly fault: Fault;
+  /** The backend's HTTP status, when it answered. */
+  readonly status: number | undefined;
+  /** LLM tokens measured from `usage`, if any. */
+  readonly units: number | undefined;
+  /** The answer was delivered whole (a 2xx–4xx answer that ended). */
+  readonly served: boolean;
 }
 
-/** Reads a whole body (events, not an async iterator: this is on every request's path). */
-function readAll(body: Readable, limit: number): Promise<Buffer> {
+export interface BackendCall {
+  /** The caller's answer. Rejects with CancelledError, an MGError, ConnectionFailure or RequestRejected. */
+  readonly answer: Promise<BackendReply>;
+  /** Settles (never rejects) when the endpoint is done with the call. */
+  readonly done: Promise<Completion>;
+}
+
+export interface CallLimits {
+  /** performance.now() by which the caller wants its answer (its deadline). */
+  readonly caller: number;
+  /** performance.now() of the backend's own timeout (dispatch + Backend.spec.timeout). */
+  readonly backend: number;
+  /** Keep the call running when the caller leaves (cancelInFlight: finish). */
+  readonly finish: boolean;
+}
+
+/** Reads a whole body, or only to its end with `discard` (events, not an async iterator: this is on every request's path). */
+function readAll(body: Readable, limit: number, discard = false): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     body.on('data', (chunk: Buffer) => {
+      if (discard) return;
       size += chunk.length;
       if (size > limit) {
         body.destroy();
@@ -50,76 +84,150 @@ function usageTokens(doc: unknown): number | undefined {
   return typeof usage?.total_tokens === 'number' ? usage.total_tokens : undefined;
 }
 
-export async function callBackend(ep: Endpoint, call: InferenceCall, deadline: number): Promise<CallResult> {
-  // A Cancel that has fired calls no listener added later: check first.
-  if (call.signal.aborted) throw new CancelledError();
-  const ac = new Cancel();
-  let timedOut = false;
-  const timer = setTimeout(
-    () => {
-      timedOut = true;
-      ac.abort();
-    },
-    Math.max(0, deadline - performance.now()),
-  );
-  const onClientAbort = (): void => ac.abort();
-  call.signal.once('abort', onClientAbort);
-  const cleanup = (): void => {
-    clearTimeout(timer);
-    call.signal.removeListener('abort', onClientAbort);
+/** What the caller gets for a failed call: the request's fault is a 400; a broken answer a 502. */
+function answerError(err: unknown, url: string, status: number | undefined): unknown {
+  if (err instanceof RequestRejected) return new MGError('MG_BAD_REQUEST', err.message, { cause: err });
+  if (err instanceof MGError || err instanceof ConnectionFailure || err instanceof CancelledError) return err;
+  // The answer had begun (a status arrived) and then broke: never retried, the backend's failure.
+  if (status !== undefined) return new MGError('MG_BACKEND_ERROR', `backend ${url} broke off its answer: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  return err;
+}
+
+export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimits): BackendCall {
+  let answerOk!: (reply: BackendReply) => void;
+  let answerFail!: (err: unknown) => void;
+  const answer = new Promise<BackendReply>((resolve, reject) => {
+    answerOk = resolve;
+    answerFail = reject;
+  });
+  let doneWith!: (c: Completion) => void;
+  const done = new Promise<Completion>((resolve) => (doneWith = resolve));
+  let answered = false;
+  let ended = false;
+  const give = (reply: BackendReply): void => {
+    if (answered) return;
+    answered = true;
+    answerOk(reply);
   };
-  const failure = (err: unknown): Error => {
-    if (timedOut) return new MGError('MG_BACKEND_TIMEOUT', `backend ${ep.url} did not answer in time`);
-    if (call.signal.aborted) return new CancelledError();
-    return err instanceof Error ? err : new Error(String(err));
+  const refuse = (err: unknown): void => {
+    if (answered) return;
+    answered = true;
+    answerFail(err);
   };
 
-  try {
-    const res = await ep.client.request({
-      method: call.method,
-      path: call.path,
-      headers: call.headers,
-      body: call.body,
-      signal: ac,
-    });
-    if (res.status >= 500) {
-      const text = (await readAll(res.body, 4096).catch(() => Buffer.alloc(0))).toString('utf8').slice(0, 300);
-      throw new MGError('MG_BACKEND_ERROR', `backend ${ep.url} answered ${res.status}${text ? `: ${text}` : ''}`);
-    }
-    const ok = res.status >= 200 && res.status < 300;
-    const mustValidate = ok && call.op === 'infer' && (call.api === 'kserve-v2' || (call.api === 'openai' && isJson(res.headers)));
-    if (mustValidate) {
-      const buf = await readAll(res.body, MAX_BUFFERED_REPLY);
-      let units: number | undefined;
-      if (call.api === 'openai') {
-        // LLM answers are parsed in full: their `usage` corrects the cost of the call.
-        let doc: unknown;
-        try {
-          doc = JSON.parse(buf.toString('utf8'));
-        } catch {
-          throw new MGError('MG_BACKEND_ERROR', `backend ${ep.url} answered with invalid JSON`);
-        }
-        units = usageTokens(doc);
-      } else {
-        const wrong = checkKserveAnswer(buf, res.headers['inference-header-content-length']);
-        if (wrong !== undefined) throw new MGError('MG_BACKEND_ERROR', `backend ${ep.url} answered an invalid KServe body: ${wrong}`);
-      }
-      cleanup();
-      return {
-        reply: { status: res.status, headers: res.headers, body: buf, endpoint: ep.url, servedBy: 'edge' },
-        done: Promise.resolve({ units }),
-      };
-    }
-    const done = new Promise<{ units: number | undefined }>((resolve, reject) => {
-      finished(res.body, (err) => {
-        cleanup();
-        if (err) reject(failure(err));
-        else resolve({ units: undefined });
-      });
-    });
-    return { reply: { status: res.status, headers: res.headers, body: res.body, endpoint: ep.url, servedBy: 'edge' }, done };
-  } catch (err) {
-    cleanup();
-    throw failure(err);
+  // A Cancel that has fired calls no listener added later: check first.
+  if (call.signal.aborted) {
+    refuse(new CancelledError());
+    doneWith({ fault: 'caller', status: undefined, units: undefined, served: false });
+    return { answer, done };
   }
+  const ac = new Cancel();
+  let backendTimedOut = false;
+  let callerLeft = false;
+  const now = performance.now();
+  const backendTimer = setTimeout(() => {
+    backendTimedOut = true;
+    refuse(new MGError('MG_BACKEND_TIMEOUT', `backend ${ep.url} did not answer within its timeout`));
+    ac.abort();
+  }, Math.max(0, limits.backend - now));
+  /** The caller is gone (cancel) or out of time (deadline): it is answered now; the call runs on with `finish`. */
+  const callerGone = (why: 'cancel' | 'deadline'): void => {
+    if (ended) return;
+    callerLeft = true;
+    refuse(why === 'cancel' ? new CancelledError() : new MGError('MG_BACKEND_TIMEOUT', `the request's deadline passed while backend ${ep.url} was computing it`));
+    if (!limits.finish) ac.abort();
+  };
+  const callerTimer = limits.caller < limits.backend ? setTimeout(() => callerGone('deadline'), Math.max(0, limits.caller - now)) : undefined;
+  const onClientAbort = (): void => callerGone('cancel');
+  call.signal.once('abort', onClientAbort);
+  const end = (c: Completion): void => {
+    if (ended) return;
+    ended = true;
+    clearTimeout(backendTimer);
+    if (callerTimer) clearTimeout(callerTimer);
+    call.signal.removeListener('abort', onClientAbort);
+    doneWith(c);
+  };
+  /** What a thrown error means, once the deadlines and the caller are taken into account. */
+  const failed = (err: unknown, status?: number): void => {
+    const fault: Fault = backendTimedOut ? 'timeout' : callerLeft && ac.aborted ? 'caller' : faultOf(err);
+    refuse(callerLeft && ac.aborted ? new CancelledError() : answerError(err, ep.url, status));
+    end({ fault, status, units: undefined, served: false });
+  };
+
+  void (async () => {
+    let res;
+    try {
+      res = await ep.client.request({ method: call.method, path: call.path, headers: call.headers, body: call.body, signal: ac });
+    } catch (err) {
+      failed(err);
+      return;
+    }
+    const status = res.status;
+    try {
+      if (status >= 500) {
+        const text = (await readAll(res.body, 4096).catch(() => Buffer.alloc(0))).toString('utf8').slice(0, 300);
+        refuse(new MGError('MG_BACKEND_ERROR', `backend ${ep.url} answered ${status}${text ? `: ${text}` : ''}`));
+        end({ fault: statusFault(status), status, units: undefined, served: false });
+        return;
+      }
+      const ok = status >= 200 && status < 300;
+      const mustValidate = ok && call.op === 'infer' && (call.api === 'kserve-v2' || (call.api === 'openai' && isJson(res.headers)));
+      if (answered) {
+        // Nobody waits for this answer any more (finish): read it to its end, then the slot is free.
+        await readAll(res.body, Infinity, true);
+        end({ fault: statusFault(status), status, units: undefined, served: status < 400 });
+        return;
+      }
+      if (mustValidate) {
+        const buf = await readAll(res.body, MAX_BUFFERED_REPLY);
+        let units: number | undefined;
+        if (call.api === 'openai') {
+          // LLM answers are parsed in full: their `usage` corrects the cost of the call.
+          let doc: unknown;
+          try {
+            doc = JSON.parse(buf.toString('utf8'));
+          } catch {
+            throw new MGError('MG_BACKEND_ERROR', `backend ${ep.url} answered with invalid JSON`);
+          }
+          units = usageTokens(doc);
+        } else {
+          const wrong = checkKserveAnswer(buf, res.headers['inference-header-content-length']);
+          if (wrong !== undefined) throw new MGError('MG_BACKEND_ERROR', `backend ${ep.url} answered an invalid KServe body: ${wrong}`);
+        }
+        give({ status, headers: res.headers, body: buf, endpoint: ep.url, servedBy: 'edge' });
+        end({ fault: 'none', status, units, served: true });
+        return;
+      }
+      const backendBody = res.body;
+      let body: Readable = backendBody;
+      if (limits.finish) {
+        // The caller's stream may be dropped (client gone); the backend's is read to its end regardless.
+        const out = new PassThrough();
+        backendBody.pipe(out);
+        backendBody.once('error', (err) => out.destroy(err));
+        out.once('close', () => {
+          if (backendBody.readableEnded) return;
+          backendBody.unpipe(out);
+          backendBody.resume();
+        });
+        body = out;
+      }
+      finished(backendBody, (err) => {
+        if (err) failed(err, status);
+        else end({ fault: statusFault(status), status, units: undefined, served: true });
+      });
+      give({ status, headers: res.headers, body, endpoint: ep.url, servedBy: 'edge' });
+    } catch (err) {
+      if (!res.body.destroyed) res.body.destroy();
+      // An answer that is not what the protocol promises: the server's fault, like a 5xx.
+      if (err instanceof MGError && err.code === 'MG_BACKEND_ERROR') {
+        refuse(err);
+        end({ fault: 'answer', status, units: undefined, served: false });
+        return;
+      }
+      failed(err, status);
+    }
+  })();
+  return { answer, done };
 }

@@ -3,6 +3,14 @@
  * kept-alive connections. The broker answers as the backend did, or with `x-modelguard-error`,
  * which becomes the same MGError here so the proxy's adapter answers in the client's protocol.
  * The client's cancellation closes the link request, which removes queued work at the broker.
+ *
+ * Waiting happens at the broker, never here: the link opens a connection for every call in flight
+ * (no pool queue inside the proxy's HTTP client), up to a bound per group of its group's queue
+ * length plus LINK_SLACK (its calls that may be running on the broker's slots). Calls over the bound
+ * could only be refused by the broker (their group's queue is full), so they are refused here the
+ * same way: 429 MG_QUEUE_FULL with the broker's last Retry-After for the group. The time a call
+ * spent here travels with it (`x-modelguard-waited-ms`), so the broker's deadline counts from the
+ * proxy's receipt, as in one process.
  */
 import { Pool } from 'undici';
 import { MGError, type ErrorCode, ERRORS } from '../core/errors.ts';
@@ -16,6 +24,11 @@ import { H, READY_PATH, unpackHeaders } from './wire.ts';
 
 /** Headers of the link's own HTTP/1.1 message, not of the backend's answer. */
 const LINK_ONLY = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'date', 'content-length']);
+
+/** Calls of a group beyond its queue length that may be in flight on the link (running on the broker's slots). */
+export const LINK_SLACK = 256;
+/** Connecting to the broker may take at most this long; then the call fails (MG_NO_BACKEND). */
+const CONNECT_TIMEOUT_MS = 3000;
 
 /** Answers up to this size are read whole (one write to the client); larger or unsized ones stream. */
 const BUFFER_LIMIT = 4 * 1024 * 1024;
@@ -37,7 +50,7 @@ export interface RemoteBrokerOptions {
   readonly token?: string;
   /** Client certificate for an https:// broker (Gateway.spec.brokerTls). */
   readonly tls?: LinkClientTls;
-  /** Connections kept to the broker. */
+  /** Connections to the broker at most; default one per call in flight (bounded per group, see LINK_SLACK). */
   readonly connections?: number;
   /** Readiness probe interval, ms. */
   readonly probeIntervalMs?: number;
@@ -59,6 +72,8 @@ export class RemoteBroker implements DataPlane {
   private served = 0;
   private failures = 0;
   private latencyMs = 0;
+  /** Calls in flight on the link per group, and the broker's last Retry-After for the group. */
+  private readonly perGroup = new Map<string, { inflight: number; retryAfterMs: number }>();
 
   constructor(
     snapshot: Snapshot,
@@ -71,7 +86,16 @@ export class RemoteBroker implements DataPlane {
 
   private newPool(tls: LinkClientTls | undefined): Pool {
     const connect = tls === undefined ? {} : { connect: { cert: tls.cert, key: tls.key, ...(tls.ca === undefined ? {} : { ca: tls.ca }), ...(tls.servername === undefined ? {} : { servername: tls.servername }) } };
-    return new Pool(this.opts.url, { connections: this.opts.connections ?? 64, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0, ...connect });
+    // connections: null opens one more whenever every kept one is busy: nothing queues inside undici.
+    const tlsConnect = 'connect' in connect ? connect.connect : {};
+    return new Pool(this.opts.url, {
+      connections: this.opts.connections ?? null,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      connect: { ...tlsConnect, timeout: CONNECT_TIMEOUT_MS },
+    });
   }
 
   /**
@@ -149,13 +173,21 @@ export class RemoteBroker implements DataPlane {
       if (left <= 0) throw new MGError('MG_QUEUE_TIMEOUT', 'deadline passed before the call reached the broker', { retryAfterMs: 100 });
       headers[H.timeout] = String(left);
     }
+    const g = this.groupState(identity.group);
+    const bound = (this.snapshot.groups[identity.group]?.queue.maxLength ?? 0) + LINK_SLACK;
+    if (kind === 'infer' && g.inflight >= bound) {
+      throw new MGError('MG_QUEUE_FULL', `queue of group "${identity.group}" is full (at the proxy: ${g.inflight} calls in flight to the broker)`, { retryAfterMs: g.retryAfterMs });
+    }
     const t0 = performance.now();
+    headers[H.waited] = String(Math.max(0, Math.round(t0 - call.receivedAt)));
     this.inflight++;
+    g.inflight++;
     let counted = false;
     const finish = (ok: boolean): void => {
       if (counted) return;
       counted = true;
       this.inflight--;
+      g.inflight--;
       if (ok) {
         this.served++;
         const ms = performance.now() - t0;
@@ -168,7 +200,9 @@ export class RemoteBroker implements DataPlane {
       if (typeof code === 'string') {
         const text = await res.body.text().catch(() => '');
         finish(true);
-        throw remoteError(code, text, res.headers[H.retryAfterMs]);
+        const err = remoteError(code, text, res.headers[H.retryAfterMs]);
+        if (err.code === 'MG_QUEUE_FULL' && err.retryAfterMs !== undefined) g.retryAfterMs = err.retryAfterMs;
+        throw err;
       }
       const out: Record<string, string> = {};
       for (const [k, v] of Object.entries(res.headers)) {
@@ -198,6 +232,22 @@ export class RemoteBroker implements DataPlane {
     }
   }
 
+  /** How many calls the link may carry at once: per group, its queue length plus LINK_SLACK. */
+  private linkBound(): number {
+    let n = 0;
+    for (const g of Object.values(this.snapshot.groups)) n += g.queue.maxLength + LINK_SLACK;
+    return n;
+  }
+
+  private groupState(group: string): { inflight: number; retryAfterMs: number } {
+    let g = this.perGroup.get(group);
+    if (!g) {
+      g = { inflight: 0, retryAfterMs: 1000 };
+      this.perGroup.set(group, g);
+    }
+    return g;
+  }
+
   ready(): boolean {
     return this.reachable;
   }
@@ -221,7 +271,7 @@ export class RemoteBroker implements DataPlane {
         {
           backend: 'broker',
           url: this.opts.url,
-          slots: this.opts.connections ?? 64,
+          slots: this.opts.connections ?? this.linkBound(),
           inflight: this.inflight,
           healthy: this.reachable,
           served: this.served,

@@ -20,6 +20,9 @@ import { writeReply } from '../adapters/http/server.ts';
 import { H, READY_PATH, packHeaders, parseApi, parseOp, parsePermission, parseProtocol } from './wire.ts';
 import { brokerServerOptions, peerCertificateNames } from './tls.ts';
 
+/** The most proxy-side time a broker believes (a bad clock or header cannot make work expire in bulk). */
+const MAX_WAITED_MS = 60_000;
+
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'content-length']);
 
 function header(req: IncomingMessage, name: string): string | undefined {
@@ -107,6 +110,9 @@ async function handle(
   const body = method === 'GET' || method === 'HEAD' ? undefined : await readBody(req, pipeline.maxBodyBytes(model));
   const timeout = Number(header(req, H.timeout));
   const cost = Number(header(req, H.cost));
+  // Time spent at the proxy counts against the group's maxWait, as it would in one process.
+  const w = Number(header(req, H.waited));
+  const waited = Number.isFinite(w) && w > 0 ? Math.min(w, MAX_WAITED_MS) : 0;
   const call: InferenceCall = {
     id,
     protocol: record.protocol,
@@ -117,9 +123,10 @@ async function handle(
     path: req.url ?? '/',
     headers: backendHeaders(req),
     body,
-    timeoutMs: Number.isFinite(timeout) && timeout > 0 ? timeout : undefined,
+    // The proxy sends what was left of the client's timeout; from the proxy's receipt it is that plus `waited`.
+    timeoutMs: Number.isFinite(timeout) && timeout > 0 ? timeout + waited : undefined,
     signal,
-    receivedAt: started,
+    receivedAt: started - waited,
     costHint: Number.isFinite(cost) && cost > 0 ? cost : undefined,
   };
   const reply = await pipeline.run(call, identity, record);

@@ -22,6 +22,8 @@ export const H = {
   cost: 'x-modelguard-cost',
   /** Remaining client deadline in ms when the proxy sent the call. */
   timeout: 'x-modelguard-timeout-ms',
+  /** Time the call had already spent at the proxy, ms: the broker's queue deadline counts from the proxy's receipt. */
+  waited: 'x-modelguard-waited-ms',
   /** The client's address as the proxy saw it (for app source rules and the audit log). */
   source: 'x-modelguard-source',
   // answers

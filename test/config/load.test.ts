@@ -60,7 +60,9 @@ describe('loadConfig: a valid multi-file directory', () => {
         ],
         timeoutMs: 30_000,
         dispatchAhead: 1,
-        healthCheck: { intervalMs: 2000, timeoutMs: 1000, path: '/v2/health/ready', failureThreshold: 3 },
+        healthCheck: { intervalMs: 2000, timeoutMs: 1000, path: '/v2/health/ready', failureThreshold: 3, panicThreshold: 0.5 },
+        cancelInFlight: 'finish',
+        retryOnReset: true,
       },
       'cloud-triton': {
         name: 'cloud-triton',
@@ -68,7 +70,9 @@ describe('loadConfig: a valid multi-file directory', () => {
         endpoints: [{ url: 'https://inference.example.com', slots: 1 }],
         timeoutMs: 60_000,
         dispatchAhead: 0,
-        healthCheck: { intervalMs: 10_000, timeoutMs: 1500, path: undefined, failureThreshold: 5 },
+        healthCheck: { intervalMs: 10_000, timeoutMs: 1500, path: undefined, failureThreshold: 5, panicThreshold: 0.5 },
+        cancelInFlight: 'finish',
+        retryOnReset: true,
       },
     });
   });
@@ -176,7 +180,9 @@ describe('loadConfig: a single file and the defaults', () => {
       endpoints: [{ url: 'http://127.0.0.1:8000', slots: 1 }],
       timeoutMs: 30_000,
       dispatchAhead: 0,
-      healthCheck: { intervalMs: 5000, timeoutMs: 1000, path: undefined, failureThreshold: 3 },
+      healthCheck: { intervalMs: 5000, timeoutMs: 1000, path: undefined, failureThreshold: 3, panicThreshold: 0.5 },
+        cancelInFlight: 'finish',
+        retryOnReset: true,
     });
     assert.deepEqual(models.mnist, { name: 'mnist', backend: 'triton', visibility: 'public', backendModel: 'mnist', offload: undefined, maxBodyBytes: undefined });
     assert.deepEqual(apps.demo, {

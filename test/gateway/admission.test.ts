@@ -2,7 +2,7 @@
 // exactly one answer per request.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { accelerator, delay, gateway, keyFor, pool, send, INFER_BODY } from '../helpers/harness.ts';
+import { accelerator, delay, gateway, keyFor, pool, send, waitFor, INFER_BODY } from '../helpers/harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -121,12 +121,32 @@ test('a client that disconnects while queued is removed and never dispatched; in
   await delay(200);
   assert.ok(!acc.receivedIds().has('gone'), 'the cancelled request never reached the backend');
 
-  // In flight: the slot comes back as soon as the client leaves, not when the backend would finish.
+  // In flight (cancelInFlight: finish, the default): the accelerator cannot drop a running request,
+  // so the slot stays taken until the server has finished it, and the group is charged in full.
   const ac2 = new AbortController();
   const inflight = send(p, '/v2/models/demo/infer', { key: keyFor('a'), body: INFER_BODY, signal: ac2.signal });
   await delay(30);
   assert.equal(gw.broker.status().endpoints[0]?.inflight, 1);
+  const before = gw.broker.status().groups.find((g) => g.name === 'a')!.acceleratorMs;
   ac2.abort();
+  await assert.rejects(inflight);
+  await delay(30);
+  assert.equal(gw.broker.status().endpoints[0]?.inflight, 1, 'the slot is held while the server still computes');
+  await waitFor(() => gw.broker.status().endpoints[0]?.inflight === 0, 'the slot given back when the server is done');
+  const charged = gw.broker.status().groups.find((g) => g.name === 'a')!.acceleratorMs - before;
+  assert.ok(charged >= 140, `charged the full slot time: ${charged.toFixed(0)} ms`);
+});
+
+test('cancelInFlight: abort: a client that leaves while its request runs cancels the backend call and frees the slot', { timeout: 30_000 }, async () => {
+  const acc = await accelerator({ slots: 1, serviceTime: 150 });
+  closers.push(() => acc.close());
+  const gw = await gateway({ endpoints: [{ url: acc.url, slots: 1 }], groups: [{ name: 'a' }], backend: { cancelInFlight: 'abort' } });
+  const p = pool(gw.httpUrl);
+  closers.push(() => gw.close(), () => p.close());
+  const ac = new AbortController();
+  const inflight = send(p, '/v2/models/demo/infer', { key: keyFor('a'), body: INFER_BODY, signal: ac.signal });
+  await waitFor(() => gw.broker.status().endpoints[0]?.inflight === 1, 'dispatched');
+  ac.abort();
   await assert.rejects(inflight);
   await delay(30);
   assert.equal(gw.broker.status().endpoints[0]?.inflight, 0, 'slot released when the client went away');

@@ -98,8 +98,9 @@ describe('gRPC cancellation reaches a gRPC backend', () => {
   let s: GrpcSetup;
   before(async () => {
     // The demo server has one slot, ModelGuard believes it has four: the second call waits in the
-    // backend's own line, where a cancelled gRPC call is dropped (and counted as cancelled).
-    s = await grpcSetup({ demo: { serviceTime: '1500ms', slots: 1 } });
+    // backend's own line, where a cancelled gRPC call is dropped (and counted as cancelled). The
+    // Backend says so (cancelInFlight: abort); with the default (finish) the call would run on.
+    s = await grpcSetup({ demo: { serviceTime: '1500ms', slots: 1 }, grpcBackend: { cancelInFlight: 'abort' } });
   });
   after(() => s.close());
 

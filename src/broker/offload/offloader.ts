@@ -20,10 +20,8 @@ import type { OffloadDecision } from '../../core/events.ts';
 import type { BackendReply, InferenceCall } from '../../core/request.ts';
 import { Cancel } from '../../core/cancel.ts';
 import type { ModelSnapshot, OffloadSnapshot, Snapshot } from '../../core/snapshot.ts';
-import { ConnectionFailure } from '../../dispatch/client.ts';
 import type { CostModel } from '../../dispatch/cost.ts';
-import { type Endpoint, pickEndpoint } from '../../dispatch/endpoint.ts';
-import { callBackend } from '../../dispatch/execute.ts';
+import type { Endpoint } from '../../dispatch/endpoint.ts';
 import { defaultProbePath } from '../../dispatch/health.ts';
 import type { Domain } from '../domain.ts';
 import { CancelledError, type Work } from '../work.ts';
@@ -279,7 +277,7 @@ export class Offloader {
     const cloud = this.env.domain(st.offload.backend);
     if (!cloud?.anyHealthy) return { ok: false, decision: 'cloud-down' };
     // A cloud Backend that also serves its own models: offload never jumps its queue.
-    const ep = cloud.queued > 0 ? undefined : pickEndpoint(cloud.endpoints);
+    const ep = cloud.queued > 0 ? undefined : cloud.set.pick(st.model.name);
     if (!ep) return { ok: false, decision: 'cloud-busy' };
     if (st.budget.check(performance.now()) !== 'ok') return { ok: false, decision: 'budget' };
     return { ok: true, cloud, ep };
@@ -302,20 +300,11 @@ export class Offloader {
     st.budget.take(now);
     st.breaker.sending();
     st.sent++;
-    ep.inflight++;
     work.attempts++;
     const record = work.record;
     record.offload = 'cloud';
     record.endpoint = ep.url;
     record.dispatchedAt = now;
-    let freed = false;
-    const free = (): void => {
-      if (freed) return;
-      freed = true;
-      ep.inflight--;
-      cloud.pump(); // work queued on the cloud Backend itself (if it serves models of its own)
-      this.kick();
-    };
     const cancel = new Cancel();
     const call = cloudCall(work.call, st.model.backendModel, st.offload.backendModel, cancel);
     const onClientAbort = (): void => cancel.abort();
@@ -326,41 +315,38 @@ export class Offloader {
       if (waitTimer) clearTimeout(waitTimer);
       work.call.signal.removeListener('abort', onClientAbort);
     };
-    const fail = (reason: string, refused: boolean): void => {
+    const fail = (reason: string): void => {
       st.breaker.failure(reason);
-      cloud.reportFailure(ep, refused);
       outcome.failed(reason);
     };
     const slowAt = now + st.offload.breaker.slowCallMs;
     // Which limit a timeout means: the request's own deadline (nobody's fault) or slowCall (the link's).
     const ownDeadline = work.callDeadline < slowAt;
-    callBackend(ep, call, Math.min(work.callDeadline, slowAt)).then(
-      (result) => {
+    // The cloud's slot and health are its EndpointSet's: taken here, given back when the cloud is done.
+    // slowCall is the link's own time limit (its fault, like a backend timeout); the request's deadline is the caller's.
+    const sent = cloud.set.send(call, work.callDeadline, ep, st.offload.breaker.slowCallMs);
+    void sent.done.then(({ ms, completion }) => {
+      if (completion.served) record.backendMs = ms;
+      cloud.pump(); // work queued on the cloud Backend itself (if it serves models of its own)
+      this.kick();
+    });
+    sent.answer.then(
+      (reply) => {
         done();
-        const reply = result.reply;
         if (reply.status < 200 || reply.status >= 300) {
           if (!Buffer.isBuffer(reply.body)) reply.body.resume();
-          result.done.then(free, free);
-          fail(`the cloud answered ${reply.status}`, false);
+          fail(`the cloud answered ${reply.status}`);
           return;
         }
         const ms = performance.now() - now;
         st.cloudTime.observe(ms);
-        ep.served++;
-        ep.observeLatency(ms);
         st.breaker.success();
-        cloud.reportSuccess(ep);
         st.answered++;
-        result.done.then(() => {
-          record.backendMs = performance.now() - now;
-          free();
-        }, free);
         record.backendMs = ms;
         outcome.ok({ ...reply, servedBy: 'cloud' });
       },
       (err: unknown) => {
         done();
-        free();
         if (err instanceof CancelledError) {
           st.breaker.trialAbandoned();
           outcome.cancelled(err);
@@ -372,7 +358,7 @@ export class Offloader {
           outcome.cancelled(err);
           return;
         }
-        fail(err instanceof Error ? err.message : String(err), err instanceof ConnectionFailure);
+        fail(err instanceof Error ? err.message : String(err));
       },
     );
   }

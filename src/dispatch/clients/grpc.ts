@@ -14,7 +14,8 @@ import { Metadata } from '@grpc/grpc-js';
 import { Code } from '../../grpc/status.ts';
 import { Readable } from 'node:stream';
 import type { BackendClient, BackendRequest, BackendResponse } from '../client.ts';
-import { ConnectionFailure } from '../client.ts';
+import { ConnectionFailure, RequestRejected } from '../client.ts';
+import { NOT_FORWARDED } from '../headers.ts';
 import { inferRequestFromJson, inferResponseToRest, modelMetadataToJson, NO_BINARY, NotJsonTensor, WireError, type BinaryOutputs } from '../../grpc/kserve.ts';
 import { addToMetadata, isGrpcPassthrough, replyHeaders } from '../../grpc/passthrough.ts';
 import { methodPath, wire, type Method } from '../../grpc/wire.ts';
@@ -108,7 +109,11 @@ export class GrpcBackendClient implements BackendClient {
   async request(req: BackendRequest): Promise<BackendResponse> {
     if (req.signal.aborted) throw new Error('cancelled');
     const md = new Metadata();
-    for (const [k, v] of Object.entries(req.headers)) if (!NOT_METADATA.has(k)) addToMetadata(md, k, v);
+    try {
+      for (const [k, v] of Object.entries(req.headers)) if (!NOT_METADATA.has(k) && !NOT_FORWARDED.has(k)) addToMetadata(md, k, v);
+    } catch (err) {
+      throw new RequestRejected(`metadata cannot be sent: ${(err as Error).message}`, { cause: err });
+    }
     if (isGrpcPassthrough(req.headers)) {
       const r = await this.unary(req.path, req.body ?? Buffer.alloc(0), md, req.signal);
       this.refused(r);

@@ -8,6 +8,7 @@ import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type Outgoing
 import { Metadata } from '@grpc/grpc-js';
 import type { CancelSignal } from '../../core/cancel.ts';
 import { Code } from '../../grpc/status.ts';
+import { RequestRejected } from '../client.ts';
 
 export interface UnaryResult {
   readonly code: number;
@@ -94,6 +95,11 @@ export class H2Channel {
       try {
         stream = this.connect().request(headers);
       } catch (err) {
+        // node:http2 refuses headers it cannot send (connection-specific ones, bad characters): the request's fault.
+        const code = (err as { code?: unknown }).code;
+        if (typeof code === 'string' && /^ERR_(HTTP2_INVALID|INVALID_HTTP_TOKEN|INVALID_CHAR|HTTP2_HEADER)/.test(code)) {
+          return reject(new RequestRejected(`the request cannot be sent as it is: ${(err as Error).message}`, { cause: err }));
+        }
         return resolve({ code: Code.UNAVAILABLE, details: (err as Error).message, value: undefined, initial: undefined, trailers: undefined });
       }
       let initial: Metadata | undefined;

@@ -1,19 +1,27 @@
 /** HTTP/1.1 backend client on an undici Pool: keep-alive connections, streamed bodies. */
-import { Pool, errors as undiciErrors } from 'undici';
-import type { BackendClient, BackendRequest, BackendResponse } from '../client.ts';
-import { ConnectionFailure } from '../client.ts';
+import { Pool } from 'undici';
+import type { BackendClient, BackendRequest, BackendResponse, ConnectionPhase } from '../client.ts';
+import { ConnectionFailure, RequestRejected } from '../client.ts';
+import { forwardable } from '../headers.ts';
 import type { LinkOptions } from '../link.ts';
 
-const CONNECTION_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-  'UND_ERR_CONNECT_TIMEOUT',
+/** Error codes by where the connection failed (see ConnectionPhase). */
+const PHASES: ReadonlyMap<string, ConnectionPhase> = new Map([
+  ['ECONNREFUSED', 'connect'],
+  ['ENOTFOUND', 'connect'],
+  ['EAI_AGAIN', 'connect'],
+  ['EHOSTUNREACH', 'connect'],
+  ['ENETUNREACH', 'connect'],
+  ['UND_ERR_CONNECT_TIMEOUT', 'connect'],
+  ['ECONNRESET', 'reset'],
+  ['EPIPE', 'reset'],
+  ['UND_ERR_SOCKET', 'reset'],
+  ['UND_ERR_CLOSED', 'local'],
+  ['UND_ERR_DESTROYED', 'local'],
 ]);
+
+/** undici's own refusals of a request for what it carries (headers, body length): the request's fault. */
+const REQUEST_CODES = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'UND_ERR_NOT_SUPPORTED', 'ERR_INVALID_HTTP_TOKEN', 'ERR_INVALID_CHAR', 'ERR_INVALID_ARG_TYPE', 'ERR_INVALID_ARG_VALUE']);
 
 function errorCode(err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
@@ -48,7 +56,7 @@ export class HttpBackendClient implements BackendClient {
       const res = await this.pool.request({
         method: req.method,
         path: req.path,
-        headers: this.withLink(req.headers),
+        headers: this.withLink(forwardable(req.headers)),
         body: req.body ?? null,
         signal: req.signal,
       });
@@ -60,10 +68,11 @@ export class HttpBackendClient implements BackendClient {
     } catch (err) {
       if (req.signal.aborted) throw err;
       const code = errorCode(err);
-      if (code !== undefined && CONNECTION_CODES.has(code)) {
-        throw new ConnectionFailure(`${this.url}: ${code}`, { cause: err });
+      const phase = code === undefined ? undefined : PHASES.get(code);
+      if (phase !== undefined) throw new ConnectionFailure(`${this.url}: ${code}`, { cause: err, phase });
+      if (code !== undefined && REQUEST_CODES.has(code)) {
+        throw new RequestRejected(`the request cannot be sent as it is: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       }
-      if (err instanceof undiciErrors.UndiciError) throw new ConnectionFailure(`${this.url}: ${err.message}`, { cause: err });
       throw err;
     }
   }
