@@ -59,7 +59,12 @@ export interface DrainOptions {
   readonly dropFraction: number;
 }
 
-export const DRAIN_DEFAULTS: DrainOptions = { windowMs: 2000, buckets: 20, minDispatches: 20, minBusyMs: 250, maxGapMs: 250, dropFraction: 0.25 };
+/**
+ * 4 s: long enough that a slow accelerator (one replica of 10/s) gives its 10 dispatches well inside
+ * it, short enough that a change of service time is learnt within seconds (a change in healthy slots
+ * needs no learning: the rate is per slot).
+ */
+export const DRAIN_DEFAULTS: DrainOptions = { windowMs: 4000, buckets: 40, minDispatches: 10, minBusyMs: 500, maxGapMs: 250, dropFraction: 0.25 };
 
 /**
  * The drain rate of one domain, measured only over backlogged time, per healthy slot. Fed by

@@ -28,12 +28,12 @@ test('cold: no prediction (so no refusal) until enough dispatches were measured 
   const own: FlowView = { priority: 0, weight: 1, queue: { length: 900 } };
   est.sample({ dispatched: 0, queued: 900, capacity: 2 });
   assert.equal(predict(est, view(own), own, 900, clock(), clock() + 100), undefined, 'no samples: nothing to predict from');
-  drive(est, st, 100, 150); // 15 dispatches: below the 20 required
+  drive(est, st, 100, 50); // 5 dispatches: below the 10 required
   assert.equal(predict(est, view(own), own, 900, clock(), clock() + 100), undefined, 'too few dispatches measured');
   // Dispatches while nothing waited say nothing about the accelerator's pace.
   const idle = new DrainEstimate({}, clock);
   const st2 = { dispatched: 0 };
-  drive(idle, st2, 100, 2000, 2, 0);
+  drive(idle, st2, 100, 4000, 2, 0);
   assert.equal(idle.rate(2), undefined);
 });
 
@@ -76,9 +76,9 @@ test('stale: a rate not measured for a whole window is forgotten', () => {
   est.sample({ dispatched: 0, queued: 50, capacity: 2 });
   drive(est, st, 100, 1000);
   assert.ok(est.rate(2) !== undefined);
-  mock.timers.tick(1500);
-  assert.ok(est.rate(2) !== undefined, 'still within the 2 s window');
-  mock.timers.tick(600);
+  mock.timers.tick(2500);
+  assert.ok(est.rate(2) !== undefined, 'still within the 4 s window');
+  mock.timers.tick(1600);
   assert.equal(est.rate(2), undefined, 'older than the window: cold again');
   // A gap between samples longer than maxGap is not counted as backlogged time.
   est.sample({ dispatched: st.dispatched, queued: 50, capacity: 2 });
