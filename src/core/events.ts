@@ -69,6 +69,13 @@ export interface RequestRecord {
   readonly time: number;
 }
 
+/** The admission rule that refused a request, if one did (a queue timeout is a refusal that came late). */
+export function refusalReason(rec: Pick<RequestRecord, 'refusal' | 'outcome'>): RefusalReason | undefined {
+  if (rec.refusal !== undefined) return rec.refusal;
+  if (rec.outcome === 'MG_QUEUE_TIMEOUT') return 'queue-timeout';
+  return rec.outcome === 'MG_QUEUE_FULL' ? 'queue-full' : undefined;
+}
+
 export function newRecord(id: string, protocol: Protocol, startedAt: number): RequestRecord {
   return {
     id,

@@ -9,7 +9,7 @@
  * (lean-histogram.ts). prom-client formats everything; it is not called per request.
  */
 import client from 'prom-client';
-import type { RequestRecord, RequestEvents } from '../core/events.ts';
+import { refusalReason, type RequestRecord, type RequestEvents } from '../core/events.ts';
 import type { DataPlane } from '../pipeline/plane.ts';
 import { LeanHistogram } from './lean-histogram.ts';
 import { RequestTally } from './tally.ts';
@@ -167,7 +167,7 @@ export class Metrics {
         predictedWait.observe(rec.predictedWaitMs / 1000, group);
         actualWait.observe((rec.queueMs ?? 0) / 1000, group);
       }
-      const refusal = rec.refusal ?? (rec.outcome === 'MG_QUEUE_TIMEOUT' ? 'queue-timeout' : rec.outcome === 'MG_QUEUE_FULL' ? 'queue-full' : undefined);
+      const refusal = refusalReason(rec);
       if (refusal !== undefined) refusals.inc({ group, reason: refusal });
       if (rec.backendMs !== undefined) backendTime.observe(rec.backendMs / 1000, group, model);
       latency.observe((performance.now() - rec.startedAt) / 1000, group, model, rec.protocol);

@@ -2,7 +2,7 @@
 // exactly one answer per request.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { accelerator, delay, gateway, keyFor, pool, send, INFER_BODY } from '../helpers/harness.ts';
+import { accelerator, acceleratorProcess, delay, gateway, keyFor, loadProcess, pool, send, waitFor, INFER_BODY } from '../helpers/harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -183,4 +183,77 @@ test('early refusal: a request that cannot start before its deadline gets 429 MG
   assert.ok(late.length >= 50, `without it they wait for their deadline: ${late.length} timed out`);
   for (const a of late) assert.ok(a.ms >= 900, `answered at the deadline: ${a.ms.toFixed(0)}ms`);
   assert.doesNotMatch(off.metrics, /reason="predicted-wait"/);
+});
+
+/** Dispatches of a group so far (the broker's own count: each is a request that reached the accelerator). */
+function dispatched(gw: Awaited<ReturnType<typeof gateway>>, group: string): number {
+  return gw.broker.status().groups.find((g) => g.name === group)?.dispatched ?? 0;
+}
+
+test('weights 3:1 under a 3× overload with early refusal active: dispatches a:b stay 3:1 within 5%, and most refusals are early', { timeout: 60_000 }, async () => {
+  // The accelerator in its own process; 40/s (2 slots × 50 ms); each group sends 60/s from its own
+  // process (3× in all) for 8 s. Modest rates, so that neither the load nor ModelGuard is what limits.
+  const acc = await acceleratorProcess(['--slots', '2', '--service-time', '50ms', '--models', 'demo']);
+  closers.push(() => acc.close());
+  const gw = await gateway({ endpoints: [{ url: acc.url, slots: 2 }], groups: [{ name: 'a', weight: 3, maxLength: 1000, maxWait: '1s' }, { name: 'b', weight: 1, maxLength: 1000, maxWait: '1s' }] });
+  closers.push(() => gw.close());
+  const loads = Promise.all([loadProcess(gw.httpUrl, '/v2/models/demo/infer', keyFor('a'), 60, 8000), loadProcess(gw.httpUrl, '/v2/models/demo/infer', keyFor('b'), 60, 8000)]);
+  // Counted once both groups are backlogged and the drain rate is warm, for 5 s.
+  await waitFor(() => dispatched(gw, 'a') + dispatched(gw, 'b') >= 40, 'the load to start', 20_000);
+  await delay(500);
+  const a0 = dispatched(gw, 'a');
+  const b0 = dispatched(gw, 'b');
+  await delay(5000);
+  const a = dispatched(gw, 'a') - a0;
+  const b = dispatched(gw, 'b') - b0;
+  const [la, lb] = await loads;
+  const ratio = a / b;
+  assert.ok(Math.abs(ratio / 3 - 1) <= 0.05, `dispatched a:b = ${a}:${b} = ${ratio.toFixed(3)}, want 3 ± 5%`);
+  const count = (code: string): number => (la.byStatus[code] ?? 0) + (lb.byStatus[code] ?? 0);
+  assert.equal(count('200') + count('429') + count('503'), la.sent + lb.sent, `every request answered 200, 429 or 503: ${JSON.stringify([la.byStatus, lb.byStatus])}`);
+  assert.ok(count('429') > 4 * count('503'), `refusals are early: ${count('429')} × 429 against ${count('503')} × 503`);
+});
+
+test('at 1.1× overload early refusals stay within the excess load and the accelerator still serves its capacity (within 5%)', { timeout: 90_000 }, async () => {
+  // The accelerator in its own process: its pace must not depend on how busy ModelGuard is.
+  const acc = await acceleratorProcess(['--slots', '2', '--service-time', '50ms', '--models', 'demo']);
+  closers.push(() => acc.close());
+  // Two groups loaded one after the other, alike but for earlyRefusal: without it the queue never
+  // empties at 1.1×, so what it serves is the capacity.
+  const gw = await gateway({
+    endpoints: [{ url: acc.url, slots: 2 }],
+    groups: [
+      { name: 'base', maxLength: 1000, maxWait: '1s', earlyRefusal: false },
+      { name: 'early', maxLength: 1000, maxWait: '1s' },
+    ],
+  });
+  closers.push(() => gw.close());
+  // About 40/s (2 slots × 50 ms); 1.1× that arrives. Modest rates, so that neither the load nor
+  // ModelGuard is what limits.
+  const rate = 1.1 * 40;
+  const seconds = 8;
+  const phase = async (group: string): Promise<{ served: number; byStatus: Record<string, number>; sent: number }> => {
+    const before = dispatched(gw, group);
+    const load = loadProcess(gw.httpUrl, '/v2/models/demo/infer', keyFor(group), rate, seconds * 1000);
+    await waitFor(() => dispatched(gw, group) >= before + 10, 'the load to start', 20_000);
+    await delay(1500); // the queue builds up
+    const d0 = dispatched(gw, group);
+    const t0 = performance.now();
+    await delay(5000);
+    const served = ((dispatched(gw, group) - d0) * 1000) / (performance.now() - t0);
+    const result = await load;
+    await waitFor(() => gw.broker.status().groups.every((g) => g.queued === 0 && g.inflight === 0), 'the queue to drain', 10_000);
+    return { served, ...result };
+  };
+  const base = await phase('base');
+  const early = await phase('early');
+  const capacity = base.served;
+  const refused = early.byStatus['429'] ?? 0;
+  const excess = (early.sent / seconds - capacity) * seconds;
+  for (const r of [base, early]) {
+    assert.equal((r.byStatus['200'] ?? 0) + (r.byStatus['429'] ?? 0) + (r.byStatus['503'] ?? 0), r.sent, `every request answered 200, 429 or 503: ${JSON.stringify(r.byStatus)}`);
+  }
+  assert.equal(base.byStatus['429'] ?? 0, 0, 'no early refusal where it is off');
+  assert.ok(refused <= Math.max(0, excess), `early refusals ${refused} within the excess load ${excess.toFixed(0)} (${JSON.stringify(early.byStatus)})`);
+  assert.ok(Math.abs(early.served / capacity - 1) <= 0.05, `served ${early.served.toFixed(1)}/s with early refusal against capacity ${capacity.toFixed(1)}/s`);
 });
