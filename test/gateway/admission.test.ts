@@ -257,3 +257,30 @@ test('at 1.1× overload early refusals stay within the excess load and the accel
   assert.ok(refused <= Math.max(0, excess), `early refusals ${refused} within the excess load ${excess.toFixed(0)} (${JSON.stringify(early.byStatus)})`);
   assert.ok(Math.abs(early.served / capacity - 1) <= 0.05, `served ${early.served.toFixed(1)}/s with early refusal against capacity ${capacity.toFixed(1)}/s`);
 });
+
+test('a replica lost: queued work that can no longer start before its deadline is refused then (reason rate-drop), not at its deadline', { timeout: 60_000 }, async () => {
+  const a = await accelerator({ slots: 1, serviceTime: 50 });
+  const b = await accelerator({ slots: 1, serviceTime: 50 });
+  closers.push(() => a.close(), () => b.close());
+  const gw = await gateway({ endpoints: [{ url: a.url, slots: 1 }, { url: b.url, slots: 1 }], groups: [{ name: 'g', maxLength: 1000, maxWait: '3s' }] });
+  const p = pool(gw.httpUrl, 256);
+  closers.push(() => gw.close(), () => p.close());
+  // 100 at once onto 2 × 20/s: all of them fit in 3 s, and they are queued before the rate is known.
+  const answers = Array.from({ length: 100 }, () => send(p, '/v2/models/demo/infer', { key: keyFor('g'), body: INFER_BODY }));
+  await waitFor(() => dispatched(gw, 'g') >= 24, 'the drain rate to be measured', 10_000);
+  const stoppedAt = performance.now();
+  await b.stop(); // half the capacity gone: the back of the queue can no longer make it
+  const all = await Promise.all(answers);
+  const byRateDrop = all.filter((x) => x.status === 429);
+  const late = all.filter((x) => x.status === 503);
+  assert.ok(all.every((x) => [200, 429, 503, 502].includes(x.status)), `answered: ${all.map((x) => x.status).join(',')}`);
+  assert.ok(all.filter((x) => x.status === 502).length <= 1, 'at most the one call in flight on the lost replica fails');
+  assert.ok(byRateDrop.length >= 10, `queued work refused when the rate fell: ${byRateDrop.length} (timed out: ${late.length})`);
+  for (const x of byRateDrop) {
+    assert.equal(x.code, 'MG_QUEUE_FULL');
+    assert.ok(x.at - stoppedAt < 1000, `refused ${(x.at - stoppedAt).toFixed(0)}ms after the replica went, its deadline ${(3000 - (stoppedAt - (x.at - x.ms))).toFixed(0)}ms away`);
+  }
+  assert.ok(late.length <= byRateDrop.length / 2, `few left to time out: ${late.length}`);
+  const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+  assert.match(metrics, /modelguard_refusals_total\{group="g",reason="rate-drop"\} [1-9]/);
+});
