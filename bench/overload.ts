@@ -17,13 +17,15 @@
  *
  * Each replica has 1 slot at --service-time: capacity 2 ÷ service time (100/s at 20 ms). The group:
  * maxLength 1000, maxWait 2s. Accelerators, ModelGuard and the load each run in their own process.
+ * On a machine shared with other work, `--service-time 100ms` (capacity 20/s, 100 arrivals/s) keeps
+ * ModelGuard from being starved of CPU by the others; docs/scheduling.md has both.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { waitReady } from './lib/admin.ts';
 import { INFER_BODY, INFER_PATH, JSON_HEADERS } from './lib/config.ts';
-import { rssBytes, runMain, spawnTracked, startModelGuard, startService, tempDir, type Service } from './lib/processes.ts';
+import { cpuMs, rssBytes, runMain, spawnTracked, startModelGuard, startService, tempDir, type Service } from './lib/processes.ts';
 import { fixed, machineLine, median, mib, percentile, say, table } from './lib/stats.ts';
 import type { OverloadAnswers } from './overload-child.ts';
 
@@ -102,6 +104,8 @@ interface RunResult {
   readonly rss: number[];
   readonly reloads: number;
   readonly metrics: string;
+  /** CPU time ModelGuard used over the run, ms. */
+  readonly cpuMs: number;
 }
 
 async function run(earlyRefusal: boolean): Promise<RunResult> {
@@ -159,11 +163,12 @@ async function run(earlyRefusal: boolean): Promise<RunResult> {
     }
   }
   await loadDone;
+  const cpu = cpuMs(mg.pid);
   await restarting;
   if (Number.isNaN(downMs)) downMs = killed ? Date.now() - killedAt : 0;
   const metrics = await (await fetch(`${mg.adminUrl}/metrics`)).text();
   await Promise.all([mg.stop(), a.stop(), b.stop()]);
-  return { answers: JSON.parse(out) as OverloadAnswers, downMs, rss, reloads, metrics };
+  return { answers: JSON.parse(out) as OverloadAnswers, downMs, rss, reloads, metrics, cpuMs: cpu };
 }
 
 interface Summary {
@@ -252,6 +257,7 @@ async function main(): Promise<void> {
     const r = await run(early);
     const s = summarize(r);
     results.push([name, s]);
+    say(`  ModelGuard CPU: ${fixed(r.cpuMs / 1000, 1)} s over the run (${fixed((r.cpuMs / 1000 / SECONDS) * 100, 0)}% of one core)`);
     say(`  reloads: ${r.reloads}; answers by status: ${[...s.byStatus].map(([k, v]) => `${k}: ${v}`).join(', ')}`);
     for (const l of s.lines) say(l);
     say(`  by send time, served/429/503[/other]: ${s.timeline}`);
