@@ -167,8 +167,9 @@ test('early refusal: a request that cannot start before its deadline gets 429 MG
   for (const a of refused) {
     assert.equal(a.code, 'MG_QUEUE_FULL');
     // 100 requests written at once through one process take a few hundred ms to arrive on a busy
-    // machine; queued, they would have been answered at the 1 s deadline.
-    assert.ok(a.ms < 700, `refused at arrival, not at the 1 s deadline: ${a.ms.toFixed(0)}ms`);
+    // machine (client, ModelGuard and accelerator share one event loop here); queued, each would
+    // have been answered at its 1 s deadline, which the run with earlyRefusal: false checks.
+    assert.ok(a.ms < 900, `refused at arrival, not at the 1 s deadline: ${a.ms.toFixed(0)}ms`);
     assert.ok(Number(a.retryAfter) >= 1, `Retry-After ${a.retryAfter}`);
   }
   // The prediction admits what fits: few of the admitted ones miss their deadline.
