@@ -9,6 +9,7 @@ import type { BackendReply, Identity, InferenceCall } from '../core/request.ts';
 import type { GroupSnapshot, Snapshot } from '../core/snapshot.ts';
 import { CostModel } from '../dispatch/cost.ts';
 import type { DataPlane } from '../pipeline/plane.ts';
+import { AdmissionGate } from './admission-gate.ts';
 import { Domain } from './domain.ts';
 import { Offloader, type OffloadStatus } from './offload/offloader.ts';
 import { RateMeter } from './rate.ts';
@@ -59,16 +60,25 @@ export class Broker implements DataPlane {
   private readonly domains = new Map<string, Domain>();
   readonly cost = new CostModel();
   readonly offloader: Offloader;
+  /** Predictive admission: refuses at arrival what cannot start before its deadline (admission.ts). */
+  private readonly admission: AdmissionGate;
 
   constructor(snapshot: Snapshot) {
     this.snapshot = snapshot;
     this.applyGroups(snapshot);
     for (const b of Object.values(snapshot.backends)) this.domains.set(b.name, this.newDomain(b));
     this.offloader = new Offloader({ domain: (name) => this.domains.get(name), cost: this.cost }, snapshot);
+    this.admission = new AdmissionGate({
+      domains: () => this.domains.values(),
+      enabled: (g) => this.earlyRefusal(g),
+      exempt: (work) => this.offloader.covers(work.call),
+      retryAfterMs: (g) => this.retryAfterMs(g),
+    });
   }
 
   start(): void {
     for (const d of this.domains.values()) d.start();
+    this.admission.start();
   }
 
   get current(): Snapshot {
@@ -100,6 +110,7 @@ export class Broker implements DataPlane {
     if (group.queued >= group.maxLength) {
       const w = offload ? work() : undefined;
       if (w && this.offloader.rescue(w, domain, 'queue-full')) return w.promise;
+      record.refusal = 'queue-full';
       return Promise.reject(new MGError('MG_QUEUE_FULL', `queue of group "${group.name}" is full (${group.maxLength})`, {
         retryAfterMs: this.retryAfterMs(group),
       }));
@@ -109,6 +120,16 @@ export class Broker implements DataPlane {
     }
     const w = work();
     if (offload && this.offloader.admit(w, domain)) return w.promise;
+    const prediction = this.earlyRefusal(group) ? this.admission.predict(domain, w.flow, queueDeadline) : undefined;
+    if (prediction) record.predictedWaitMs = prediction.waitMs;
+    if (prediction?.refuse) {
+      if (offload && this.offloader.rescue(w, domain, 'queue-full')) return w.promise;
+      record.refusal = 'predicted-wait';
+      const left = Math.max(0, queueDeadline - performance.now());
+      return Promise.reject(new MGError('MG_QUEUE_FULL', `group "${group.name}" cannot start this request before its deadline: predicted wait ${Math.round(prediction.waitMs)}ms, ${Math.round(left)}ms left`, {
+        retryAfterMs: Math.min(MAX_RETRY_MS, Math.max(MIN_RETRY_MS, prediction.retryAfterMs)),
+      }));
+    }
     domain.enqueue(w);
     // hard-example: the edge answer is reviewed, and may be replaced by the cloud's.
     return offload && this.offloader.reviews(call) ? w.promise.then((reply) => this.offloader.review(w, reply)) : w.promise;
@@ -132,6 +153,11 @@ export class Broker implements DataPlane {
     const rate = group.drain.rate();
     const ms = rate > 0 ? ((group.queued + 1) / rate) * 1000 : group.maxWaitMs;
     return Math.min(MAX_RETRY_MS, Math.max(MIN_RETRY_MS, ms));
+  }
+
+  /** ServiceGroup.spec.queue.earlyRefusal (on unless the group turned it off). */
+  private earlyRefusal(group: GroupState): boolean {
+    return this.snapshot.groups[group.name]?.queue.earlyRefusal !== false;
   }
 
   hasGroup(name: string): boolean {
@@ -212,6 +238,7 @@ export class Broker implements DataPlane {
   }
 
   async close(): Promise<void> {
+    this.admission.close();
     this.offloader.close();
     await Promise.all([...this.domains.values()].map((d) => d.close()));
   }

@@ -116,7 +116,7 @@ function compileGroup(name: string, spec: ServiceGroup['spec']): GroupSnapshot {
     priority: spec.priority,
     weight: spec.weight,
     reservedSlots: spec.reservedSlots,
-    queue: { maxLength: spec.queue.maxLength, maxWaitMs: durationMs(spec.queue.maxWait) },
+    queue: { maxLength: spec.queue.maxLength, maxWaitMs: durationMs(spec.queue.maxWait), earlyRefusal: spec.queue.earlyRefusal },
   };
 }
 

@@ -34,7 +34,7 @@ export const DEFAULTS = {
   model: { visibility: 'public', offloadWhen: 'saturated' },
   offload: { allowPrivate: false, breaker: { failureThreshold: 3, slowCall: '1s', openFor: '1s' } },
   credentials: { header: 'authorization', scheme: 'Bearer' },
-  serviceGroup: { priority: 0, weight: 1, reservedSlots: 0, queue: { maxLength: 100, maxWait: '5s' } },
+  serviceGroup: { priority: 0, weight: 1, reservedSlots: 0, queue: { maxLength: 100, maxWait: '5s', earlyRefusal: true } },
   app: { serviceGroup: DEFAULT_GROUP },
   gateway: {
     name: 'default',

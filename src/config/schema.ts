@@ -184,6 +184,10 @@ export const ServiceGroupSpecSchema = z.strictObject({
     .strictObject({
       maxLength: z.int().min(1).default(D.serviceGroup.queue.maxLength).describe(`requests waiting at most; beyond it MG_QUEUE_FULL; default ${D.serviceGroup.queue.maxLength}`),
       maxWait: duration().default(D.serviceGroup.queue.maxWait).describe(`longest wait in the queue; beyond it MG_QUEUE_TIMEOUT; default ${D.serviceGroup.queue.maxWait}`),
+      earlyRefusal: z
+        .boolean()
+        .default(D.serviceGroup.queue.earlyRefusal)
+        .describe(`refuse at arrival (429 MG_QUEUE_FULL) a request whose predicted wait, from the measured drain rate, passes its deadline; false: it queues until maxWait; default ${D.serviceGroup.queue.earlyRefusal}`),
     })
     .prefault({})
     .describe('the bounded queue of this group; defaults below'),

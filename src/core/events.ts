@@ -25,6 +25,13 @@ export interface TraceContext {
  */
 export type OffloadDecision = 'edge' | 'cloud' | 'denied-private' | 'budget' | 'breaker-open' | 'cloud-down' | 'cloud-busy' | 'cloud-failed';
 
+/**
+ * Why a request was refused before reaching the accelerator: the queue was at its length limit, the
+ * predicted wait was past its deadline at arrival, a fall of the drain rate made queued work miss its
+ * deadline (re-predicted), or it waited in the queue past its deadline (the prediction, if any, was wrong).
+ */
+export type RefusalReason = 'queue-full' | 'predicted-wait' | 'rate-drop' | 'queue-timeout';
+
 export interface RequestRecord {
   readonly id: string;
   readonly protocol: Protocol;
@@ -45,6 +52,10 @@ export interface RequestRecord {
   servedBy: 'edge' | 'cloud' | undefined;
   /** The offload decision for a model that has offload configured (why it went to the cloud or stayed). */
   offload: OffloadDecision | undefined;
+  /** Predicted queue wait at admission, ms, when the drain rate was measured (admission.ts). */
+  predictedWaitMs?: number;
+  /** Set by the broker when it refused the request early (MG_QUEUE_FULL): which rule refused it. */
+  refusal?: RefusalReason;
   /** W3C trace context of this request when it is traced (ids in lower-case hex). */
   trace: TraceContext | undefined;
   /** performance.now() when the request entered its queue, and when it was dispatched. */
@@ -56,6 +67,13 @@ export interface RequestRecord {
   readonly startedAt: number;
   /** Wall-clock ms since the epoch at receipt (for logs). */
   readonly time: number;
+}
+
+/** The admission rule that refused a request, if one did (a queue timeout is a refusal that came late). */
+export function refusalReason(rec: Pick<RequestRecord, 'refusal' | 'outcome'>): RefusalReason | undefined {
+  if (rec.refusal !== undefined) return rec.refusal;
+  if (rec.outcome === 'MG_QUEUE_TIMEOUT') return 'queue-timeout';
+  return rec.outcome === 'MG_QUEUE_FULL' ? 'queue-full' : undefined;
 }
 
 export function newRecord(id: string, protocol: Protocol, startedAt: number): RequestRecord {

@@ -107,7 +107,8 @@ export interface GroupSnapshot {
    * not hold them. Trades some throughput for the latency of important work (no preemption exists).
    */
   readonly reservedSlots: number;
-  readonly queue: { readonly maxLength: number; readonly maxWaitMs: number };
+  /** earlyRefusal: refuse at arrival what the drain rate says cannot start before its deadline (broker/admission.ts). */
+  readonly queue: { readonly maxLength: number; readonly maxWaitMs: number; readonly earlyRefusal: boolean };
 }
 
 /** Source-address rules: allowed when `allow` is empty or matches, and `deny` does not match. */

@@ -105,6 +105,14 @@ export interface LiveView {
   readonly errors: readonly ErrorView[];
   /** Per offload-enabled model: where it overflows and how the link is doing. */
   readonly offload: readonly OffloadView[];
+  /** Admission refusals since start, per group, by reason (groups that refused nothing are left out). */
+  readonly refusals?: readonly RefusalView[];
+}
+
+export interface RefusalView {
+  readonly group: string;
+  /** queue-full, predicted-wait, rate-drop (early) and queue-timeout (late): count since start. */
+  readonly byReason: Readonly<Record<string, number>>;
 }
 
 export interface OffloadView {

@@ -9,7 +9,7 @@
  * (lean-histogram.ts). prom-client formats everything; it is not called per request.
  */
 import client from 'prom-client';
-import type { RequestRecord, RequestEvents } from '../core/events.ts';
+import { refusalReason, type RequestRecord, type RequestEvents } from '../core/events.ts';
 import type { DataPlane } from '../pipeline/plane.ts';
 import { LeanHistogram } from './lean-histogram.ts';
 import { RequestTally } from './tally.ts';
@@ -54,6 +54,12 @@ export class Metrics {
         this.reset();
         for (const t of tally.rows()) if (t.outcome === 'MG_RATE_LIMITED') this.inc({ app: t.app }, t.count);
       },
+    });
+    // Predictive admission (broker/admission.ts): what it predicted for admitted work beside what happened, and every refusal by its rule.
+    const predictedWait = new LeanHistogram('modelguard_admission_predicted_wait_seconds', 'Queue wait predicted at admission for admitted requests (measured drain rate; cold estimates predict nothing), by group', ['group'], BUCKETS, this.registry);
+    const actualWait = new LeanHistogram('modelguard_admission_actual_wait_seconds', 'Queue wait those same requests had (compare with modelguard_admission_predicted_wait_seconds), by group', ['group'], BUCKETS, this.registry);
+    const refusals = new client.Counter({
+      name: 'modelguard_refusals_total', help: 'Requests refused by admission, by group and reason: queue-full (maxLength), predicted-wait (at arrival), rate-drop (queued work re-predicted), queue-timeout (waited past the deadline)', labelNames: ['group', 'reason'], registers: r,
     });
     const offloaded = new client.Counter({ name: 'modelguard_offloaded_total', help: 'Requests answered by an offload (cloud) backend, by group, model and backend', labelNames: ['group', 'model', 'backend'], registers: r });
     const offloadDecisions = new client.Counter({
@@ -157,6 +163,12 @@ export class Metrics {
       if (rec.servedBy === 'cloud') offloaded.inc({ group, model, backend: rec.backend ?? 'unknown' });
       if (rec.offload !== undefined) offloadDecisions.inc({ group, model, decision: rec.offload });
       if (rec.queueMs !== undefined) queueWait.observe(rec.queueMs / 1000, group);
+      if (rec.predictedWaitMs !== undefined && rec.refusal === undefined && rec.servedBy !== 'cloud') {
+        predictedWait.observe(rec.predictedWaitMs / 1000, group);
+        actualWait.observe((rec.queueMs ?? 0) / 1000, group);
+      }
+      const refusal = refusalReason(rec);
+      if (refusal !== undefined) refusals.inc({ group, reason: refusal });
       if (rec.backendMs !== undefined) backendTime.observe(rec.backendMs / 1000, group, model);
       latency.observe((performance.now() - rec.startedAt) / 1000, group, model, rec.protocol);
     });

@@ -127,6 +127,7 @@ export function buildView(window: RecentWindow, status: BrokerStatus, snapshot: 
         leftToday: o.leftToday ?? null,
       }),
     ),
+    refusals: [...window.refusals].map(([group, byReason]) => ({ group, byReason: Object.fromEntries(byReason) })),
   };
 }
 

@@ -8,7 +8,7 @@
  *   seconds: [ s0 | s1 | … | s60 ]   ring; `head` is the second being filled, the others are complete
  */
 import type { BrokerStatus } from '../broker/broker.ts';
-import type { RequestRecord } from '../core/events.ts';
+import { refusalReason, type RequestRecord } from '../core/events.ts';
 import type { ErrorView } from './live-view.ts';
 import { newCounts, record } from './histogram.ts';
 
@@ -95,6 +95,8 @@ export class RecentWindow {
   readonly errors: ErrorView[] = [];
   requests = 0;
   rejected = 0;
+  /** Admission refusals since start, per group (NONE for none) and reason (core/events.ts RefusalReason). */
+  readonly refusals = new Map<string, Map<string, number>>();
 
   observe(rec: RequestRecord, now: number): void {
     const s = this.seconds[this.head]!;
@@ -117,6 +119,13 @@ export class RecentWindow {
     if (!totals) this.apps.set(app, (totals = { requests: 0, rejections: new Map() }));
     totals.requests++;
     this.requests++;
+    const reason = refusalReason(rec);
+    if (reason !== undefined) {
+      const group = rec.group ?? NONE;
+      let byReason = this.refusals.get(group);
+      if (!byReason) this.refusals.set(group, (byReason = new Map<string, number>()));
+      byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
+    }
     if (refused) {
       this.rejected++;
       totals.rejections.set(rec.outcome, (totals.rejections.get(rec.outcome) ?? 0) + 1);

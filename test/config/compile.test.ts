@@ -146,6 +146,6 @@ describe('compileResources: configuration built in code', () => {
 
   it('lets the user redefine the default group', () => {
     const loaded = compileResources([{ kind: 'ServiceGroup', metadata: { name: 'default' }, spec: { weight: 2, priority: -1 } }], { version: 1 });
-    assert.deepEqual(loaded.snapshot.groups, { default: { name: 'default', priority: -1, weight: 2, reservedSlots: 0, queue: { maxLength: 100, maxWaitMs: 5000 } } });
+    assert.deepEqual(loaded.snapshot.groups, { default: { name: 'default', priority: -1, weight: 2, reservedSlots: 0, queue: { maxLength: 100, maxWaitMs: 5000, earlyRefusal: true } } });
   });
 });

@@ -103,9 +103,9 @@ describe('loadConfig: a valid multi-file directory', () => {
 
   it('compiles ServiceGroups and adds the default group', () => {
     assert.deepEqual(loaded.snapshot.groups, {
-      default: { name: 'default', priority: 0, weight: 1, reservedSlots: 0, queue: { maxLength: 100, maxWaitMs: 5000 } },
-      safety: { name: 'safety', priority: 10, weight: 3, reservedSlots: 1, queue: { maxLength: 200, maxWaitMs: 2000 } },
-      batch: { name: 'batch', priority: 0, weight: 0.5, reservedSlots: 0, queue: { maxLength: 100, maxWaitMs: 250 } },
+      default: { name: 'default', priority: 0, weight: 1, reservedSlots: 0, queue: { maxLength: 100, maxWaitMs: 5000, earlyRefusal: true } },
+      safety: { name: 'safety', priority: 10, weight: 3, reservedSlots: 1, queue: { maxLength: 200, maxWaitMs: 2000, earlyRefusal: true } },
+      batch: { name: 'batch', priority: 0, weight: 0.5, reservedSlots: 0, queue: { maxLength: 100, maxWaitMs: 250, earlyRefusal: true } },
     });
   });
 

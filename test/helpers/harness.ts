@@ -29,6 +29,8 @@ export interface GroupDef {
   reservedSlots?: number;
   maxLength?: number;
   maxWait?: string;
+  /** ServiceGroup.spec.queue.earlyRefusal (default on). */
+  earlyRefusal?: boolean;
 }
 
 export interface SetupDef {
@@ -64,7 +66,7 @@ export function resourcesFor(def: SetupDef): ResourceInput[] {
         apiVersion: API,
         kind: 'ServiceGroup',
         metadata: { name: g.name },
-        spec: { priority: g.priority ?? 0, weight: g.weight ?? 1, reservedSlots: g.reservedSlots ?? 0, queue: { maxLength: g.maxLength ?? 10_000, maxWait: g.maxWait ?? '30s' } },
+        spec: { priority: g.priority ?? 0, weight: g.weight ?? 1, reservedSlots: g.reservedSlots ?? 0, queue: { maxLength: g.maxLength ?? 10_000, maxWait: g.maxWait ?? '30s', ...(g.earlyRefusal === undefined ? {} : { earlyRefusal: g.earlyRefusal }) } },
       }),
     ),
     ...def.groups.map(

@@ -2,7 +2,7 @@
  * The dashboard page: follows /api/v1/events (one live view a second) and redraws each section from
  * it. Everything is built as escaped HTML and SVG strings; nothing is fetched but the event stream.
  */
-import type { AppView, EndpointView, ErrorView, GroupView, LiveView, ModelView, OffloadView } from '../../observability/live-view.ts';
+import type { AppView, EndpointView, ErrorView, GroupView, LiveView, ModelView, OffloadView, RefusalView } from '../../observability/live-view.ts';
 import { latencyRange, meter, slotBoxes, sparkline, stackBar, stackedArea } from './charts.ts';
 import { body, byId, setTitle, subscribe, textOf } from './dom.ts';
 import { clock, count, duration, esc, ms, num, pct } from './format.ts';
@@ -126,6 +126,25 @@ function appRow(a: AppView): string {
   );
 }
 
+/** Admission refusals by reason: the first three answer at arrival (429), queue-timeout at the deadline (503). */
+const REFUSAL_REASONS: readonly { reason: string; color: string; title: string }[] = [
+  { reason: 'predicted-wait', color: '#e9c46a', title: 'refused at arrival: predicted wait past the deadline' },
+  { reason: 'rate-drop', color: '#f4a261', title: 'queued, refused when a fall of the drain rate made it miss its deadline' },
+  { reason: 'queue-full', color: '#ffd166', title: 'refused at arrival: queue.maxLength reached' },
+  { reason: 'queue-timeout', color: '#ef476f', title: 'waited in the queue until its deadline (the prediction, if any, was wrong)' },
+];
+
+function refusalRow(r: RefusalView): string {
+  const n = (reason: string): number => r.byReason[reason] ?? 0;
+  const total = REFUSAL_REASONS.reduce((s, x) => s + n(x.reason), 0);
+  const bar = stackBar(REFUSAL_REASONS.map((x) => ({ value: n(x.reason), color: x.color, title: `${x.reason}: ${n(x.reason)} — ${x.title}` })));
+  return (
+    `<tr data-refusals="${esc(r.group)}"><td>${dot(colorOf(r.group))}<b>${esc(r.group)}</b></td>` +
+    REFUSAL_REASONS.map((x) => `<td class="n" data-reason="${x.reason}">${count(n(x.reason))}</td>`).join('') +
+    `<td class="n">${pct(total > 0 ? 1 - n('queue-timeout') / total : null)}</td><td>${bar}</td></tr>`
+  );
+}
+
 /** Runs of the same error (code, app, group, model) in a row, newest first: one line each. */
 function errorRuns(errors: readonly ErrorView[], max: number): { e: ErrorView; n: number }[] {
   const runs: { e: ErrorView; n: number }[] = [];
@@ -163,6 +182,11 @@ function render(v: LiveView): void {
   byId('models').innerHTML = table(['model', 'req/s', 'p50 · p95 · p99 (log scale)', 'p50', 'p95', 'p99', 'backend p50'], v.models.map(modelRow).join(''), 'No models configured.');
   const apps = [...v.apps].sort((a, b) => b.requests - a.requests || a.name.localeCompare(b.name));
   byId('apps').innerHTML = table(['app', 'group', 'req/s', 'requests', 'refused', 'by reason'], apps.map(appRow).join(''), 'No apps configured.');
+  byId('refusals').innerHTML = table(
+    ['group', ...REFUSAL_REASONS.map((x) => `<span title="${x.title}">${x.reason}</span>`), 'early', 'by reason'],
+    (v.refusals ?? []).map(refusalRow).join(''),
+    'No refusals: every request so far was admitted.',
+  );
   byId('offload').innerHTML = table(['', 'model', 'cloud link', 'edge service', 'cloud predicted', 'sent', 'answered', 'budget left today'], v.offload.map(offloadRow).join(''), 'No model offloads to the cloud.');
   byId('errors').innerHTML = table(['last', 'code', 'status', 'app · group · model', 'request id'], errorRuns(v.errors, 10).map(errorRow).join(''), 'No errors: every request so far was answered.');
   updates++;
