@@ -47,10 +47,15 @@ export class Namespaces {
   }
 }
 
-/** What a device's traffic control looks like, for before/after comparisons. */
+/**
+ * What a device's traffic control looks like, for before/after comparisons: its configuration, not
+ * its counters (HTB reports one among its options, and IPv6 neighbour discovery moves it).
+ */
 export function tcState(ns: Namespaces, netns: string, dev: string): { qdisc: unknown; classes: string; filters: string } {
+  const qdiscs = JSON.parse(ns.exec(netns, ['tc', '-j', 'qdisc', 'show', 'dev', dev])) as { options?: Record<string, unknown> }[];
+  for (const q of qdiscs) delete q.options?.['direct_packets_stat'];
   return {
-    qdisc: JSON.parse(ns.exec(netns, ['tc', '-j', 'qdisc', 'show', 'dev', dev])) as unknown,
+    qdisc: qdiscs,
     classes: ns.exec(netns, ['tc', 'class', 'show', 'dev', dev]),
     filters: ns.exec(netns, ['tc', 'filter', 'show', 'dev', dev]),
   };
