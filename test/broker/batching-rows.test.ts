@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { batchMember, BatchingError, joinMembers, type KserveBody, splitAnswer } from '../../src/broker/batching/rows.ts';
-import { parseLossless, RawNumber, stringifyLossless } from '../../src/core/lossless-json.ts';
+import { parseExact, stringifyExact } from '../../src/core/exact-json.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -24,26 +24,26 @@ function framed(header: Obj, ...chunks: Buffer[]): KserveBody {
  */
 function model(req: KserveBody): KserveBody {
   const head = req.headerLength === undefined ? req.body : req.body.subarray(0, req.headerLength);
-  const doc = parseLossless(head.toString()) as Obj;
+  const doc = parseExact(head.toString()) as Obj;
   let at = req.headerLength ?? req.body.length;
   const chunks: Buffer[] = [];
   const outputs = (doc['inputs'] as Obj[]).map((t) => {
     const params = t['parameters'] as Obj | undefined;
     const out: Obj = { name: `${t['name'] as string}_out`, datatype: t['datatype'], shape: t['shape'] };
-    if (params?.['binary_data_size'] instanceof RawNumber) {
-      const n = Number((params['binary_data_size']).text);
+    const n = params?.['binary_data_size'];
+    if (typeof n === 'number') {
       chunks.push(req.body.subarray(at, at + n));
       at += n;
-      out['parameters'] = { binary_data_size: params['binary_data_size'] };
+      out['parameters'] = { binary_data_size: n };
     } else {
       out['data'] = [t['data']].flat(Infinity); // servers answer row-major flat data
     }
     return out;
   });
-  const rows = Number(((doc['inputs'] as Obj[])[0]?.['shape'] as RawNumber[])[0]?.text);
-  outputs.push({ name: 'big', datatype: 'INT64', shape: [new RawNumber(String(rows))], data: Array.from({ length: rows }, () => new RawNumber('9223372036854775807')) });
+  const rows = ((doc['inputs'] as Obj[])[0]?.['shape'] as number[])[0] as number;
+  outputs.push({ name: 'big', datatype: 'INT64', shape: [rows], data: Array.from({ length: rows }, () => 2n ** 63n - 1n) });
   const answer: Obj = { model_name: 'm', model_version: '1', ...(doc['id'] !== undefined ? { id: doc['id'] } : {}), outputs };
-  const h = Buffer.from(stringifyLossless(answer as never));
+  const h = Buffer.from(stringifyExact(answer));
   return chunks.length ? { body: Buffer.concat([h, ...chunks]), headerLength: h.length } : { body: h, headerLength: undefined };
 }
 
@@ -60,9 +60,9 @@ function roundTrip(requests: KserveBody[]): void {
 }
 
 describe('batching rows: join along dim 0, split the answer', () => {
-  it('JSON tensors: each caller gets its own rows and id, numbers as written (-0.0, 1e-45, 2^63-1)', () => {
+  it('JSON tensors: each caller gets its own rows and id, numbers exact (-0.0, 1e-45, 2^63-1)', () => {
     roundTrip([
-      json('{"id":"a","inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[-0.0,1e-45,3.4028235e38,5.1]}]}'),
+      json('{"id":"a","inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[-0.0,1e-45,3.4028235e+38,5.1]}]}'),
       json('{"id":"b","inputs":[{"name":"x","shape":[2,4],"datatype":"FP32","data":[[1,2,3,4],[5,6,7,-0.0]]}]}'),
       json('{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[9,8,7,6]}]}'),
     ]);
@@ -123,23 +123,12 @@ describe('batching rows: join along dim 0, split the answer', () => {
     assert.throws(() => batchMember(json('{"inputs":[{"name":"x","shape":[],"datatype":"FP32","data":[1]}]}')), BatchingError);
     assert.throws(() => batchMember(json('{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,2]},{"name":"y","shape":[2],"datatype":"FP32","data":[1,2]}]}')), BatchingError);
     assert.throws(() => batchMember(json('{"inputs":[{"name":"x","shape":[0,2],"datatype":"FP32","data":[]}]}')), BatchingError);
-    assert.throws(() => batchMember(json(`{"inputs":${'['.repeat(100000)}`)), /nesting deeper/);
+    assert.throws(() => batchMember(json(`{"inputs":${'['.repeat(100000)}`)), BatchingError);
   });
 
   it('an answer whose dim 0 does not match the batch is refused, not mis-split', () => {
     const members = ['{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[1]}]}', '{"inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[2]}]}'].map((d) => batchMember(json(d)));
     assert.throws(() => splitAnswer(json('{"outputs":[{"name":"y","shape":[1,1],"datatype":"FP32","data":[1]}]}'), members), /rows in dim 0/);
     assert.throws(() => splitAnswer(json('{"outputs":[{"name":"y","shape":[2,1],"datatype":"FP32","data":[1]}]}'), members), /elements/);
-  });
-});
-
-describe('lossless JSON', () => {
-  it('keeps numbers as written and refuses prototype tricks and junk', () => {
-    const text = '{"a":[-0.0,9007199254740993,1E+400,"\\u00e9"],"b":{"c":null,"d":true}}';
-    assert.equal(stringifyLossless(parseLossless(text)), text.replace('"\\u00e9"', '"é"'));
-    const doc = parseLossless('{"__proto__":{"polluted":1}}') as Obj;
-    assert.equal(({} as Obj)['polluted'], undefined);
-    assert.ok(Object.hasOwn(doc, '__proto__'));
-    for (const bad of ['{"a":1,}', '[1 2]', '01', '{"a"}', 'nul', '"\n"', '1 1']) assert.throws(() => parseLossless(bad), bad);
   });
 });

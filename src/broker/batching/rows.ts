@@ -8,20 +8,13 @@
  *
  * Both forms of the protocol are handled: JSON tensors (`data`) and the binary-data extension (a JSON
  * header of `Inference-Header-Content-Length` bytes, then each binary tensor's bytes in the order the
- * header lists them). Numbers are carried as written (lossless JSON), bytes as they are: a batched
- * answer is bit-identical to the rows an unbatched call would have returned.
+ * header lists them). Numbers are carried exactly (core/exact-json.ts: -0, integers beyond 2^53),
+ * bytes as they are: a batched answer carries bit-identical rows to an unbatched call's.
  *
  * Pure functions, no I/O: the dispatch domain decides when to batch; this decides how.
  */
 import { ELEMENT_SIZE, isKserveDatatype, type KserveDatatype } from '../../core/kserve.ts';
-import {
-  isLosslessObject,
-  losslessCount,
-  type LosslessValue,
-  parseLossless,
-  RawNumber,
-  stringifyLossless,
-} from '../../core/lossless-json.ts';
+import { parseExact, stringifyExact } from '../../core/exact-json.ts';
 
 /** A KServe v2 body: JSON, or a JSON header of `headerLength` bytes followed by binary tensors. */
 export interface KserveBody {
@@ -29,7 +22,16 @@ export interface KserveBody {
   readonly headerLength: number | undefined;
 }
 
-type JsonObject = { [key: string]: LosslessValue };
+type JsonObject = Record<string, unknown>;
+
+function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !Buffer.isBuffer(v);
+}
+
+/** A non-negative integer (shapes, sizes), or undefined. */
+function count(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+}
 
 interface TensorPart {
   readonly name: string;
@@ -38,7 +40,7 @@ interface TensorPart {
   /** The tensor's own object (parameters etc. kept as the caller wrote them). */
   readonly spec: JsonObject;
   /** Leaves of `data`, flattened row-major (JSON form). */
-  readonly data: LosslessValue[] | undefined;
+  readonly data: unknown[] | undefined;
   /** Its bytes (binary form). */
   readonly bytes: Buffer | undefined;
 }
@@ -49,7 +51,7 @@ export interface BatchMember {
   readonly key: string;
   /** Rows this caller contributes (dim 0 of its inputs). */
   readonly rows: number;
-  readonly id: LosslessValue | undefined;
+  readonly id: unknown;
   readonly doc: JsonObject;
   readonly inputs: readonly TensorPart[];
 }
@@ -58,35 +60,40 @@ export class BatchingError extends Error {}
 
 function parseBody({ body, headerLength }: KserveBody): { doc: JsonObject; binary: Buffer } {
   const head = headerLength === undefined ? body : body.subarray(0, headerLength);
-  const doc = parseLossless(head.toString('utf8'));
-  if (!isLosslessObject(doc)) throw new BatchingError('body is not a JSON object');
+  let doc: unknown;
+  try {
+    doc = parseExact(head.toString('utf8'));
+  } catch (err) {
+    throw new BatchingError(`body is not JSON: ${(err as Error).message}`);
+  }
+  if (!isObject(doc)) throw new BatchingError('body is not a JSON object');
   return { doc, binary: headerLength === undefined ? Buffer.alloc(0) : body.subarray(headerLength) };
 }
 
-function flatten(v: LosslessValue, out: LosslessValue[]): LosslessValue[] {
+function flatten(v: unknown, out: unknown[]): unknown[] {
   if (Array.isArray(v)) for (const x of v) flatten(x, out);
   else out.push(v);
   return out;
 }
 
 /** Tensors of a body, in order, with their data or bytes. */
-function tensors(list: LosslessValue | undefined, binary: Buffer, what: string): TensorPart[] {
+function tensors(list: unknown, binary: Buffer, what: string): TensorPart[] {
   if (!Array.isArray(list)) throw new BatchingError(`no ${what} array`);
   let offset = 0;
   return list.map((t, i) => {
-    if (!isLosslessObject(t)) throw new BatchingError(`${what}[${i}] is not an object`);
+    if (!isObject(t)) throw new BatchingError(`${what}[${i}] is not an object`);
     const name = t['name'];
     const datatype = t['datatype'];
     const shapeV = t['shape'];
     if (typeof name !== 'string' || !isKserveDatatype(datatype) || !Array.isArray(shapeV)) {
       throw new BatchingError(`${what}[${i}] needs name, datatype and shape`);
     }
-    const shape = shapeV.map((d) => losslessCount(d));
+    const shape = shapeV.map((d) => count(d));
     if (shape.some((d) => d === undefined)) throw new BatchingError(`${what}[${i}].shape is not a list of counts`);
     const params = t['parameters'];
-    const size = isLosslessObject(params) ? losslessCount(params['binary_data_size']) : undefined;
+    const size = isObject(params) ? count(params['binary_data_size']) : undefined;
     let bytes: Buffer | undefined;
-    let data: LosslessValue[] | undefined;
+    let data: unknown[] | undefined;
     if (size !== undefined) {
       if (offset + size > binary.length) throw new BatchingError(`${what}[${i}] declares more binary data than the body has`);
       bytes = binary.subarray(offset, offset + size);
@@ -102,9 +109,9 @@ function tensors(list: LosslessValue | undefined, binary: Buffer, what: string):
 
 /** What a tensor must share with the others' to be joined: everything but dim 0 and the data. */
 function tensorKey(t: TensorPart): string {
-  const params = isLosslessObject(t.spec['parameters']) ? { ...t.spec['parameters'] } : {};
+  const params = isObject(t.spec['parameters']) ? { ...t.spec['parameters'] } : {};
   delete params['binary_data_size'];
-  return stringifyLossless([t.name, t.datatype, t.shape.slice(1).map((d) => new RawNumber(String(d))), t.bytes !== undefined, params]);
+  return stringifyExact([t.name, t.datatype, t.shape.slice(1), t.bytes !== undefined, params]);
 }
 
 /**
@@ -126,7 +133,7 @@ export function batchMember(request: KserveBody): BatchMember {
   const rest: JsonObject = { ...doc };
   delete rest['id'];
   delete rest['inputs'];
-  const key = stringifyLossless([inputs.map(tensorKey).sort(), stringifyLossless(rest)]);
+  const key = stringifyExact([inputs.map(tensorKey).sort(), stringifyExact(rest)]);
   return { key, rows, id: doc['id'], doc, inputs };
 }
 
@@ -145,20 +152,20 @@ export function joinMembers(members: readonly BatchMember[]): KserveBody {
   const chunks: Buffer[] = [];
   const inputs = lead.inputs.map((t) => {
     const parts = members.map((m) => m.inputs.find((x) => x.name === t.name) as TensorPart);
-    const spec: JsonObject = { ...t.spec, shape: [total, ...t.shape.slice(1)].map((d) => new RawNumber(String(d))) };
+    const spec: JsonObject = { ...t.spec, shape: [total, ...t.shape.slice(1)] };
     if (t.bytes !== undefined) {
       const bytes = Buffer.concat(parts.map((p) => p.bytes as Buffer));
       chunks.push(bytes);
-      spec['parameters'] = { ...(spec['parameters'] as JsonObject), binary_data_size: new RawNumber(String(bytes.length)) };
+      spec['parameters'] = { ...(spec['parameters'] as JsonObject), binary_data_size: bytes.length };
     } else {
-      spec['data'] = parts.flatMap((p) => p.data as LosslessValue[]);
+      spec['data'] = parts.flatMap((p) => p.data as unknown[]);
     }
     return spec;
   });
   // The lead's id (if any) goes along, so the backend puts an id where it puts ids; each member's
   // answer then carries its own in that place.
   const doc: JsonObject = { ...lead.doc, inputs };
-  const head = Buffer.from(stringifyLossless(doc), 'utf8');
+  const head = Buffer.from(stringifyExact(doc), 'utf8');
   if (chunks.length === 0) return { body: head, headerLength: undefined };
   return { body: Buffer.concat([head, ...chunks]), headerLength: head.length };
 }
@@ -193,7 +200,7 @@ export function splitAnswer(answer: KserveBody, members: readonly BatchMember[])
     if (t.shape[0] !== total) throw new BatchingError(`output "${t.name}" has ${String(t.shape[0])} rows in dim 0, the batch has ${total}`);
     const per = rowElements(t.shape);
     const counts = members.map((m) => m.rows * per);
-    let pieces: (Buffer | LosslessValue[])[];
+    let pieces: (Buffer | unknown[])[];
     if (t.bytes !== undefined) {
       const size: number = ELEMENT_SIZE[t.datatype];
       if (size === 0) {
@@ -204,17 +211,17 @@ export function splitAnswer(answer: KserveBody, members: readonly BatchMember[])
         pieces = counts.map((c) => t.bytes!.subarray(at, (at += c * size)));
       }
     } else {
-      const data = t.data as LosslessValue[];
+      const data = t.data as unknown[];
       if (data.length !== total * per) throw new BatchingError(`output "${t.name}": ${data.length} elements for shape [${t.shape.join(',')}]`);
       let at = 0;
       pieces = counts.map((c) => data.slice(at, (at += c)));
     }
     members.forEach((m, i) => {
-      const piece = pieces[i] as Buffer | LosslessValue[];
-      const spec: JsonObject = { ...t.spec, shape: [m.rows, ...t.shape.slice(1)].map((d) => new RawNumber(String(d))) };
+      const piece = pieces[i] as Buffer | unknown[];
+      const spec: JsonObject = { ...t.spec, shape: [m.rows, ...t.shape.slice(1)] };
       const slot = perMember[i] as { specs: JsonObject[]; chunks: Buffer[] };
       if (Buffer.isBuffer(piece)) {
-        spec['parameters'] = { ...(spec['parameters'] as JsonObject), binary_data_size: new RawNumber(String(piece.length)) };
+        spec['parameters'] = { ...(spec['parameters'] as JsonObject), binary_data_size: piece.length };
         slot.chunks.push(piece);
       } else {
         spec['data'] = piece;
@@ -225,7 +232,7 @@ export function splitAnswer(answer: KserveBody, members: readonly BatchMember[])
   return members.map((m, i) => {
     const slot = perMember[i] as { specs: JsonObject[]; chunks: Buffer[] };
     // Keys stay where the backend put them; the id is the member's own (or none, as it asked).
-    const entries: [string, LosslessValue][] = [];
+    const entries: [string, unknown][] = [];
     for (const [k, v] of Object.entries(doc)) {
       if (k === 'outputs') {
         if (m.id !== undefined && doc['id'] === undefined) entries.push(['id', m.id]);
@@ -235,7 +242,7 @@ export function splitAnswer(answer: KserveBody, members: readonly BatchMember[])
       else if (m.id !== undefined) entries.push([k, m.id]);
     }
     const own: JsonObject = Object.fromEntries(entries);
-    const head = Buffer.from(stringifyLossless(own), 'utf8');
+    const head = Buffer.from(stringifyExact(own), 'utf8');
     if (slot.chunks.length === 0) return { body: head, headerLength: undefined };
     return { body: Buffer.concat([head, ...slot.chunks]), headerLength: head.length };
   });
