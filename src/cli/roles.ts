@@ -56,7 +56,20 @@ export async function runController(o: ControllerCliOptions): Promise<Running & 
   if ((o.config === undefined) === (o.kubernetes === undefined)) throw new Error('give either --config PATH (files) or --kubernetes (CRDs in --namespace)');
   const k8s = o.kubernetes ? new KubernetesConfigSource({ namespace: o.kubernetes.namespace, ...(o.kubernetes.kubeConfig ? { kubeConfig: o.kubernetes.kubeConfig } : {}) }) : undefined;
   const source = k8s ?? new FileSource(o.config as string);
-  const controller = new Controller(source, o.heartbeatMs === undefined ? {} : { heartbeatMs: o.heartbeatMs });
+  const started: { gateway?: Snapshot['gateway'] } = {};
+  const controller: Controller = new Controller(source, {
+    ...(o.heartbeatMs === undefined ? {} : { heartbeatMs: o.heartbeatMs }),
+    log: (line) => {
+      log(line);
+      // Its own listener is the controller's one start-only setting (nodes report theirs).
+      const now = controller.current;
+      const startedWith = started.gateway;
+      if (!startedWith || !now || o.admin !== undefined || !line.startsWith('configuration version')) return;
+      if (adminAddress(startedWith, 'controller') !== adminAddress(now.gateway, 'controller')) {
+        log(`configuration version ${now.version} moves Gateway.spec.listeners.admin to ${adminAddress(now.gateway, 'controller')}, read only at start: restart \`modelguard controller\` to apply it (/api/v1/status lists restartRequired)`);
+      }
+    },
+  });
   await controller.start();
   const full = controller.current;
   if (!full) throw new Error(`no valid configuration from ${source.description}; the controller needs one to start (see the errors above)`);
@@ -68,6 +81,7 @@ export async function runController(o: ControllerCliOptions): Promise<Running & 
     if (!k8s) throw new Error(text);
     process.stderr.write(`warning: ${text}\n`);
   }
+  started.gateway = full.gateway;
   const server = createControllerServer(controller);
   const url = await listen(server, addr, 'controller');
   log(`ModelGuard controller is up: configuration version ${full.version} (${full.hash.slice(0, 12)}) from ${source.description}`);
