@@ -84,6 +84,9 @@ export async function runController(o: ControllerCliOptions): Promise<Running & 
   started.gateway = full.gateway;
   const server = createControllerServer(controller);
   const url = await listen(server, addr, 'controller');
+  // Before the lines that say it is up: a SIGHUP sent as soon as they appear must reload, not kill.
+  const onHup = (): void => void controller.reload('SIGHUP');
+  process.on('SIGHUP', onHup);
   log(`ModelGuard controller is up: configuration version ${full.version} (${full.hash.slice(0, 12)}) from ${source.description}`);
   log(`  controller      ${url}   (node API, /api/v1/nodes, /api/v1/config, /metrics)`);
   let webhook: { url: string; stop: () => Promise<void> } | undefined;
@@ -93,8 +96,6 @@ export async function runController(o: ControllerCliOptions): Promise<Running & 
     webhook = await bound('webhook', hook, () => startWebhook({ source: k8s, namespace: ns, listen: hook, controllerUrl: `http://modelguard-controller.${ns}.svc:${parseListen(addr).port}`, log }));
     log(`  webhook         ${webhook.url}   (sidecar injection, TLS)`);
   }
-  const onHup = (): void => void controller.reload('SIGHUP');
-  process.on('SIGHUP', onHup);
   return {
     url,
     webhookUrl: webhook?.url,
