@@ -125,19 +125,18 @@ export async function demoLoad(o: DemoLoadOptions): Promise<DemoLoadResult> {
       try {
         const res = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${app.key}`, 'content-type': 'application/json' }, body: BODY, signal: stop.signal });
         await res.arrayBuffer();
+        const code = res.ok ? undefined : (res.headers.get('x-modelguard-error') ?? `HTTP ${res.status}`);
+        if (code === 'MG_UNAUTHENTICATED' || code === 'MG_FORBIDDEN' || code === 'MG_MODEL_NOT_FOUND') {
+          return giveUp(new Error(`${app.name}: ${code} from ${url}; check its key (--key ${app.name}=KEY) and --model`));
+        }
         const at = performance.now();
         if (at > deadline) return; // finished after the window: not counted
-        if (at < countFrom) continue;
-        if (res.ok) c.ok++;
-        else {
-          const code = res.headers.get('x-modelguard-error') ?? `HTTP ${res.status}`;
-          c.refused[code] = (c.refused[code] ?? 0) + 1;
-          if (code === 'MG_UNAUTHENTICATED' || code === 'MG_FORBIDDEN' || code === 'MG_MODEL_NOT_FOUND') {
-            return giveUp(new Error(`${app.name}: ${code} from ${url}; check its key (--key ${app.name}=KEY) and --model`));
-          }
-          const retry = Number(res.headers.get('x-modelguard-retry-after-ms') ?? 0);
-          if (retry > 0) await new Promise((r) => setTimeout(r, Math.min(retry, 1000)));
+        if (at >= countFrom) {
+          if (code === undefined) c.ok++;
+          else c.refused[code] = (c.refused[code] ?? 0) + 1;
         }
+        const retry = Number(res.headers.get('x-modelguard-retry-after-ms') ?? 0);
+        if (code !== undefined && retry > 0) await new Promise((r) => setTimeout(r, Math.min(retry, 1000)));
       } catch (err) {
         if (stop.signal.aborted) return;
         if (++transportErrors > 20) return giveUp(new Error(`cannot reach ${url} (${(err as Error).message}); is ModelGuard running? (--url URL)`));

@@ -56,7 +56,20 @@ export async function runController(o: ControllerCliOptions): Promise<Running & 
   if ((o.config === undefined) === (o.kubernetes === undefined)) throw new Error('give either --config PATH (files) or --kubernetes (CRDs in --namespace)');
   const k8s = o.kubernetes ? new KubernetesConfigSource({ namespace: o.kubernetes.namespace, ...(o.kubernetes.kubeConfig ? { kubeConfig: o.kubernetes.kubeConfig } : {}) }) : undefined;
   const source = k8s ?? new FileSource(o.config as string);
-  const controller = new Controller(source, o.heartbeatMs === undefined ? {} : { heartbeatMs: o.heartbeatMs });
+  const started: { gateway?: Snapshot['gateway'] } = {};
+  const controller: Controller = new Controller(source, {
+    ...(o.heartbeatMs === undefined ? {} : { heartbeatMs: o.heartbeatMs }),
+    log: (line) => {
+      log(line);
+      // Its own listener is the controller's one start-only setting (nodes report theirs).
+      const now = controller.current;
+      const startedWith = started.gateway;
+      if (!startedWith || !now || o.admin !== undefined || !line.startsWith('configuration version')) return;
+      if (adminAddress(startedWith, 'controller') !== adminAddress(now.gateway, 'controller')) {
+        log(`configuration version ${now.version} moves Gateway.spec.listeners.admin to ${adminAddress(now.gateway, 'controller')}, read only at start: restart \`modelguard controller\` to apply it (/api/v1/status lists restartRequired)`);
+      }
+    },
+  });
   await controller.start();
   const full = controller.current;
   if (!full) throw new Error(`no valid configuration from ${source.description}; the controller needs one to start (see the errors above)`);
@@ -68,8 +81,12 @@ export async function runController(o: ControllerCliOptions): Promise<Running & 
     if (!k8s) throw new Error(text);
     process.stderr.write(`warning: ${text}\n`);
   }
+  started.gateway = full.gateway;
   const server = createControllerServer(controller);
   const url = await listen(server, addr, 'controller');
+  // Before the lines that say it is up: a SIGHUP sent as soon as they appear must reload, not kill.
+  const onHup = (): void => void controller.reload('SIGHUP');
+  process.on('SIGHUP', onHup);
   log(`ModelGuard controller is up: configuration version ${full.version} (${full.hash.slice(0, 12)}) from ${source.description}`);
   log(`  controller      ${url}   (node API, /api/v1/nodes, /api/v1/config, /metrics)`);
   let webhook: { url: string; stop: () => Promise<void> } | undefined;
@@ -79,8 +96,6 @@ export async function runController(o: ControllerCliOptions): Promise<Running & 
     webhook = await bound('webhook', hook, () => startWebhook({ source: k8s, namespace: ns, listen: hook, controllerUrl: `http://modelguard-controller.${ns}.svc:${parseListen(addr).port}`, log }));
     log(`  webhook         ${webhook.url}   (sidecar injection, TLS)`);
   }
-  const onHup = (): void => void controller.reload('SIGHUP');
-  process.on('SIGHUP', onHup);
   return {
     url,
     webhookUrl: webhook?.url,

@@ -58,6 +58,26 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
   if (!opts.config) overrides.onMqttError = (err) => (mqttProblem = mqttStartProblem(err, opts.mqtt ?? DEMO_MQTT));
   const gateway = await startGateway(snapshot, overrides);
 
+  // Before the lines that say it is up: a SIGHUP sent as soon as they appear must reload, not kill.
+  let version = snapshot.version;
+  const reload = async (why: string): Promise<void> => {
+    if (!opts.config) return;
+    try {
+      const next = (await loadConfig(opts.config, { version: version + 1 })).snapshot;
+      if (next.hash === gateway.broker.current.hash) return;
+      version = next.version;
+      const before = gateway.broker.current.gateway;
+      gateway.reload(next);
+      log(`configuration reloaded (${why}): version ${next.version}, ${next.hash.slice(0, 12)}`);
+      const note = restartNote(before, next.gateway, next.version, 'modelguard up');
+      if (note) log(note);
+    } catch (err) {
+      const text = err instanceof ConfigError ? err.format() : String(err);
+      process.stderr.write(`configuration not reloaded (${why}); keeping version ${gateway.broker.current.version}:\n${text}\n`);
+    }
+  };
+  const onHup = (): void => void reload('SIGHUP');
+  process.on('SIGHUP', onHup);
   log(`ModelGuard is up (configuration version ${snapshot.version}, ${snapshot.hash.slice(0, 12)})`);
   log(`  inference HTTP  ${gateway.httpUrl}`);
   log(`  inference gRPC  ${gateway.grpcUrl}`);
@@ -90,25 +110,6 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
     }
   }
 
-  let version = snapshot.version;
-  const reload = async (why: string): Promise<void> => {
-    if (!opts.config) return;
-    try {
-      const next = (await loadConfig(opts.config, { version: version + 1 })).snapshot;
-      if (next.hash === gateway.broker.current.hash) return;
-      version = next.version;
-      const before = gateway.broker.current.gateway;
-      gateway.reload(next);
-      log(`configuration reloaded (${why}): version ${next.version}, ${next.hash.slice(0, 12)}`);
-      const note = restartNote(before, next.gateway, next.version, 'modelguard up');
-      if (note) log(note);
-    } catch (err) {
-      const text = err instanceof ConfigError ? err.format() : String(err);
-      process.stderr.write(`configuration not reloaded (${why}); keeping version ${gateway.broker.current.version}:\n${text}\n`);
-    }
-  };
-  const onHup = (): void => void reload('SIGHUP');
-  process.on('SIGHUP', onHup);
   let debounce: NodeJS.Timeout | undefined;
   const watcher = opts.config
     ? watch(opts.config, { persistent: false }, () => {

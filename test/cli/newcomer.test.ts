@@ -188,3 +188,22 @@ describe('listen failures name the listener, the address and what moves it', () 
     }
   });
 });
+
+describe('a controller whose own listener is moved by a reload', () => {
+  it('logs that it needs a restart, and lists it in /api/v1/status restartRequired', { timeout: 90_000 }, async () => {
+    const dir = setup();
+    const gw = (admin: string): string => `apiVersion: modelguard.io/v1alpha1\nkind: Gateway\nmetadata: { name: default }\nspec:\n  listeners: { admin: "${admin}" }\n`;
+    writeFileSync(join(dir, 'gateway.yaml'), gw('127.0.0.1:0'));
+    const ctl = modelguard(['controller', '--config', dir]);
+    try {
+      const url = (await ctl.waitFor(/controller +(http:\/\/\S+)/))[1] as string;
+      writeFileSync(join(dir, 'gateway.yaml'), gw('127.0.0.2:0'));
+      ctl.child.kill('SIGHUP');
+      await ctl.waitFor(/configuration version 2 moves Gateway\.spec\.listeners\.admin to 127\.0\.0\.2:0, read only at start: restart `modelguard controller`/);
+      const s = (await (await fetch(`${url}/api/v1/status`)).json()) as { role: string; version: number; restartRequired: string[] };
+      assert.deepEqual([s.role, s.version, s.restartRequired], ['controller', 2, ['Gateway.spec.listeners.admin']]);
+    } finally {
+      await ctl.stop();
+    }
+  });
+});
