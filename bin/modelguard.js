@@ -2,7 +2,7 @@
 // The CLI runs the compiled JavaScript in dist/ (`npm run build`; the image ships only that) when it
 // is there and newer than every file in src/, and otherwise the TypeScript sources through tsx's
 // loader: a fresh clone runs after `npm ci` alone (tsx is a devDependency), and an edited source is
-// never shadowed by an old build. docs/deployment.md, "Build".
+// never shadowed by an old build. docs/build.md.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run build`: the production build in dist/ (docs/deployment.md, "Build").
+// `npm run build`: the production build in dist/ (docs/build.md).
 //   1. tsc -p tsconfig.build.json: src/**/*.ts → dist/**/*.js with source maps, `.ts` specifiers
 //      rewritten to `.js`;
 //   2. the files the code reads next to itself (the gRPC .proto, the dashboard's page, stylesheet

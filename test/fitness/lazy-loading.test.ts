@@ -1,5 +1,5 @@
 /**
- * Each role loads what it uses, when it uses it (docs/deployment.md, "What each role loads"): every
+ * Each role loads what it uses, when it uses it (docs/build.md, "What each role loads"): every
  * role runs as a real `modelguard` process, answers a request where it takes them, and stops; a
  * preload lists the files it loaded. The heavy subsystems must be absent unless the configuration
  * asks for them, and present when it does (which also proves the trace sees them).

@@ -17,7 +17,7 @@ let grpcModule: Promise<typeof import('./grpc.ts')> | undefined;
 /**
  * The gRPC client (grpc-js, protobufjs) is loaded with the first kserve-v2-grpc backend, not by
  * every broker: the import starts when the endpoint is created, and calls go straight to the real
- * client once it is there (docs/deployment.md, "What each role loads").
+ * client once it is there (docs/build.md, "What each role loads").
  */
 class LazyGrpcClient implements BackendClient {
   private client: BackendClient | undefined;
