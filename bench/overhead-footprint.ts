@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { sha256Hex } from '../src/security/identity.ts';
-import { ROOT, rssBytes, runMain, tempDir, waitForExit } from './lib/processes.ts';
+import { cpuMs, ROOT, rssBytes, runMain, tempDir, waitForExit } from './lib/processes.ts';
 import { fixed, machineLine, median, say, table } from './lib/stats.ts';
 
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' }, idle: { type: 'string', default: '3' } } });
@@ -96,6 +96,8 @@ async function readyAfter(admin: string, startedMs: number, t0: number): Promise
 
 interface Sample {
   readyMs: number;
+  /** CPU (user + system) the process used until ready: steadier than wall time on a busy machine. */
+  cpuMs: number;
   rssMiB: number;
 }
 
@@ -106,8 +108,9 @@ async function measureUp(mode: Mode, dir: string): Promise<Sample> {
   const s = await start([...MG[mode], 'up', '--config', dir, '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'], /admin\s+(http:\/\/\S+)/);
   try {
     const readyMs = await readyAfter(s.match[1] as string, s.upMs, performance.now());
+    const cpu = cpuMs(s.child.pid as number);
     await new Promise((r) => setTimeout(r, IDLE_MS));
-    return { readyMs, rssMiB: rssBytes(s.child.pid as number) / 2 ** 20 };
+    return { readyMs, cpuMs: cpu, rssMiB: rssBytes(s.child.pid as number) / 2 ** 20 };
   } finally {
     await waitForExit(s.child);
   }
@@ -117,6 +120,7 @@ async function measureSplit(mode: Mode, dir: string): Promise<{ broker: Sample; 
   const b = await start([...MG[mode], 'broker', '--config', dir, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], /broker listener (http:\/\/\S+)[\s\S]*admin\s+(http:\/\/\S+)/);
   try {
     const brokerReady = await readyAfter(b.match[2] as string, b.upMs, performance.now());
+    const brokerCpu = cpuMs(b.child.pid as number);
     const p = await start(
       [...MG[mode], 'proxy', '--config', dir, '--broker', b.match[1] as string, '--listen', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
       /admin\s+(http:\/\/\S+)/,
@@ -124,10 +128,11 @@ async function measureSplit(mode: Mode, dir: string): Promise<{ broker: Sample; 
     );
     try {
       const proxyReady = await readyAfter(p.match[1] as string, p.upMs, performance.now());
+      const proxyCpu = cpuMs(p.child.pid as number);
       await new Promise((r) => setTimeout(r, IDLE_MS));
       return {
-        broker: { readyMs: brokerReady, rssMiB: rssBytes(b.child.pid as number) / 2 ** 20 },
-        proxy: { readyMs: proxyReady, rssMiB: rssBytes(p.child.pid as number) / 2 ** 20 },
+        broker: { readyMs: brokerReady, cpuMs: brokerCpu, rssMiB: rssBytes(b.child.pid as number) / 2 ** 20 },
+        proxy: { readyMs: proxyReady, cpuMs: proxyCpu, rssMiB: rssBytes(p.child.pid as number) / 2 ** 20 },
       };
     } finally {
       await waitForExit(p.child);
@@ -142,8 +147,9 @@ const BARE = `require('node:http').createServer().listen(0, '127.0.0.1', functio
 async function measureBare(): Promise<Sample> {
   const s = await start(['-e', BARE], /listening (\d+)/);
   try {
+    const cpu = cpuMs(s.child.pid as number);
     await new Promise((r) => setTimeout(r, IDLE_MS));
-    return { readyMs: s.upMs, rssMiB: rssBytes(s.child.pid as number) / 2 ** 20 };
+    return { readyMs: s.upMs, cpuMs: cpu, rssMiB: rssBytes(s.child.pid as number) / 2 ** 20 };
   } finally {
     await waitForExit(s.child);
   }
@@ -180,13 +186,25 @@ async function main(): Promise<void> {
   const bare = rows['bare node (listen on one port)'] as Sample[];
   const bareReady = median(bare.map((s) => s.readyMs));
   const bareRss = median(bare.map((s) => s.rssMiB));
+  const bareCpu = median(bare.map((s) => s.cpuMs));
   say(
     table(
-      ['process', 'ready ms (median)', 'min–max', '× node', 'idle RSS MiB (median)', 'min–max', '× node'],
+      ['process', 'ready ms (median)', 'min–max', '× node', 'CPU ms to ready', '× node', 'idle RSS MiB (median)', 'min–max', '× node'],
       Object.entries(rows).map(([name, ss]) => {
         const r = ss.map((s) => s.readyMs);
+        const c = median(ss.map((s) => s.cpuMs));
         const m = ss.map((s) => s.rssMiB);
-        return [name, fixed(median(r), 0), `${fixed(Math.min(...r), 0)}–${fixed(Math.max(...r), 0)}`, fixed(median(r) / bareReady), fixed(median(m), 1), `${fixed(Math.min(...m), 1)}–${fixed(Math.max(...m), 1)}`, fixed(median(m) / bareRss)];
+        return [
+          name,
+          fixed(median(r), 0),
+          `${fixed(Math.min(...r), 0)}–${fixed(Math.max(...r), 0)}`,
+          fixed(median(r) / bareReady),
+          fixed(c, 0),
+          fixed(c / bareCpu),
+          fixed(median(m), 1),
+          `${fixed(Math.min(...m), 1)}–${fixed(Math.max(...m), 1)}`,
+          fixed(median(m) / bareRss),
+        ];
       }),
     ),
   );

@@ -15,7 +15,7 @@
  * reversed), so a noisy machine's drift falls on all of them.
  *
  *   npm run build && node --import tsx bench/overhead.ts [--rounds 3] [--seconds 5] [--serial-seconds 5]
- *        [--warmup 4] [--connections 32] [--slots 64] [--no-auth] [--profile]
+ *        [--warmup 4] [--connections 32] [--slots 64] [--no-auth] [--access-log] [--profile]
  *
  * --profile runs ModelGuard under `node --cpu-prof` and prints where its time went.
  */
@@ -41,6 +41,8 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '32' },
     slots: { type: 'string', default: '64' },
     'no-auth': { type: 'boolean', default: false },
+    /** ModelGuard writes its access log (to a pipe the benchmark drains); off by default, like nginx's here. */
+    'access-log': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
   },
 });
@@ -61,7 +63,7 @@ interface Subject {
   errors: number;
 }
 
-function mgConfig(upstream: string, slots: number, auth: boolean): string {
+function mgConfig(upstream: string, slots: number, auth: boolean, accessLog: boolean): string {
   const dir = tempDir('overhead-config');
   writeFileSync(
     join(dir, 'modelguard.yaml'),
@@ -70,6 +72,7 @@ kind: Gateway
 metadata: { name: default }
 spec:
   auth: ${auth ? 'apiKey' : 'none'}
+  accessLog: { enabled: ${accessLog} }
 ---
 apiVersion: modelguard.io/v1alpha1
 kind: Backend
@@ -117,7 +120,7 @@ async function main(): Promise<void> {
   say('ModelGuard overhead: wrk (C, 1 thread) against a zero-cost upstream, every path in the same run');
   say(await machineLine());
   say(`throughput: ${connections} connections, ${seconds} s per path and round; latency: 1 connection (one request at a time), ${serialSeconds} s`);
-  say(`${args.warmup} s warm-up per path, then ${rounds} rounds in alternating order; ModelGuard: ${mgRuntime()}, ${auth ? 'API key' : 'auth none'}, backend slots ${args.slots}`);
+  say(`${args.warmup} s warm-up per path, then ${rounds} rounds in alternating order; ModelGuard: ${mgRuntime()}, ${auth ? 'API key' : 'auth none'}, access log ${args['access-log'] ? 'on' : 'off'} (nginx's is off too), backend slots ${args.slots}`);
   say('note: a shared 2-core machine (other work runs on it, and wrk, the upstream and the proxy share the cores): compare the ratios within this run');
   say();
 
@@ -143,7 +146,7 @@ async function main(): Promise<void> {
     add('haproxy', haproxy.url, () => treeCpuMs(haproxy.pid));
   } else say('haproxy: not installed, skipped');
   const profileDir = args.profile ? tempDir('overhead-cpuprofile') : undefined;
-  const mg = await startModelGuard(mgConfig(upstream.url, Number(args.slots), auth), { nodeArgs: profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [] });
+  const mg = await startModelGuard(mgConfig(upstream.url, Number(args.slots), auth, args['access-log']), { nodeArgs: profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [] });
   services.push(mg);
   await waitReady(mg.adminUrl);
   add('ModelGuard', mg.httpUrl, () => cpuMs(mg.pid));
