@@ -104,13 +104,23 @@ describe('each role loads only the subsystems its configuration uses', () => {
   });
 
   it('up with an HTTP backend and no MQTT, JWT or Kubernetes: none of them, nor onnxruntime', async () => {
-    const up = await role('up', ['up', '--config', plain, '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { http: /inference HTTP\s+(http:\/\/\S+)/ });
+    const up = await role('up', ['up', '--config', plain, '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
+      http: /inference HTTP\s+(http:\/\/\S+)/,
+      admin: /admin\s+(http:\/\/\S+)/,
+    });
     assert.equal(await infer(up.urls['http'] as string), 200);
+    const script = await request(`${up.urls['admin'] as string}/dashboard.js`);
+    assert.equal(script.statusCode, 200);
+    assert.ok((await script.body.text()).length > 1000, "the dashboard's script is served");
     await up.stop();
     const loaded = trace.packages('up');
     absent(loaded, 'up', [KUBERNETES, ONNX, ...MQTT, JWT, CERTS]);
     // Its gRPC listener is what loads grpc-js: present, as the configuration has one.
     assert.ok(loaded.has('@grpc/grpc-js'), 'up serves gRPC, so grpc-js is loaded');
+    // Compiled (the bin found a current dist/, as in the image): no TypeScript tooling at all, and
+    // the dashboard's script comes from the build, not from esbuild at run time.
+    if (trace.files('up').some((f) => f.endsWith('/dist/cli/main.js'))) absent(loaded, 'up (compiled)', ['tsx', 'esbuild', 'typescript']);
+    else assert.ok(loaded.has('tsx'), 'without a current dist/, the sources run through tsx');
   });
 
   it('broker with HTTP backends and no MQTT: no gRPC, no MQTT, no Kubernetes', async () => {
