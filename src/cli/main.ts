@@ -1,17 +1,15 @@
-/** The `modelguard` command line. Each subcommand is a thin composition of library parts. */
+/**
+ * The `modelguard` command line. Each subcommand is a thin composition of library parts.
+ *
+ * Commands are defined here, but each loads its module with import() when it runs: a proxy never
+ * pays for the Kubernetes client, `validate` never for the gRPC server (docs/build.md,
+ * "What each role loads"; test/fitness/lazy-loading.test.ts).
+ */
 import { Command } from 'commander';
 import { ListenError, type ListenerKind } from '../compose/listen.ts';
-import { ConfigError, loadConfig } from '../config/index.ts';
 import { DEFAULTS } from '../config/schema-common.ts';
-import { demoModelCommand } from '../demo/index.ts';
-import { keysCreate } from './keys.ts';
-import { demoLoad } from './demo-load.ts';
 import { refuseSilentFlags, type FlagRule } from './flags.ts';
-import { printStatus } from './status.ts';
-import { qosCommand } from './qos.ts';
-import { top } from './top.ts';
-import { up } from './up.ts';
-import { runBroker, runController, runProxy, secret, type Running } from './roles.ts';
+import type { Running } from './roles.ts';
 
 /** Each command's flag for each listener, named when that listener cannot bind. */
 const LISTEN_FLAGS = {
@@ -23,7 +21,8 @@ const LISTEN_FLAGS = {
 
 function fail(err: unknown, flags?: Partial<Record<ListenerKind, string>>): never {
   if (err instanceof ListenError) err.withFlag(flags?.[err.listener]);
-  if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
+  // A ConfigError's message is the file:line list itself; checked by name so this file stays light.
+  if (err instanceof Error && err.name === 'ConfigError') process.stderr.write(`${err.message}\n`);
   else process.stderr.write(`modelguard: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 }
@@ -49,21 +48,12 @@ program
   .option('--grpc <addr>', 'inference gRPC listener (overrides the Gateway)')
   .option('--admin <addr>', 'admin listener (overrides the Gateway)')
   .option('--mqtt <url>', 'MQTT broker URL, or where the embedded broker listens (overrides the Gateway); demo default mqtt://127.0.0.1:1883')
-  .action(async (o: { config?: string; http?: string; grpc?: string; admin?: string; mqtt?: string }) => {
-    try {
-      const { stop } = await up(o);
-      const shutdown = (): void => {
-        stop().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
-      };
-      process.once('SIGINT', shutdown);
-      process.once('SIGTERM', shutdown);
-    } catch (err) {
-      fail(err, LISTEN_FLAGS.up);
-    }
-  });
+  .action((o: { config?: string; http?: string; grpc?: string; admin?: string; mqtt?: string }) =>
+    serve(async () => {
+      const { up } = await import('./up.ts');
+      return up(o);
+    }, LISTEN_FLAGS.up),
+  );
 
 program
   .command('validate')
@@ -71,6 +61,7 @@ program
   .requiredOption('-c, --config <path>', 'configuration file or directory')
   .action(async (o: { config: string }) => {
     try {
+      const { loadConfig } = await import('../config/index.ts');
       const loaded = await loadConfig(o.config);
       for (const w of loaded.warnings) process.stderr.write(`warning: ${w.file}:${w.line ?? 0}: ${w.message}\n`);
       const s = loaded.snapshot;
@@ -92,8 +83,9 @@ keys
   .option('--kind <kind>', 'a token instead: node (nodeTokens), proxy (proxies[].tokens) or admin (adminTokens)')
   .option('--group <name>', 'with --app: service group of the App snippet (default "default")')
   .option('--name <name>', 'with --kind proxy: name of the proxy credential (default "proxy")')
-  .action((o: { app?: string; kind?: string; group?: string; name?: string }) => {
+  .action(async (o: { app?: string; kind?: string; group?: string; name?: string }) => {
     try {
+      const { keysCreate } = await import('./keys.ts');
       const { secret, snippet } = keysCreate(o);
       process.stderr.write(secret);
       process.stdout.write(snippet);
@@ -112,6 +104,7 @@ program
     try {
       refuseSilentFlags(cmd, [{ option: 'role', flag: '--role', works: o.admin === undefined, needs: 'it picks the default admin URL of a role, and --admin gives the URL; give one of them' }]);
       if (o.token) process.env['MODELGUARD_ADMIN_TOKEN'] = o.token;
+      const { printStatus } = await import('./status.ts');
       await printStatus(adminUrl(o));
     } catch (err) {
       fail(err);
@@ -129,6 +122,7 @@ program
     try {
       refuseSilentFlags(cmd, [{ option: 'role', flag: '--role', works: o.admin === undefined, needs: 'it picks the default admin URL of a role, and --admin gives the URL; give one of them' }]);
       if (o.token) process.env['MODELGUARD_ADMIN_TOKEN'] = o.token;
+      const { top } = await import('./top.ts');
       await top(adminUrl(o), o.iterations === undefined ? {} : { iterations: o.iterations });
     } catch (err) {
       fail(err);
@@ -147,25 +141,32 @@ program
   .option('--concurrency <n>', 'requests each app keeps outstanding (default 2 × slots + 2)', (v: string) => Number.parseInt(v, 10))
   .action(async (o: { seconds: number; config?: string; key: string[]; url?: string; admin?: string; model?: string; concurrency?: number }) => {
     try {
+      const { demoLoad } = await import('./demo-load.ts');
       await demoLoad(o);
     } catch (err) {
       fail(err);
     }
   });
 
-/** Runs until SIGINT/SIGTERM, then stops cleanly. */
+/**
+ * Runs until SIGINT/SIGTERM, then stops cleanly. The handlers are in place before anything starts:
+ * a signal that arrives while the role is starting (or right after it printed its addresses) waits
+ * for the start and then stops it, instead of killing the process mid-way.
+ */
 function serve(start: () => Promise<Running>, flags: Partial<Record<ListenerKind, string>>): Promise<void> {
-  return Promise.resolve().then(start).then(
-    (r) => {
-      const shutdown = (): void => {
-        r.stop().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
-      };
-      process.once('SIGINT', shutdown);
-      process.once('SIGTERM', shutdown);
-    },
+  const running = Promise.resolve().then(start);
+  const shutdown = (): void => {
+    running
+      .then((r) => r.stop())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+  return running.then(
+    () => undefined,
     (err: unknown) => fail(err, flags),
   );
 }
@@ -182,12 +183,13 @@ program
   .option('--admin <addr>', 'listener for the node and admin APIs (overrides the Gateway)')
   .option('--heartbeat <ms>', 'heartbeat interval nodes keep, ms', (v: string) => Number.parseInt(v, 10))
   .action((o: { config?: string; kubernetes?: boolean; namespace: string; webhook?: string; admin?: string; heartbeat?: number }, cmd: Command) =>
-    serve(() => {
+    serve(async () => {
       const k8s = o.kubernetes === true;
       refuseSilentFlags(cmd, [
         { option: 'webhook', flag: '--webhook', works: k8s, needs: 'the sidecar injection webhook runs in Kubernetes mode only; add --kubernetes, or drop --webhook' },
         { option: 'namespace', flag: '--namespace', works: k8s, needs: 'it picks the namespace of the CRDs in Kubernetes mode only; add --kubernetes, or drop --namespace' },
       ]);
+      const { runController } = await import('./roles.ts');
       return runController({
         ...(o.config ? { config: o.config } : {}),
         ...(o.kubernetes ? { kubernetes: { namespace: o.namespace } } : {}),
@@ -210,8 +212,9 @@ program
   .option('--mqtt <url>', 'MQTT broker URL, or where the embedded broker listens (overrides the Gateway)')
   .option('--node-token-file <path>', 'token for the controller (or MODELGUARD_NODE_TOKEN)')
   .action((o: { controller?: string; config?: string; name?: string; listen?: string; admin?: string; mqtt?: string; nodeTokenFile?: string }, cmd: Command) =>
-    serve(() => {
+    serve(async () => {
       refuseSilentFlags(cmd, [nodeTokenRule(o)]);
+      const { runBroker, secret } = await import('./roles.ts');
       return runBroker({ ...o, ...optional('nodeToken', secret(o.nodeTokenFile, 'MODELGUARD_NODE_TOKEN')) });
     }, LISTEN_FLAGS.broker),
   );
@@ -250,8 +253,9 @@ program
       tlsCa?: string;
       tlsServerName?: string;
     }, cmd: Command) =>
-      serve(() => {
+      serve(async () => {
         refuseSilentFlags(cmd, [nodeTokenRule(o)]);
+        const { runProxy, secret } = await import('./roles.ts');
         return runProxy({
           ...o,
           apps: o.app,
@@ -271,7 +275,13 @@ function optional<K extends string>(key: K, value: string | undefined): Partial<
   return value === undefined ? {} : ({ [key]: value } as Record<K, string>);
 }
 
-program.addCommand(demoModelCommand());
-program.addCommand(qosCommand(fail));
+// demo-model's and qos's definitions live with their modules (the demo server loads onnxruntime and
+// a gRPC server; qos its planner): read them only when that command, or the help listing every
+// command, is asked for.
+const args = process.argv.slice(2);
+const first = args.find((a) => !a.startsWith('-'));
+const listing = (first === undefined && !args.includes('-V') && !args.includes('--version')) || first === 'help';
+if (listing || first === 'demo-model') program.addCommand((await import('../demo/cli.ts')).demoModelCommand());
+if (listing || first === 'qos') program.addCommand((await import('./qos.ts')).qosCommand(fail));
 
 await program.parseAsync(process.argv);

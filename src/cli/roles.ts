@@ -20,7 +20,6 @@ import { FileSource } from '../controller/source.ts';
 import { restartNote } from '../admin/restart.ts';
 import { mqttFlagNeedsGateway } from './flags.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { KubernetesConfigSource, startWebhook } from '../k8s/controller-mode.ts';
 
 function log(line: string): void {
   process.stdout.write(`${line}\n`);
@@ -54,7 +53,9 @@ export interface ControllerCliOptions {
 
 export async function runController(o: ControllerCliOptions): Promise<Running & { url: string; webhookUrl: string | undefined; controller: Controller }> {
   if ((o.config === undefined) === (o.kubernetes === undefined)) throw new Error('give either --config PATH (files) or --kubernetes (CRDs in --namespace)');
-  const k8s = o.kubernetes ? new KubernetesConfigSource({ namespace: o.kubernetes.namespace, ...(o.kubernetes.kubeConfig ? { kubeConfig: o.kubernetes.kubeConfig } : {}) }) : undefined;
+  // The Kubernetes client (hundreds of files, tens of MB) is loaded only in Kubernetes mode.
+  const k8sMode = o.kubernetes ? await import('../k8s/controller-mode.ts') : undefined;
+  const k8s = o.kubernetes && k8sMode ? new k8sMode.KubernetesConfigSource({ namespace: o.kubernetes.namespace, ...(o.kubernetes.kubeConfig ? { kubeConfig: o.kubernetes.kubeConfig } : {}) }) : undefined;
   const source = k8s ?? new FileSource(o.config as string);
   const started: { gateway?: Snapshot['gateway'] } = {};
   const controller: Controller = new Controller(source, {
@@ -90,10 +91,10 @@ export async function runController(o: ControllerCliOptions): Promise<Running & 
   log(`ModelGuard controller is up: configuration version ${full.version} (${full.hash.slice(0, 12)}) from ${source.description}`);
   log(`  controller      ${url}   (node API, /api/v1/nodes, /api/v1/config, /metrics)`);
   let webhook: { url: string; stop: () => Promise<void> } | undefined;
-  if (k8s && o.webhook && o.kubernetes) {
+  if (k8s && k8sMode && o.webhook && o.kubernetes) {
     const ns = o.kubernetes.namespace;
     const hook = o.webhook;
-    webhook = await bound('webhook', hook, () => startWebhook({ source: k8s, namespace: ns, listen: hook, controllerUrl: `http://modelguard-controller.${ns}.svc:${parseListen(addr).port}`, log }));
+    webhook = await bound('webhook', hook, () => k8sMode.startWebhook({ source: k8s, namespace: ns, listen: hook, controllerUrl: `http://modelguard-controller.${ns}.svc:${parseListen(addr).port}`, log }));
     log(`  webhook         ${webhook.url}   (sidecar injection, TLS)`);
   }
   return {

@@ -8,7 +8,7 @@ import { compileResources, ConfigError, loadConfig } from '../config/index.ts';
 import { DEFAULTS } from '../config/schema-common.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import { startGateway, type Gateway } from '../compose/gateway.ts';
-import { startModelServer, type ModelServer } from '../demo/index.ts';
+import type { ModelServer } from '../demo/index.ts';
 import { DEMO_MQTT, DEMO_SERVICE_TIME, DEMO_SLOTS, demoResources } from './demo-config.ts';
 import { removeDemoState, writeDemoState } from './demo-state.ts';
 import { mqttTryLine } from './mqtt-hint.ts';
@@ -43,6 +43,8 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
     snapshot = (await loadConfig(opts.config)).snapshot;
     mqttFlagNeedsGateway(`modelguard up --config ${opts.config}`, snapshot.gateway.mqtt !== undefined, opts.mqtt);
   } else {
+    // The demo model server (onnxruntime, its own gRPC server) only for the demo.
+    const { startModelServer } = await import('../demo/index.ts');
     modelServer = await startModelServer({ mode: 'onnx', slots: DEMO_SLOTS, serviceTime: DEMO_SERVICE_TIME });
     const demo = demoResources(modelServer.url, { http: opts.http ?? '127.0.0.1:8080', ...(opts.grpc === undefined ? {} : { grpc: opts.grpc }), admin: opts.admin ?? DEFAULTS.gateway.adminByRole.up });
     snapshot = compileResources(demo.resources, { version: 1, sources: ['<embedded demo>'] }).snapshot;

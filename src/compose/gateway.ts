@@ -7,9 +7,7 @@ import type { Snapshot } from '../core/snapshot.ts';
 import { Broker } from '../broker/broker.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { createHttpServer } from '../adapters/http/server.ts';
-import { closeGrpc, createGrpcServer, listenGrpc } from '../adapters/grpc/server.ts';
-import { startMqttIngress, type MqttIngress } from '../adapters/mqtt/ingress.ts';
-import { registerMqttMetrics } from '../observability/mqtt-metrics.ts';
+import type { MqttIngress } from '../adapters/mqtt/ingress.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { AccessLog } from '../observability/access-log.ts';
 import type { LiveFeed } from '../observability/live.ts';
@@ -62,6 +60,8 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
   const pipeline = new Pipeline(broker);
   const obs = observe(pipeline);
   const httpServer: Server = createHttpServer(pipeline);
+  // Protocol stacks are loaded when configured (docs/build.md, "What each role loads").
+  const { closeGrpc, createGrpcServer, listenGrpc } = await import('../adapters/grpc/server.ts');
   const grpc = createGrpcServer(pipeline);
   broker.start();
   let mqtt: MqttIngress | undefined;
@@ -89,6 +89,7 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
   if (mqttCfg) {
     try {
       const url = opts.mqtt ?? mqttCfg.url;
+      const [{ startMqttIngress }, { registerMqttMetrics }] = await Promise.all([import('../adapters/mqtt/ingress.ts'), import('../observability/mqtt-metrics.ts')]);
       mqtt = await bound('mqtt', url, () => startMqttIngress(pipeline, mqttCfg, url));
       registerMqttMetrics(obs.metrics.registry, mqtt);
     } catch (err) {

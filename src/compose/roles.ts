@@ -9,8 +9,7 @@ import type { Snapshot } from '../core/snapshot.ts';
 import { Broker } from '../broker/broker.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { createHttpServer } from '../adapters/http/server.ts';
-import { closeGrpc, createGrpcServer, listenGrpc } from '../adapters/grpc/server.ts';
-import { startMqttIngress, type MqttIngress } from '../adapters/mqtt/ingress.ts';
+import type { MqttIngress } from '../adapters/mqtt/ingress.ts';
 import { createLinkServer } from '../link/server.ts';
 import { ListenerTls, checkTlsSwitch, readBrokerTls } from '../link/tls.ts';
 import { RemoteBroker, type LinkClientTls } from '../link/remote.ts';
@@ -132,6 +131,8 @@ export async function startBroker(snapshot: Snapshot, opts: BrokerOptions = {}):
   let mqtt: MqttIngress | undefined;
   let tls: ListenerTls | undefined;
   const mqttCfg = snapshot.gateway.mqtt;
+  // MQTT (aedes or the mqtt client) is loaded only when the configuration has it.
+  const mqttIngress = mqttCfg ? await import('../adapters/mqtt/ingress.ts') : undefined;
   const c = await compose(
     broker,
     (pipeline) => {
@@ -139,11 +140,11 @@ export async function startBroker(snapshot: Snapshot, opts: BrokerOptions = {}):
       if (tlsCfg !== undefined && tlsFiles !== undefined) tls = new ListenerTls(link, tlsCfg, tlsFiles);
       const own = [linkListener(link, opts.listen ?? snapshot.gateway.listeners.broker, tls, opts.tlsWatchMs)];
       // Devices reach the node's queues directly: MQTT belongs to the broker, not to app sidecars.
-      if (mqttCfg) {
+      if (mqttCfg && mqttIngress) {
         own.push({
           start: async () => {
             const url = opts.mqtt ?? mqttCfg.url;
-            mqtt = await bound('mqtt', url, () => startMqttIngress(pipeline, mqttCfg, url));
+            mqtt = await bound('mqtt', url, () => mqttIngress.startMqttIngress(pipeline, mqttCfg, url));
             return mqtt.url;
           },
           close: async () => mqtt?.close(),
@@ -198,6 +199,7 @@ export interface ProxyOptions {
 }
 
 export async function startProxy(snapshot: Snapshot, opts: ProxyOptions): Promise<ProxyRole> {
+  const { closeGrpc, createGrpcServer, listenGrpc } = await import('../adapters/grpc/server.ts');
   const remote = new RemoteBroker(snapshot, { url: opts.broker, ...(opts.token === undefined ? {} : { token: opts.token }), ...(opts.tls === undefined ? {} : { tls: opts.tls }) });
   const c = await compose(
     remote,

@@ -33,6 +33,9 @@ function cached(key: string, load: () => Promise<Asset>): Promise<Asset> {
 }
 
 async function bundle(): Promise<Asset> {
+  // The compiled build ships the bundle beside this module (scripts/build.mjs); the sources bundle it here.
+  const built = await readFile(here('./dashboard.js'), 'utf8').catch(() => undefined);
+  if (built !== undefined) return { type: 'text/javascript; charset=utf-8', body: built };
   const { build } = await import('esbuild');
   const out = await build({
     entryPoints: [here('./client/main.ts')],

@@ -1,8 +1,7 @@
 /** The backend client for an endpoint, chosen by its backend's protocol. */
 import type { BackendProtocol } from '../../core/snapshot.ts';
-import type { BackendClient } from '../client.ts';
+import type { BackendClient, BackendRequest, BackendResponse } from '../client.ts';
 import type { LinkOptions } from '../link.ts';
-import { GrpcBackendClient } from './grpc.ts';
 import { HttpBackendClient } from './http.ts';
 
 /**
@@ -10,5 +9,37 @@ import { HttpBackendClient } from './http.ts';
  * `link`: TLS and credentials of an HTTP link (the cloud); gRPC backends use the URL's scheme only.
  */
 export function createBackendClient(protocol: BackendProtocol, url: string, connections: number, link?: LinkOptions): BackendClient {
-  return protocol === 'kserve-v2-grpc' ? new GrpcBackendClient(url) : new HttpBackendClient(url, connections, link);
+  return protocol === 'kserve-v2-grpc' ? new LazyGrpcClient(url) : new HttpBackendClient(url, connections, link);
+}
+
+let grpcModule: Promise<typeof import('./grpc.ts')> | undefined;
+
+/**
+ * The gRPC client (grpc-js, protobufjs) is loaded with the first kserve-v2-grpc backend, not by
+ * every broker: the import starts when the endpoint is created, and calls go straight to the real
+ * client once it is there (docs/build.md, "What each role loads").
+ */
+class LazyGrpcClient implements BackendClient {
+  private client: BackendClient | undefined;
+  private readonly ready: Promise<BackendClient>;
+
+  constructor(url: string) {
+    this.ready = (grpcModule ??= import('./grpc.ts')).then((m) => (this.client = new m.GrpcBackendClient(url)));
+    this.ready.catch(() => undefined); // reported by the first call
+  }
+
+  request(req: BackendRequest): Promise<BackendResponse> {
+    return this.client ? this.client.request(req) : this.ready.then((c) => c.request(req));
+  }
+
+  probe(path: string, timeoutMs: number): Promise<boolean> {
+    return this.client ? this.client.probe(path, timeoutMs) : this.ready.then((c) => c.probe(path, timeoutMs));
+  }
+
+  close(): Promise<void> {
+    return this.ready.then(
+      (c) => c.close(),
+      () => undefined,
+    );
+  }
 }

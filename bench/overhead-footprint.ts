@@ -1,0 +1,220 @@
+/**
+ * What a ModelGuard process costs before it serves anything: time from process start until it is
+ * ready (`/readyz` 200: its one backend probed healthy), and resident memory once idle. Each role
+ * runs in its own process against a zero-cost upstream in this one, compiled (`dist/`, through
+ * bin/modelguard.js as the image runs it) and from the sources (tsx, as a fresh clone without a build
+ * does), alternating, several times. Baseline in the same run: a bare Node process that listens on
+ * one port (Node's own start and memory, which no Node program goes below).
+ *
+ *   npm run build && node --import tsx bench/overhead-footprint.ts [--runs 5] [--idle 3]
+ *
+ * Figures: median over runs; "× node" is the ratio to the bare Node baseline's median.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { request } from 'undici';
+import { sha256Hex } from '../src/security/identity.ts';
+import { cpuMs, ROOT, rssBytes, runMain, tempDir, waitForExit } from './lib/processes.ts';
+import { fixed, machineLine, median, say, table } from './lib/stats.ts';
+
+const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' }, idle: { type: 'string', default: '3' } } });
+const RUNS = Number(args.runs);
+const IDLE_MS = Number(args.idle) * 1000;
+const TOKEN = 'footprint-proxy-token';
+const ANSWER = JSON.stringify({ model_name: 'demo', outputs: [{ name: 'output', shape: [1, 1], datatype: 'FP32', data: [1] }] });
+
+const TARGETS = { upReadyMs: 600, upRssMiB: 70, proxyRssMiB: 60 };
+
+function config(upstream: string): string {
+  const dir = tempDir('footprint');
+  writeFileSync(
+    join(dir, 'modelguard.yaml'),
+    `apiVersion: modelguard.io/v1alpha1
+kind: Gateway
+metadata: { name: default }
+spec:
+  auth: none
+  proxies: [{ name: p, tokens: [{ sha256: ${sha256Hex(TOKEN)} }] }]
+---
+apiVersion: modelguard.io/v1alpha1
+kind: Backend
+metadata: { name: accel }
+spec:
+  protocol: kserve-v2-http
+  endpoints: [{ url: "${upstream}", slots: 4 }]
+---
+apiVersion: modelguard.io/v1alpha1
+kind: Model
+metadata: { name: demo }
+spec: { backend: accel }
+`,
+  );
+  return dir;
+}
+
+interface Started {
+  readonly child: ChildProcess;
+  /** ms from spawn to the readiness line on stdout. */
+  readonly upMs: number;
+  readonly match: RegExpExecArray;
+}
+
+function start(argv: readonly string[], ready: RegExp, env: Record<string, string> = {}): Promise<Started> {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = ready.exec(out);
+      if (m) {
+        child.stdout.removeAllListeners('data');
+        child.stdout.resume();
+        resolve({ child, upMs: performance.now() - t0, match: m });
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => reject(new Error(`${argv.join(' ')} exited ${code}:\n${out}`)));
+  });
+}
+
+/** Polls /readyz every 2 ms; returns ms since `t0`-relative `upMs` was measured. */
+async function readyAfter(admin: string, startedMs: number, t0: number): Promise<number> {
+  for (;;) {
+    const r = await request(`${admin}/readyz`).catch(() => undefined);
+    if (r) {
+      await r.body.dump();
+      if (r.statusCode === 200) return startedMs + (performance.now() - t0);
+    }
+    await new Promise((res) => setTimeout(res, 2));
+  }
+}
+
+interface Sample {
+  readyMs: number;
+  /** CPU (user + system) the process used until ready: steadier than wall time on a busy machine. */
+  cpuMs: number;
+  rssMiB: number;
+}
+
+const MG = { dist: ['bin/modelguard.js'], sources: ['--import', 'tsx', 'src/cli/main.ts'] } as const;
+type Mode = keyof typeof MG;
+
+async function measureUp(mode: Mode, dir: string): Promise<Sample> {
+  const s = await start([...MG[mode], 'up', '--config', dir, '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'], /admin\s+(http:\/\/\S+)/);
+  try {
+    const readyMs = await readyAfter(s.match[1] as string, s.upMs, performance.now());
+    const cpu = cpuMs(s.child.pid as number);
+    await new Promise((r) => setTimeout(r, IDLE_MS));
+    return { readyMs, cpuMs: cpu, rssMiB: rssBytes(s.child.pid as number) / 2 ** 20 };
+  } finally {
+    await waitForExit(s.child);
+  }
+}
+
+async function measureSplit(mode: Mode, dir: string): Promise<{ broker: Sample; proxy: Sample }> {
+  const b = await start([...MG[mode], 'broker', '--config', dir, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], /broker listener (http:\/\/\S+)[\s\S]*admin\s+(http:\/\/\S+)/);
+  try {
+    const brokerReady = await readyAfter(b.match[2] as string, b.upMs, performance.now());
+    const brokerCpu = cpuMs(b.child.pid as number);
+    const p = await start(
+      [...MG[mode], 'proxy', '--config', dir, '--broker', b.match[1] as string, '--listen', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
+      /admin\s+(http:\/\/\S+)/,
+      { MODELGUARD_PROXY_TOKEN: TOKEN },
+    );
+    try {
+      const proxyReady = await readyAfter(p.match[1] as string, p.upMs, performance.now());
+      const proxyCpu = cpuMs(p.child.pid as number);
+      await new Promise((r) => setTimeout(r, IDLE_MS));
+      return {
+        broker: { readyMs: brokerReady, cpuMs: brokerCpu, rssMiB: rssBytes(b.child.pid as number) / 2 ** 20 },
+        proxy: { readyMs: proxyReady, cpuMs: proxyCpu, rssMiB: rssBytes(p.child.pid as number) / 2 ** 20 },
+      };
+    } finally {
+      await waitForExit(p.child);
+    }
+  } finally {
+    await waitForExit(b.child);
+  }
+}
+
+const BARE = `require('node:http').createServer().listen(0, '127.0.0.1', function () { console.log('listening ' + this.address().port); });`;
+
+async function measureBare(): Promise<Sample> {
+  const s = await start(['-e', BARE], /listening (\d+)/);
+  try {
+    const cpu = cpuMs(s.child.pid as number);
+    await new Promise((r) => setTimeout(r, IDLE_MS));
+    return { readyMs: s.upMs, cpuMs: cpu, rssMiB: rssBytes(s.child.pid as number) / 2 ** 20 };
+  } finally {
+    await waitForExit(s.child);
+  }
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(join(ROOT, 'dist/BUILD'))) throw new Error('no dist/ build: run `npm run build` first');
+  const upstream = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(ANSWER));
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  const dir = config(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`);
+
+  say('ModelGuard footprint: start to ready, and idle RSS, per role');
+  say(await machineLine());
+  say(`${RUNS} runs, alternating order; RSS read after ${IDLE_MS / 1000} s idle; one kserve-v2-http backend (zero-cost upstream in the bench process)`);
+  say('note: a shared machine; read the ratios and medians, not single figures');
+  say();
+
+  const rows: Record<string, Sample[]> = {};
+  const add = (k: string, s: Sample): void => void (rows[k] ??= []).push(s);
+  for (let i = 0; i < RUNS; i++) {
+    const order: Mode[] = i % 2 === 0 ? ['dist', 'sources'] : ['sources', 'dist'];
+    add('bare node (listen on one port)', await measureBare());
+    for (const mode of order) {
+      add(`up --config, ${mode}`, await measureUp(mode, dir));
+      const split = await measureSplit(mode, dir);
+      add(`broker --config, ${mode}`, split.broker);
+      add(`proxy --config, ${mode}`, split.proxy);
+    }
+    process.stderr.write(`run ${i + 1}/${RUNS} done\n`);
+  }
+  const bare = rows['bare node (listen on one port)'] as Sample[];
+  const bareReady = median(bare.map((s) => s.readyMs));
+  const bareRss = median(bare.map((s) => s.rssMiB));
+  const bareCpu = median(bare.map((s) => s.cpuMs));
+  say(
+    table(
+      ['process', 'ready ms (median)', 'min–max', '× node', 'CPU ms to ready', '× node', 'idle RSS MiB (median)', 'min–max', '× node'],
+      Object.entries(rows).map(([name, ss]) => {
+        const r = ss.map((s) => s.readyMs);
+        const c = median(ss.map((s) => s.cpuMs));
+        const m = ss.map((s) => s.rssMiB);
+        return [
+          name,
+          fixed(median(r), 0),
+          `${fixed(Math.min(...r), 0)}–${fixed(Math.max(...r), 0)}`,
+          fixed(median(r) / bareReady),
+          fixed(c, 0),
+          fixed(c / bareCpu),
+          fixed(median(m), 1),
+          `${fixed(Math.min(...m), 1)}–${fixed(Math.max(...m), 1)}`,
+          fixed(median(m) / bareRss),
+        ];
+      }),
+    ),
+  );
+  say();
+  const med = (k: string, f: (s: Sample) => number): number => median((rows[k] ?? []).map(f));
+  const upReady = med('up --config, dist', (s) => s.readyMs);
+  const upRss = med('up --config, dist', (s) => s.rssMiB);
+  const proxyRss = med('proxy --config, dist', (s) => s.rssMiB);
+  say(`targets (compiled): up ready ≤ ${TARGETS.upReadyMs} ms: ${fixed(upReady, 0)} ms ${upReady <= TARGETS.upReadyMs ? 'met' : 'NOT met'}; up idle RSS ≤ ${TARGETS.upRssMiB} MiB: ${fixed(upRss, 1)} ${upRss <= TARGETS.upRssMiB ? 'met' : 'NOT met'}; proxy idle RSS ≤ ${TARGETS.proxyRssMiB} MiB: ${fixed(proxyRss, 1)} ${proxyRss <= TARGETS.proxyRssMiB ? 'met' : 'NOT met'}`);
+  upstream.close();
+}
+
+runMain(main);

@@ -1,0 +1,151 @@
+/**
+ * Each role loads what it uses, when it uses it (docs/build.md, "What each role loads"): every
+ * role runs as a real `modelguard` process, answers a request where it takes them, and stops; a
+ * preload lists the files it loaded. The heavy subsystems must be absent unless the configuration
+ * asks for them, and present when it does (which also proves the trace sees them).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
+import { sha256Hex } from '../../src/security/identity.ts';
+import { startRole, type RoleProcess } from '../helpers/cluster.ts';
+import { loadTrace } from './load-trace.ts';
+
+const KUBERNETES = '@kubernetes/client-node';
+const ONNX = 'onnxruntime-node';
+const MQTT = ['aedes', 'mqtt'];
+const JWT = 'jose';
+const CERTS = 'node-forge';
+const GRPC = ['@grpc/grpc-js', 'protobufjs'];
+
+const API_KEY = 'mg_fitness_key';
+const PROXY_TOKEN = 'fitness-proxy-token';
+const INFER = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] });
+const ANSWER = JSON.stringify({ model_name: 'demo', outputs: [{ name: 'output', shape: [1, 1], datatype: 'FP32', data: [1] }] });
+
+function resources(upstream: string, extra: string): string {
+  return `apiVersion: modelguard.io/v1alpha1
+kind: Gateway
+metadata: { name: default }
+spec:
+  proxies: [{ name: p1, tokens: [{ sha256: ${sha256Hex(PROXY_TOKEN)} }] }]
+${extra}---
+apiVersion: modelguard.io/v1alpha1
+kind: Backend
+metadata: { name: accel }
+spec:
+  protocol: kserve-v2-http
+  endpoints: [{ url: "${upstream}", slots: 2 }]
+---
+apiVersion: modelguard.io/v1alpha1
+kind: Model
+metadata: { name: demo }
+spec: { backend: accel }
+---
+apiVersion: modelguard.io/v1alpha1
+kind: ServiceGroup
+metadata: { name: main }
+spec: {}
+---
+apiVersion: modelguard.io/v1alpha1
+kind: App
+metadata: { name: app }
+spec:
+  serviceGroup: main
+  apiKeys: [{ sha256: ${sha256Hex(API_KEY)} }]
+`;
+}
+
+async function infer(url: string): Promise<number> {
+  const r = await request(`${url}/v2/models/demo/infer`, { method: 'POST', body: INFER, headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` } });
+  await r.body.text();
+  return r.statusCode;
+}
+
+function absent(loaded: Set<string>, role: string, packages: readonly string[]): void {
+  const found = packages.filter((p) => loaded.has(p));
+  assert.deepEqual(found, [], `${role} loaded ${found.join(', ')}, which it does not use`);
+}
+
+describe('each role loads only the subsystems its configuration uses', () => {
+  const trace = loadTrace();
+  const dir = mkdtempSync(join(tmpdir(), 'mg-fitness-'));
+  const plain = join(dir, 'plain.yaml');
+  const withMqtt = join(dir, 'mqtt.yaml');
+  const running: RoleProcess[] = [];
+  const upstream = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(ANSWER));
+  });
+
+  /** Starts a role with the trace preload; stop() writes its list. */
+  async function role(name: string, args: string[], patterns: Record<string, RegExp>, env: Record<string, string> = {}): Promise<RoleProcess> {
+    const r = await startRole(args, patterns, { ...env, ...trace.env(name) });
+    running.push(r);
+    return r;
+  }
+
+  before(async () => {
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    writeFileSync(plain, resources(url, ''));
+    writeFileSync(withMqtt, resources(url, '  mqtt: { url: "mqtt://127.0.0.1:0", embedded: true }\n'));
+  });
+
+  after(async () => {
+    await Promise.all(running.map((r) => r.stop(true)));
+    upstream.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('up with an HTTP backend and no MQTT, JWT or Kubernetes: none of them, nor onnxruntime', async () => {
+    const up = await role('up', ['up', '--config', plain, '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
+      http: /inference HTTP\s+(http:\/\/\S+)/,
+      admin: /admin\s+(http:\/\/\S+)/,
+    });
+    assert.equal(await infer(up.urls['http'] as string), 200);
+    const script = await request(`${up.urls['admin'] as string}/dashboard.js`);
+    assert.equal(script.statusCode, 200);
+    assert.ok((await script.body.text()).length > 1000, "the dashboard's script is served");
+    await up.stop();
+    const loaded = trace.packages('up');
+    absent(loaded, 'up', [KUBERNETES, ONNX, ...MQTT, JWT, CERTS]);
+    // Its gRPC listener is what loads grpc-js: present, as the configuration has one.
+    assert.ok(loaded.has('@grpc/grpc-js'), 'up serves gRPC, so grpc-js is loaded');
+    // Compiled (the bin found a current dist/, as in the image): no TypeScript tooling at all, and
+    // the dashboard's script comes from the build, not from esbuild at run time.
+    if (trace.files('up').some((f) => f.endsWith('/dist/cli/main.js'))) absent(loaded, 'up (compiled)', ['tsx', 'esbuild', 'typescript']);
+    else assert.ok(loaded.has('tsx'), 'without a current dist/, the sources run through tsx');
+  });
+
+  it('broker with HTTP backends and no MQTT: no gRPC, no MQTT, no Kubernetes', async () => {
+    const broker = await role('broker', ['broker', '--config', plain, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { link: /broker listener (http:\/\/\S+)/ });
+    const proxy = await role('proxy', ['proxy', '--config', plain, '--broker', broker.urls['link'] as string, '--listen', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { http: /inference HTTP\s+(http:\/\/\S+)/ }, {
+      MODELGUARD_PROXY_TOKEN: PROXY_TOKEN,
+    });
+    assert.equal(await infer(proxy.urls['http'] as string), 200, 'a request through proxy and broker');
+    await proxy.stop();
+    await broker.stop();
+    absent(trace.packages('broker'), 'broker', [KUBERNETES, ONNX, ...MQTT, JWT, CERTS, ...GRPC]);
+    absent(trace.packages('proxy'), 'proxy', [KUBERNETES, ONNX, ...MQTT, JWT, CERTS]);
+  });
+
+  it('controller in file mode: no Kubernetes client, no webhook certificates, no data-plane protocols', async () => {
+    const controller = await role('controller', ['controller', '--config', plain, '--admin', '127.0.0.1:0'], { url: /controller +(http:\/\/\S+)/ });
+    await controller.stop();
+    absent(trace.packages('controller'), 'controller', [KUBERNETES, CERTS, ONNX, ...MQTT, JWT, ...GRPC]);
+  });
+
+  it('a broker whose configuration has MQTT loads the embedded broker (and the trace sees it)', async () => {
+    const broker = await role('broker-mqtt', ['broker', '--config', withMqtt, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { mqtt: /MQTT\s+(mqtt:\/\/\S+)/ });
+    await broker.stop();
+    const loaded = trace.packages('broker-mqtt');
+    assert.ok(loaded.has('aedes'), `aedes loaded with MQTT configured (saw ${[...loaded].join(', ')})`);
+    absent(loaded, 'broker with MQTT', [KUBERNETES, ONNX, JWT, ...GRPC]);
+  });
+});
