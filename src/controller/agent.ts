@@ -72,6 +72,9 @@ export class NodeAgent {
 
   /** Keeps watching and heartbeating in the background until close(). */
   run(): void {
+    // The controller learns what first() applied now, not a heartbeat later: `status` against the
+    // controller right after a node says it is up shows it applied.
+    void this.report();
     this.schedule();
     void this.loop();
   }
