@@ -4,8 +4,8 @@
  */
 import { execFile } from 'node:child_process';
 import { accessSync, chmodSync, constants, writeFileSync } from 'node:fs';
-import { createConnection, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { canConnect, freePort } from './lib/ports.ts';
 import { spawnTracked, startService, tempDir, waitFor, waitForExit, type Service } from './lib/processes.ts';
 
 export function executable(file: string): string | undefined {
@@ -15,28 +15,6 @@ export function executable(file: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = createConnection({ host: '127.0.0.1', port });
-    sock.once('connect', () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once('error', () => resolve(false));
-  });
 }
 
 /** The answer of the zero-cost upstream: a fixed KServe v2 inference response. */

@@ -3,8 +3,8 @@
  * run in the foreground (`daemon off`), keep-alive to the upstream, no access log; stopped after.
  */
 import { accessSync, chmodSync, constants, writeFileSync } from 'node:fs';
-import { createConnection, createServer, type AddressInfo } from 'node:net';
 import { delimiter, join } from 'node:path';
+import { canConnect, freePort } from './ports.ts';
 import { spawnTracked, tempDir, waitFor, waitForExit, type Service } from './processes.ts';
 
 function executable(file: string): boolean {
@@ -21,28 +21,6 @@ export function findNginx(explicit?: string): string | undefined {
   if (explicit !== undefined) return executable(explicit) ? explicit : undefined;
   const dirs = [...(process.env['PATH'] ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/local/nginx/sbin'];
   return dirs.filter((d) => d !== '').map((d) => join(d, 'nginx')).find(executable);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = createConnection({ host: '127.0.0.1', port });
-    sock.once('connect', () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once('error', () => resolve(false));
-  });
 }
 
 export function nginxConfig(dir: string, port: number, upstream: URL, opts: { workers: number; keepalive: number }): string {
