@@ -81,7 +81,7 @@ export class AdmissionGate {
       let position = 0;
       for (const work of [...flow.queue]) {
         const startMs = ((dispatchesAhead(d.flows.values(), flow, position) + 1) / rate) * 1000;
-        if (this.env.exempt(work) || now + startMs <= work.queueDeadline || !d.withdraw(work)) {
+        if (this.env.exempt(work) || now + startMs <= work.startBy || !d.withdraw(work)) {
           position++;
           continue;
         }

@@ -118,7 +118,7 @@ export class Domain {
 
   /** Deadline timer and client-abort listener for work that stays queued. */
   private arm(work: Work): void {
-    const wait = work.queueDeadline - performance.now();
+    const wait = work.startBy - performance.now();
     work.timer = setTimeout(() => this.expire(work), Math.max(0, wait));
     work.onAbort = () => this.cancel(work);
     work.call.signal.once('abort', work.onAbort);
@@ -198,7 +198,7 @@ export class Domain {
         work.detach();
         const now = performance.now();
         work.record.queueMs = (work.record.queueMs ?? 0) + (now - work.enqueuedAt);
-        if (now >= work.queueDeadline) {
+        if (now >= work.startBy) {
           // Expired between its timer and this pump: answered, never dispatched, not charged.
           work.reject(new MGError('MG_QUEUE_TIMEOUT', 'deadline passed while queued', { retryAfterMs: this.hooks.retryAfterMs(work.group) }));
           continue;
@@ -252,7 +252,7 @@ export class Domain {
   private mayRetry(work: Work, err: ConnectionFailure): boolean {
     if (work.attempts >= MAX_ATTEMPTS || work.call.signal.aborted || !this.anyHealthy) return false;
     if (err.phase === 'reset' && (!this.backend.retryOnReset || work.attempts >= 2)) return false;
-    return work.queueDeadline - performance.now() > 0;
+    return work.callDeadline - performance.now() > 0;
   }
 
   /**

@@ -73,6 +73,14 @@ export class Work {
     });
   }
 
+  /**
+   * By when the work must leave the queue: its group's wait for a first attempt; for a retry (its
+   * call broke before any answer) the call's own deadline, since it waited its turn already.
+   */
+  get startBy(): number {
+    return this.attempts > 0 ? this.callDeadline : this.queueDeadline;
+  }
+
   get group(): GroupState {
     return this.flow.group;
   }

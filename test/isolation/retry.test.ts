@@ -15,13 +15,13 @@ after(async () => {
   for (const c of closers.reverse()) await c();
 });
 
-async function killUnderLoad(retryOnReset: boolean): Promise<{ outcomes: Outcome[]; afterKill: number }> {
-  const r1: Child = await modelServer(2, 40);
-  const r2: Child = await modelServer(2, 40);
+async function killUnderLoad(retryOnReset: boolean, serviceMs = 40, maxWait = '5s'): Promise<{ outcomes: Outcome[]; afterKill: number }> {
+  const r1: Child = await modelServer(2, serviceMs);
+  const r2: Child = await modelServer(2, serviceMs);
   closers.push(() => r1.close(), () => r2.close());
   const mg = await guard({
     endpoints: [{ url: r1.url, slots: 2 }, { url: r2.url, slots: 2 }],
-    groups: [{ name: 'a', maxLength: 1000, maxWait: '5s' }],
+    groups: [{ name: 'a', maxLength: 1000, maxWait }],
     backend: { timeout: '5s', retryOnReset, healthCheck: { interval: '200ms', timeout: '150ms' } },
     gateway: { accessLog: { enabled: false } },
   });
@@ -53,6 +53,15 @@ describe('retry of a call that never got an answer', () => {
     const { outcomes, afterKill } = await killUnderLoad(true);
     assert.deepEqual(tally(outcomes), { 200: outcomes.length });
     assert.ok(afterKill > 20, `served after the kill: ${afterKill}`);
+  });
+
+  it('a call that outlived its queue wait (maxWait 100ms, 300 ms calls) is still retried: its own deadline decides, not the queue\'s', { timeout: 60_000 }, async () => {
+    // Half the capacity is gone after the kill: queued calls may time out (503), none may fail.
+    const { outcomes, afterKill } = await killUnderLoad(true, 300, '100ms');
+    const t = tally(outcomes);
+    assert.equal(t['502 MG_BACKEND_ERROR'], undefined, JSON.stringify(t));
+    assert.equal(Object.keys(t).filter((k) => k.startsWith('504')).length, 0, JSON.stringify(t));
+    assert.ok((t['200'] ?? 0) > 8 && afterKill > 2, `${JSON.stringify(t)}; answered after the kill: ${afterKill}`);
   });
 
   it('retryOnReset: false: the calls running on the killed replica fail with 502, the rest are served', { timeout: 60_000 }, async () => {
