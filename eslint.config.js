@@ -1,7 +1,8 @@
 import tseslint from 'typescript-eslint';
+import { layerRules } from './eslint.layers.js';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'bin/**', 'eslint.config.js'] },
+  { ignores: ['node_modules/**', 'bin/**', 'dist/**', 'eslint.config.js', 'eslint.layers.js'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
@@ -26,4 +27,6 @@ export default tseslint.config(
       '@typescript-eslint/no-non-null-assertion': 'off',
     },
   },
+  // Imports follow the data flow (docs/architecture.md).
+  ...layerRules(),
 );

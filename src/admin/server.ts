@@ -1,25 +1,13 @@
 /** The admin listener: health, readiness, Prometheus metrics, the JSON admin API and the dashboard. */
 import http from 'node:http';
-import type { DataPlane } from '../pipeline/plane.ts';
+import type { DataPlane } from '../broker/plane.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { LiveFeed } from '../observability/live.ts';
 import { serveDashboard } from '../dashboard/server.ts';
+import { presentedToken } from '../security/credentials.ts';
 import { sha256Hex } from '../security/identity.ts';
 import { restartRequired } from './restart.ts';
 
-/** The token a request presents: `Authorization: Bearer`, or `?token=` (browsers' EventSource cannot send headers). */
-export function presentedToken(req: http.IncomingMessage): string | undefined {
-  const auth = req.headers.authorization;
-  const m = auth === undefined ? null : /^Bearer +(\S+)$/i.exec(auth);
-  if (m) return m[1];
-  const q = /[?&]token=([^&]*)/.exec(req.url ?? '');
-  if (!q) return undefined;
-  try {
-    return decodeURIComponent(q[1] ?? '');
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Data paths (/metrics, /api/...) need an admin token when `Gateway.spec.adminTokens` lists any;

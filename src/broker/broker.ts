@@ -3,17 +3,18 @@
  * domain per backend. It owns the accelerator's slots; adapters hand it calls that identity and
  * policy have already accepted.
  */
+import { CancelledError } from '../core/cancel.ts';
 import { MGError } from '../core/errors.ts';
 import type { RequestRecord } from '../core/events.ts';
 import type { BackendReply, Identity, InferenceCall } from '../core/request.ts';
 import type { GroupSnapshot, Snapshot } from '../core/snapshot.ts';
 import { CostModel } from '../dispatch/cost.ts';
-import type { DataPlane } from '../pipeline/plane.ts';
+import type { DataPlane } from './plane.ts';
 import { AdmissionGate } from './admission-gate.ts';
 import { Domain } from './domain.ts';
 import { Offloader, type OffloadStatus } from './offload/offloader.ts';
 import { RateMeter } from './rate.ts';
-import { CancelledError, type GroupState, Work } from './work.ts';
+import { type GroupState, Work } from './work.ts';
 
 /** Bounds for Retry-After, ms. */
 const MIN_RETRY_MS = 100;

@@ -9,6 +9,7 @@
  * Work leaves the queue only when a slot is free, so the waiting happens here, where priority,
  * weights and deadlines apply, and not inside the accelerator.
  */
+import { CancelledError } from '../core/cancel.ts';
 import { MGError } from '../core/errors.ts';
 import type { BackendSnapshot, Fairness } from '../core/snapshot.ts';
 import { ConnectionFailure } from '../dispatch/client.ts';
@@ -17,7 +18,7 @@ import type { Endpoint } from '../dispatch/endpoint.ts';
 import { EndpointSet, type Sent, type SlotUse } from '../dispatch/endpoint-set.ts';
 import { VirtualTimePolicy } from './fairness/virtual-time.ts';
 import { LinkedQueue } from './queue.ts';
-import { CancelledError, type DomainFlow, type GroupState, type Work } from './work.ts';
+import { type DomainFlow, type GroupState, type Work } from './work.ts';
 
 /** Attempts per request when replicas refuse connections (the request never reached a model). */
 const MAX_ATTEMPTS = 3;

@@ -32,14 +32,6 @@ export interface DomainFlow extends VirtualTimeFlow {
   readonly queue: LinkedQueue<Work>;
 }
 
-/** Raised to the adapter when the client went away: there is nobody to answer. */
-export class CancelledError extends Error {
-  constructor() {
-    super('client cancelled');
-    this.name = 'CancelledError';
-  }
-}
-
 export class Work {
   node: QueueNode<Work> | undefined;
   timer: NodeJS.Timeout | undefined;

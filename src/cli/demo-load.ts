@@ -7,7 +7,7 @@
  */
 import type { BrokerStatus, GroupStatus } from '../broker/broker.ts';
 import { loadConfig } from '../config/index.ts';
-import { adminAddress } from '../compose/listen.ts';
+import { adminAddress } from '../compose/admin-address.ts';
 import { adminFetch } from './admin-client.ts';
 import { readDemoState, type DemoState } from './demo-state.ts';
 

@@ -6,7 +6,7 @@
  * "What each role loads"; test/fitness/lazy-loading.test.ts).
  */
 import { Command } from 'commander';
-import { ListenError, type ListenerKind } from '../compose/listen.ts';
+import { ListenError, type ListenerKind } from '../net/listen.ts';
 import { DEFAULTS } from '../config/schema-common.ts';
 import { refuseSilentFlags, type FlagRule } from './flags.ts';
 import type { Running } from './roles.ts';

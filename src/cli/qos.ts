@@ -9,7 +9,7 @@ import { loadConfig } from '../config/index.ts';
 import type { LeafKind } from '../qos/contract.ts';
 import { shapedRate } from '../qos/applier.ts';
 import { FILTER_PREFS, installCommands, removeCommands } from '../qos/plan.ts';
-import { showRate } from '../qos/rate.ts';
+import { showRate } from '../core/rate.ts';
 import { configuredPorts, qosMatches } from '../qos/targets.ts';
 import { interfaceMtu } from '../qos/tc.ts';
 

@@ -12,7 +12,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { AccessLog } from '../observability/access-log.ts';
 import type { LiveFeed } from '../observability/live.ts';
 import type { Tracer } from '../observability/tracing.ts';
-import { bound, closeServer, listen } from './listen.ts';
+import { bound, closeServer, listen } from '../net/listen.ts';
 import { observe } from './observe.ts';
 import { listenerPort, startTrafficQos, type TrafficQos } from '../qos/index.ts';
 

@@ -10,10 +10,11 @@ import { Broker } from '../broker/broker.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { createHttpServer } from '../adapters/http/server.ts';
 import type { MqttIngress } from '../adapters/mqtt/ingress.ts';
-import { createLinkServer } from '../link/server.ts';
+import { createLinkServer } from '../adapters/link/server.ts';
 import { ListenerTls, checkTlsSwitch, readBrokerTls } from '../link/tls.ts';
 import { RemoteBroker, type LinkClientTls } from '../link/remote.ts';
-import { adminAddress, bound, closeServer, listen, type ListenerKind } from './listen.ts';
+import { bound, closeServer, listen, type ListenerKind } from '../net/listen.ts';
+import { adminAddress } from './admin-address.ts';
 import { observe, type Observers } from './observe.ts';
 import { listenerPort, startTrafficQos, type TrafficQos } from '../qos/index.ts';
 

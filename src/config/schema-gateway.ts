@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { dnsName, duration, hostPort, httpUrl, mqttUrl, sha256Hex, show, size, splitHostPort, withHint } from './primitives.ts';
-import { parseRate } from '../qos/rate.ts';
+import { parseRate } from '../core/rate.ts';
 import { ACCESS_LOG_LEVELS, AUTH_MODES, Credentials, D, FAIRNESS, Metadata, Sources, Tls, apiVersion, ref } from './schema-common.ts';
 
 const WILDCARDS = new Set(['0.0.0.0', '::']);

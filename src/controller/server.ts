@@ -5,7 +5,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { Gauge, Registry, Counter } from 'prom-client';
-import { presentedToken } from '../admin/server.ts';
+import { presentedToken } from '../security/credentials.ts';
 import { sha256Hex } from '../security/identity.ts';
 import type { Applied, Controller } from './controller.ts';
 import { NODES_PAGE } from './page.ts';

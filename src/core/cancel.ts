@@ -47,3 +47,11 @@ export class Cancel implements CancelSignal {
     if (l) for (const fn of l) fn();
   }
 }
+
+/** Raised to the adapter when the client went away: there is nobody to answer. */
+export class CancelledError extends Error {
+  constructor() {
+    super('client cancelled');
+    this.name = 'CancelledError';
+  }
+}

@@ -3,19 +3,8 @@
  * gRPC status, MQTT reply) from this table only; nothing else in the pipeline knows about protocols.
  * docs/errors.md documents every code, and a test keeps the two in step.
  */
+import { Code } from './grpc-status.ts';
 
-/** gRPC status codes used by the registry (numbers from the gRPC spec). */
-export const GrpcStatus = {
-  INVALID_ARGUMENT: 3,
-  DEADLINE_EXCEEDED: 4,
-  NOT_FOUND: 5,
-  PERMISSION_DENIED: 7,
-  RESOURCE_EXHAUSTED: 8,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-  UNAUTHENTICATED: 16,
-  CANCELLED: 1,
-} as const;
 
 export interface ErrorSpec {
   /** HTTP status an adapter answers with. */
@@ -29,18 +18,18 @@ export interface ErrorSpec {
 }
 
 export const ERRORS = {
-  MG_UNAUTHENTICATED: { http: 401, grpc: GrpcStatus.UNAUTHENTICATED, retryable: false, message: 'missing or invalid credentials' },
-  MG_FORBIDDEN: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED, retryable: false, message: 'not allowed' },
-  MG_MODEL_NOT_FOUND: { http: 404, grpc: GrpcStatus.NOT_FOUND, retryable: false, message: 'unknown model' },
-  MG_BAD_REQUEST: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, retryable: false, message: 'malformed request' },
-  MG_TOO_LARGE: { http: 413, grpc: GrpcStatus.RESOURCE_EXHAUSTED, retryable: false, message: 'request body over limit' },
-  MG_RATE_LIMITED: { http: 429, grpc: GrpcStatus.RESOURCE_EXHAUSTED, retryable: true, message: 'app rate limit reached' },
-  MG_QUEUE_FULL: { http: 429, grpc: GrpcStatus.RESOURCE_EXHAUSTED, retryable: true, message: 'service group queue is full' },
-  MG_QUEUE_TIMEOUT: { http: 503, grpc: GrpcStatus.DEADLINE_EXCEEDED, retryable: true, message: 'deadline passed while queued' },
-  MG_NO_BACKEND: { http: 503, grpc: GrpcStatus.UNAVAILABLE, retryable: true, message: 'no healthy backend endpoint' },
-  MG_BACKEND_TIMEOUT: { http: 504, grpc: GrpcStatus.DEADLINE_EXCEEDED, retryable: false, message: 'backend timed out' },
-  MG_BACKEND_ERROR: { http: 502, grpc: GrpcStatus.UNAVAILABLE, retryable: false, message: 'backend failed' },
-  MG_INTERNAL: { http: 500, grpc: GrpcStatus.INTERNAL, retryable: false, message: 'internal error' },
+  MG_UNAUTHENTICATED: { http: 401, grpc: Code.UNAUTHENTICATED, retryable: false, message: 'missing or invalid credentials' },
+  MG_FORBIDDEN: { http: 403, grpc: Code.PERMISSION_DENIED, retryable: false, message: 'not allowed' },
+  MG_MODEL_NOT_FOUND: { http: 404, grpc: Code.NOT_FOUND, retryable: false, message: 'unknown model' },
+  MG_BAD_REQUEST: { http: 400, grpc: Code.INVALID_ARGUMENT, retryable: false, message: 'malformed request' },
+  MG_TOO_LARGE: { http: 413, grpc: Code.RESOURCE_EXHAUSTED, retryable: false, message: 'request body over limit' },
+  MG_RATE_LIMITED: { http: 429, grpc: Code.RESOURCE_EXHAUSTED, retryable: true, message: 'app rate limit reached' },
+  MG_QUEUE_FULL: { http: 429, grpc: Code.RESOURCE_EXHAUSTED, retryable: true, message: 'service group queue is full' },
+  MG_QUEUE_TIMEOUT: { http: 503, grpc: Code.DEADLINE_EXCEEDED, retryable: true, message: 'deadline passed while queued' },
+  MG_NO_BACKEND: { http: 503, grpc: Code.UNAVAILABLE, retryable: true, message: 'no healthy backend endpoint' },
+  MG_BACKEND_TIMEOUT: { http: 504, grpc: Code.DEADLINE_EXCEEDED, retryable: false, message: 'backend timed out' },
+  MG_BACKEND_ERROR: { http: 502, grpc: Code.UNAVAILABLE, retryable: false, message: 'backend failed' },
+  MG_INTERNAL: { http: 500, grpc: Code.INTERNAL, retryable: false, message: 'internal error' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

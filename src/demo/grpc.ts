@@ -6,7 +6,7 @@
  * trailers, and fails with the status in `x-echo-status` when one is given.
  */
 import { Metadata, Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
-import { Code } from '../grpc/status.ts';
+import { Code } from '../core/grpc-status.ts';
 import { inferRequestToRest, inferResponseFromRest, modelMetadataFromJson, WireError } from '../grpc/kserve.ts';
 import { methodPath, wire, type Method } from '../grpc/wire.ts';
 import { serveOnAccelerator, type ServerContext } from './context.ts';

@@ -12,8 +12,8 @@
  *   caller    the caller's deadline or cancel (the caller's)
  *   local     our own client closed under the call (a reload), or an error of ours (nobody's)
  */
+import { CancelledError } from '../core/cancel.ts';
 import { MGError } from '../core/errors.ts';
-import { CancelledError } from '../broker/work.ts';
 import { ConnectionFailure, RequestRejected } from './client.ts';
 
 export type Fault = 'none' | 'answer' | 'refused' | 'reset' | 'timeout' | 'request' | 'caller' | 'local';

@@ -12,12 +12,12 @@
  * the backend's own timeout (Backend.spec.timeout) cuts it, and that is the server's fault. With
  * `abort` the call is cancelled too (servers that truly cancel).
  */
+import { drain, readBounded } from '../core/body.ts';
 import { PassThrough, type Readable, finished } from 'node:stream';
-import { Cancel } from '../core/cancel.ts';
+import { Cancel, CancelledError } from '../core/cancel.ts';
 import { MGError } from '../core/errors.ts';
 import { checkKserveAnswer } from '../core/kserve-frame.ts';
 import type { BackendReply, InferenceCall } from '../core/request.ts';
-import { CancelledError } from '../broker/work.ts';
 import { type Fault, faultOf, statusFault } from './attribution.ts';
 import { ConnectionFailure, RequestRejected } from './client.ts';
 import type { Endpoint } from './endpoint.ts';
@@ -53,24 +53,10 @@ export interface CallLimits {
   readonly finish: boolean;
 }
 
-/** Reads a whole body, or only to its end with `discard` (events, not an async iterator: this is on every request's path). */
-function readAll(body: Readable, limit: number, discard = false): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    body.on('data', (chunk: Buffer) => {
-      if (discard) return;
-      size += chunk.length;
-      if (size > limit) {
-        body.destroy();
-        reject(new MGError('MG_BACKEND_ERROR', `backend answer larger than ${limit} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    body.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
-    body.once('error', reject);
-  });
+const answerTooLarge = (limit: number): MGError => new MGError('MG_BACKEND_ERROR', `backend answer larger than ${limit} bytes`);
+
+function readAll(body: Readable, limit: number): Promise<Buffer> {
+  return readBounded(body, { limit, over: answerTooLarge, destroyWhenOver: true });
 }
 
 function isJson(headers: Record<string, string>): boolean {
@@ -166,7 +152,7 @@ export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimit
     const status = res.status;
     try {
       if (status >= 500) {
-        const text = (await readAll(res.body, 4096).catch(() => Buffer.alloc(0))).toString('utf8').slice(0, 300);
+        const text = (await readBounded(res.body, { limit: 4096, over: 'truncate' }).catch(() => Buffer.alloc(0))).toString('utf8').slice(0, 300);
         refuse(new MGError('MG_BACKEND_ERROR', `backend ${ep.url} answered ${status}${text ? `: ${text}` : ''}`));
         end({ fault: statusFault(status), status, units: undefined, served: false });
         return;
@@ -175,7 +161,7 @@ export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimit
       const mustValidate = ok && call.op === 'infer' && (call.api === 'kserve-v2' || (call.api === 'openai' && isJson(res.headers)));
       if (answered) {
         // Nobody waits for this answer any more (finish): read it to its end, then the slot is free.
-        await readAll(res.body, Infinity, true);
+        await drain(res.body);
         end({ fault: statusFault(status), status, units: undefined, served: status < 400 });
         return;
       }

@@ -12,14 +12,14 @@
  * spent here travels with it (`x-modelguard-waited-ms`), so the broker's deadline counts from the
  * proxy's receipt, as in one process.
  */
+import { CancelledError } from '../core/cancel.ts';
 import { Pool } from 'undici';
 import { MGError, type ErrorCode, ERRORS } from '../core/errors.ts';
 import type { RequestRecord } from '../core/events.ts';
 import type { BackendReply, Identity, InferenceCall } from '../core/request.ts';
 import type { AppOperation, Snapshot } from '../core/snapshot.ts';
 import type { BrokerStatus } from '../broker/broker.ts';
-import type { DataPlane } from '../pipeline/plane.ts';
-import { CancelledError } from '../broker/work.ts';
+import type { DataPlane } from '../broker/plane.ts';
 import { H, READY_PATH, unpackHeaders } from './wire.ts';
 
 /** Headers of the link's own HTTP/1.1 message, not of the backend's answer. */

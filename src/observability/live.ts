@@ -4,7 +4,7 @@
  * (the dashboard's server-sent events). With nobody watching, a tick is one broker status call; the
  * view is built once per tick however many watch.
  */
-import type { DataPlane } from '../pipeline/plane.ts';
+import type { DataPlane } from '../broker/plane.ts';
 import type { RequestEvents } from '../core/events.ts';
 import type { LiveView } from './live-view.ts';
 import { buildView } from './view.ts';

@@ -10,7 +10,7 @@
  */
 import client from 'prom-client';
 import { refusalReason, type RequestRecord, type RequestEvents } from '../core/events.ts';
-import type { DataPlane } from '../pipeline/plane.ts';
+import type { DataPlane } from '../broker/plane.ts';
 import { LeanHistogram } from './lean-histogram.ts';
 import { RequestTally } from './tally.ts';
 

@@ -4,9 +4,14 @@
  * not take, and whether ModelGuard is connected to its broker.
  */
 import client from 'prom-client';
-import type { MqttIngress } from '../adapters/mqtt/ingress.ts';
 
-export function registerMqttMetrics(registry: client.Registry, ingress: MqttIngress): void {
+/** What the MQTT ingress exposes to be counted (its stats and connection), whatever its transport. */
+export interface MqttFigures {
+  readonly stats: Readonly<{ dropped: number; refused: number; replyFailures: number }>;
+  readonly connected: boolean;
+}
+
+export function registerMqttMetrics(registry: client.Registry, ingress: MqttFigures): void {
   const r = [registry];
   new client.Counter({
     name: 'modelguard_mqtt_dropped_total',

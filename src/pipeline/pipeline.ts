@@ -7,7 +7,7 @@
 import { RequestEvents, type RequestRecord } from '../core/events.ts';
 import type { BackendReply, Identity, InferenceCall } from '../core/request.ts';
 import type { AppOperation, ModelSnapshot, Snapshot } from '../core/snapshot.ts';
-import type { DataPlane } from './plane.ts';
+import type { DataPlane } from '../broker/plane.ts';
 import { type Credentials, IdentityResolver } from '../security/identity.ts';
 import { Limits } from '../security/limits.ts';
 import { Policy } from '../security/policy.ts';

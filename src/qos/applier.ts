@@ -11,7 +11,7 @@
 import type { Snapshot, TrafficQosSnapshot } from '../core/snapshot.ts';
 import type { LeafKind, QosClassCounters, QosMatch, QosStatus, TcRunner } from './contract.ts';
 import { FILTER_PREFS, deleteFilterCommands, filterCommands, leafCommands, rateCommands, removeCommands, structureCommands } from './plan.ts';
-import { showRate } from './rate.ts';
+import { showRate } from '../core/rate.ts';
 import { qosMatches, type ListenerPorts, type Resolver } from './targets.ts';
 import { TcCli, hasNetAdmin, interfaceMtu, isKernelDefault, isOurs, parseClassCounters, rootQdisc } from './tc.ts';
 

@@ -3,7 +3,7 @@
  * it. Pure, so `modelguard qos plan` prints exactly what the applier runs.
  */
 import { CLASS_TOP, QOS_CLASSES, QOS_HANDLE, ROOT, type LeafKind, type QosMatch, type QosPlanInput, type TcCommand } from './contract.ts';
-import { tcRate } from './rate.ts';
+import { tcRate } from '../core/rate.ts';
 
 const hex = (n: number): string => n.toString(16);
 const classId = (minor: number): string => `${hex(QOS_HANDLE)}:${hex(minor)}`;

@@ -68,3 +68,20 @@ export function parseCredentials(p: PresentedCredentials, labels: CredentialLabe
   const group = typeof p.group === 'string' ? p.group.trim() : undefined;
   return { key, group };
 }
+
+/**
+ * The token an admin request presents: `Authorization: Bearer` (parsed as every other credential),
+ * or `?token=` (browsers' EventSource cannot send headers).
+ */
+export function presentedToken(req: { readonly headers: { authorization?: string | undefined }; readonly url?: string | undefined }): string | undefined {
+  const auth = req.headers.authorization;
+  const bearer = auth === undefined ? undefined : bearerToken(auth);
+  if (bearer !== undefined) return bearer;
+  const q = /[?&]token=([^&]*)/.exec(req.url ?? '');
+  if (!q) return undefined;
+  try {
+    return decodeURIComponent(q[1] ?? '');
+  } catch {
+    return undefined;
+  }
+}

@@ -4,11 +4,10 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { Cancel } from '../../src/core/cancel.ts';
+import { Cancel, CancelledError } from '../../src/core/cancel.ts';
 import { MGError } from '../../src/core/errors.ts';
 import type { InferenceCall } from '../../src/core/request.ts';
 import type { BackendSnapshot } from '../../src/core/snapshot.ts';
-import { CancelledError } from '../../src/broker/work.ts';
 import { ConnectionFailure, RequestRejected, type BackendClient, type BackendRequest, type BackendResponse } from '../../src/dispatch/client.ts';
 import { EndpointSet } from '../../src/dispatch/endpoint-set.ts';
 

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Pool } from 'undici';
 import { accelerator, INFER_BODY, send, waitFor } from '../helpers/harness.ts';
-import { httpStatusFor, routeOf } from '../../src/dispatch/clients/grpc.ts';
+import { routeOf } from '../../src/dispatch/clients/grpc.ts';
+import { httpStatusFor } from '../../src/core/grpc-status.ts';
 import { auth, call, failure, fp32Request, grpcSetup, KEY, trailer, type GrpcSetup } from './helpers.ts';
 
 describe('gRPC backend failures', () => {

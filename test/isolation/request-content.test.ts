@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { Cancel } from '../../src/core/cancel.ts';
 import { RequestRejected } from '../../src/dispatch/client.ts';
 import { HttpBackendClient } from '../../src/dispatch/clients/http.ts';
-import { forwardable } from '../../src/dispatch/headers.ts';
+import { forwardable } from '../../src/core/headers.ts';
 import { auth, call, fp32Request, grpcSetup, KEY, type GrpcSetup } from '../grpc/helpers.ts';
 
 const FRAMING = { expect: '100-continue' };

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { compileResources, ConfigError } from '../../src/config/index.ts';
 import type { ResourceInput } from '../../src/config/schema.ts';
 import { deleteFilterCommands, filterCommands, installCommands, removeCommands } from '../../src/qos/plan.ts';
-import { parseRate } from '../../src/qos/rate.ts';
+import { parseRate } from '../../src/core/rate.ts';
 import { configuredPorts, qosMatches } from '../../src/qos/targets.ts';
 import { hasNetAdmin, parseClassCounters } from '../../src/qos/tc.ts';
 import { listenerPort } from '../../src/qos/index.ts';

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { listen, closeServer } from '../../src/compose/listen.ts';
+import { listen, closeServer } from '../../src/net/listen.ts';
 import { NodeAgent } from '../../src/controller/agent.ts';
 import { Controller } from '../../src/controller/controller.ts';
 import { createControllerServer } from '../../src/controller/server.ts';

@@ -9,7 +9,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { OutgoingHttpHeaders } from 'node:http2';
 import { ECHO_PATH } from '../../src/demo/grpc.ts';
-import { MAX_GRPC_MESSAGE_BYTES } from '../../src/grpc/status.ts';
+import { MAX_GRPC_MESSAGE_BYTES } from '../../src/core/grpc-status.ts';
 import { wire } from '../../src/grpc/wire.ts';
 import { sha256Hex } from '../../src/security/identity.ts';
 import { call, failure, fp32Request, grpcSetup, inferenceClient, md, rawCall, trailer, type GrpcSetup } from '../grpc/helpers.ts';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { startGateway, type Gateway } from '../../src/compose/gateway.ts';
-import { listen, closeServer } from '../../src/compose/listen.ts';
+import { listen, closeServer } from '../../src/net/listen.ts';
 import type { RequestRecord } from '../../src/core/events.ts';
 import type { ModelServer } from '../../src/demo/index.ts';
 import { accelerator, INFER_BODY, pool, send, snapshotFor } from '../helpers/harness.ts';

@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { boundMessage, echo, MAX_ECHO_CHARS, MAX_MESSAGE_CHARS, MGError } from '../../src/core/errors.ts';
-import { grpcDetails, MAX_GRPC_MESSAGE_BYTES } from '../../src/grpc/status.ts';
+import { grpcDetails, MAX_GRPC_MESSAGE_BYTES } from '../../src/core/grpc-status.ts';
 import { bearerToken, GRPC_LABELS, HTTP_LABELS, MQTT_LABELS, parseCredentials } from '../../src/security/credentials.ts';
 import { checkNamedModels, passthroughNeeds, stringFields } from '../../src/security/passthrough.ts';
 import { filterReachesRequests, isRequestTopic, mayRead, modelOfTopic, topicOwner } from '../../src/adapters/mqtt/topics.ts';

@@ -1,6 +1,5 @@
 /** Answers in gRPC's terms: MGErrors as status + trailers, backend HTTP statuses as gRPC codes. */
 import { Metadata, type ServiceError } from '@grpc/grpc-js';
-import { Code } from '../../grpc/status.ts';
 import type { MGError } from '../../core/errors.ts';
 
 /** A status the adapter sends itself, with its x-modelguard-error trailer. */
@@ -27,20 +26,6 @@ export function errorStatus(err: MGError, requestId: string, grpcOverride?: numb
   return { code: grpcOverride ?? err.spec.grpc, details: err.message, metadata: md };
 }
 
-/** A backend's own HTTP refusal (4xx) in gRPC's terms; it is the backend's answer, so no x-modelguard-error. */
-export function statusForHttp(status: number): number {
-  switch (status) {
-    case 400: case 405: case 409: case 413: case 422: return Code.INVALID_ARGUMENT;
-    case 401: return Code.UNAUTHENTICATED;
-    case 403: return Code.PERMISSION_DENIED;
-    case 404: return Code.NOT_FOUND;
-    case 408: case 504: return Code.DEADLINE_EXCEEDED;
-    case 429: return Code.RESOURCE_EXHAUSTED;
-    case 501: return Code.UNIMPLEMENTED;
-    case 502: case 503: return Code.UNAVAILABLE;
-    default: return Code.UNKNOWN;
-  }
-}
 
 export function asServiceError(f: GrpcFailure): Partial<ServiceError> {
   return { code: f.code, details: f.details, metadata: f.metadata };

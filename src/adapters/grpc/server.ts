@@ -8,21 +8,21 @@
  * gRPC backend's client translates it back (src/grpc/kserve.ts).
  */
 import { Metadata, Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
-import { Code, grpcDetails } from '../../grpc/status.ts';
 import type { Readable } from 'node:stream';
-import { Cancel } from '../../core/cancel.ts';
-import { isMGError, MGError, toMGError } from '../../core/errors.ts';
-import { newRecord, type RequestRecord } from '../../core/events.ts';
-import type { ApiKind, BackendReply, Identity, InferenceCall, Operation } from '../../core/request.ts';
-import { CancelledError } from '../../broker/work.ts';
-import type { Pipeline } from '../../pipeline/pipeline.ts';
-import { backendTraceparent, startTrace } from '../../observability/trace-context.ts';
+import { readBounded } from '../../core/body.ts';
+import { CancelledError } from '../../core/cancel.ts';
+import { MGError } from '../../core/errors.ts';
+import { Code, grpcDetails, statusForHttp } from '../../core/grpc-status.ts';
+import type { ApiKind, BackendReply, Identity, Operation } from '../../core/request.ts';
+import type { AppOperation } from '../../core/snapshot.ts';
 import { flagFromJson, inferRequestToRest, inferResponseFromRest, modelMetadataFromJson, WireError } from '../../grpc/kserve.ts';
 import { GRPC_CONTENT_TYPE, splitReply } from '../../grpc/passthrough.ts';
 import { methodPath, wire, type Codec, type Method } from '../../grpc/wire.ts';
-import { parseListen } from '../../compose/listen.ts';
+import { parseListen } from '../../net/listen.ts';
+import { Exchange, type Named, type Target, type Who } from '../../pipeline/exchange.ts';
+import type { Pipeline } from '../../pipeline/pipeline.ts';
 import { checkNamedModels, passthroughNeeds } from '../../security/passthrough.ts';
-import { errorStatus, statusForHttp, type GrpcFailure } from './encode.ts';
+import { errorStatus, type GrpcFailure } from './encode.ts';
 import { checkMetadataSize, credentials, deadlineHasPassed, deadlinePassed, forwardMetadata, requestId, single, sourceAddress, timeoutFromDeadline } from './metadata.ts';
 
 const VERSION = '0.1.0';
@@ -46,10 +46,7 @@ class GrpcCoded extends MGError {
 interface Ctx {
   readonly pipeline: Pipeline;
   readonly call: Call;
-  readonly id: string;
-  readonly record: RequestRecord;
-  readonly signal: Cancel;
-  readonly started: number;
+  readonly ex: Exchange;
 }
 
 const identity = (b: Buffer): Buffer => b;
@@ -62,23 +59,10 @@ function decode<T>(codec: Codec<T>, bytes: Buffer, what: string): T {
   }
 }
 
+const answerTooLarge = (limit: number): MGError => new MGError('MG_BACKEND_ERROR', `backend answer larger than ${limit} bytes`);
+
 function readAll(body: Readable | Buffer): Promise<Buffer> {
-  if (Buffer.isBuffer(body)) return Promise.resolve(body);
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    body.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_REPLY_BYTES) {
-        body.destroy();
-        reject(new MGError('MG_BACKEND_ERROR', `backend answer larger than ${MAX_REPLY_BYTES} bytes`));
-        return;
-      }
-      chunks.push(c);
-    });
-    body.once('end', () => resolve(Buffer.concat(chunks, size)));
-    body.once('error', reject);
-  });
+  return readBounded(body, { limit: MAX_REPLY_BYTES, over: answerTooLarge, destroyWhenOver: true });
 }
 
 function parseAnswer(buf: Buffer): unknown {
@@ -106,57 +90,48 @@ function modelPath(backendModel: string, version: string): string {
   return `/v2/models/${encodeURIComponent(backendModel)}${version ? `/versions/${encodeURIComponent(version)}` : ''}`;
 }
 
-function neutralCall(ctx: Ctx, api: ApiKind, op: Operation, model: string, method: string, path: string, headers: Record<string, string>, body: Buffer | undefined): InferenceCall {
-  const h: Record<string, string> = { ...forwardMetadata(ctx.call.metadata), ...headers, 'x-request-id': ctx.id };
-  if (ctx.record.trace) h['traceparent'] = backendTraceparent(ctx.record.trace);
-  return {
-    id: ctx.id,
-    protocol: 'grpc',
-    api,
-    op,
-    model,
-    method,
-    path,
-    headers: h,
-    body,
-    timeoutMs: timeoutFromDeadline(ctx.call.getDeadline()),
-    signal: ctx.signal,
-    receivedAt: ctx.started,
-    costHint: undefined,
-  };
+/** Who asks, from the call's metadata. */
+function who(ctx: Ctx): Who {
+  return { credentials: credentials(ctx.call.metadata) };
 }
 
-function checkSize(ctx: Ctx, bytes: Buffer, model: Parameters<Pipeline['maxBodyBytes']>[0]): void {
-  const limit = ctx.pipeline.maxBodyBytes(model);
-  if (bytes.length > limit) throw new MGError('MG_TOO_LARGE', `message of ${bytes.length} bytes is over the limit of ${limit}`);
+/** What every call of this adapter names besides its model and body. */
+function named(ctx: Ctx, api: ApiKind, op: Operation, permission: AppOperation, model: string, body: Buffer | undefined, target: Named['target']): Named {
+  return { api, op, permission, model, ...(body === undefined ? {} : { body }), timeoutMs: timeoutFromDeadline(ctx.call.getDeadline()), target };
 }
 
-async function runCall(ctx: Ctx, call: InferenceCall, who: Identity): Promise<{ reply: BackendReply; body: Buffer }> {
-  const reply = await ctx.pipeline.run(call, who, ctx.record);
-  ctx.record.servedBy = reply.servedBy;
+/** The backend request: the call's metadata as headers, then the translation's own. */
+function backendRequest(ctx: Ctx, method: string, path: string, headers: Record<string, string>, body: Buffer | undefined): Target {
+  return { method, path, headers: { ...forwardMetadata(ctx.call.metadata), ...headers }, body };
+}
+
+async function run(ctx: Ctx, name: (identity: Identity) => Named): Promise<{ reply: BackendReply; body: Buffer }> {
+  const { reply } = await ctx.ex.serve(who(ctx), name);
   const body = await readAll(reply.body);
-  if (ctx.signal.aborted) throw new CancelledError();
+  if (ctx.ex.signal.aborted) throw new CancelledError();
   return { reply, body };
 }
 
 async function modelInfer(ctx: Ctx, bytes: Buffer): Promise<Answer> {
-  ctx.record.api = 'kserve-v2';
-  const who = await ctx.pipeline.authenticate(credentials(ctx.call.metadata), ctx.record);
-  const req = decode(wire.ModelInferRequest, bytes, 'ModelInferRequest');
-  const model = ctx.pipeline.authorize(who, req.model_name, 'infer', ctx.record);
-  checkSize(ctx, bytes, model);
-  let translated: ReturnType<typeof inferRequestToRest>;
-  try {
-    translated = inferRequestToRest(req);
-  } catch (err) {
-    if (err instanceof WireError) throw new MGError('MG_BAD_REQUEST', `KServe v2 infer: ${err.message}`);
-    throw err;
-  }
-  const call = neutralCall(ctx, 'kserve-v2', 'infer', model.name, 'POST', `${modelPath(model.backendModel, req.model_version)}/infer`, translated.headers, translated.body);
-  const { reply, body: answer } = await runCall(ctx, call, who);
+  ctx.ex.record.api = 'kserve-v2';
+  let raw: ReturnType<typeof inferRequestToRest>['raw'] | undefined;
+  const { reply, body: answer } = await run(ctx, () => {
+    const req = decode(wire.ModelInferRequest, bytes, 'ModelInferRequest');
+    return named(ctx, 'kserve-v2', 'infer', 'infer', req.model_name, bytes, (model) => {
+      let translated: ReturnType<typeof inferRequestToRest>;
+      try {
+        translated = inferRequestToRest(req);
+      } catch (err) {
+        if (err instanceof WireError) throw new MGError('MG_BAD_REQUEST', `KServe v2 infer: ${err.message}`);
+        throw err;
+      }
+      raw = translated.raw;
+      return backendRequest(ctx, 'POST', `${modelPath(model.backendModel, req.model_version)}/infer`, translated.headers, translated.body);
+    });
+  });
   if (reply.status < 200 || reply.status >= 300) return backendFailure(reply, answer);
   try {
-    return { value: inferResponseFromRest(answer, reply.headers, translated.raw) };
+    return { value: inferResponseFromRest(answer, reply.headers, raw as NonNullable<typeof raw>) };
   } catch (err) {
     if (err instanceof WireError) throw new MGError('MG_BACKEND_ERROR', `backend answer: ${err.message}`);
     throw err;
@@ -164,12 +139,13 @@ async function modelInfer(ctx: Ctx, bytes: Buffer): Promise<Answer> {
 }
 
 async function modelMetadataOrReady(ctx: Ctx, bytes: Buffer, ready: boolean): Promise<Answer> {
-  ctx.record.api = 'kserve-v2';
-  const who = await ctx.pipeline.authenticate(credentials(ctx.call.metadata), ctx.record);
-  const ref = decode(ready ? wire.ModelReadyRequest : wire.ModelMetadataRequest, bytes, ready ? 'ModelReadyRequest' : 'ModelMetadataRequest');
-  const model = ctx.pipeline.authorize(who, ref.name, 'metadata', ctx.record);
-  const path = modelPath(model.backendModel, ref.version) + (ready ? '/ready' : '');
-  const { reply, body } = await runCall(ctx, neutralCall(ctx, 'kserve-v2', 'metadata', model.name, 'GET', path, {}, undefined), who);
+  ctx.ex.record.api = 'kserve-v2';
+  const { reply, body } = await run(ctx, () => {
+    const ref = decode(ready ? wire.ModelReadyRequest : wire.ModelMetadataRequest, bytes, ready ? 'ModelReadyRequest' : 'ModelMetadataRequest');
+    return named(ctx, 'kserve-v2', 'metadata', 'metadata', ref.name, undefined, (model) =>
+      backendRequest(ctx, 'GET', modelPath(model.backendModel, ref.version) + (ready ? '/ready' : ''), {}, undefined),
+    );
+  });
   if (ready) {
     if (reply.status === 404) return backendFailure(reply, body);
     const ok = reply.status >= 200 && reply.status < 300 && flagFromJson(parseAnswer(body), 'ready');
@@ -190,34 +166,36 @@ async function modelMetadataOrReady(ctx: Ctx, bytes: Buffer, ready: boolean): Pr
  * come back as they were.
  */
 async function passthrough(ctx: Ctx, path: string, bytes: Buffer): Promise<Answer> {
-  ctx.record.api = 'passthrough';
-  const who = await ctx.pipeline.authenticate(credentials(ctx.call.metadata), ctx.record);
-  const target = single(ctx.call.metadata, TARGET_METADATA);
-  if (target === undefined || target === '') {
-    throw new GrpcCoded(Code.UNIMPLEMENTED, `unknown method ${path}; to pass it through to a model's gRPC backend, name the model in ${TARGET_METADATA} metadata`);
-  }
-  // What the method needs (admin for repository, shared memory, trace, log settings, statistics)
-  // and every model the message names, before anything is forwarded.
-  const needs = passthroughNeeds(path, bytes);
-  const model = ctx.pipeline.authorize(who, target, needs.permission, ctx.record);
-  checkNamedModels(needs, model);
-  const backend = ctx.pipeline.snapshot.backends[model.backend];
-  // A proxy knows no backends (its broker checks); where the backend is known it must speak gRPC.
-  const knownHere = Object.keys(ctx.pipeline.snapshot.backends).length > 0;
-  if (knownHere && backend?.protocol !== 'kserve-v2-grpc') {
-    throw new GrpcCoded(Code.UNIMPLEMENTED, `model "${model.name}" is served by backend "${model.backend}" (${backend?.protocol ?? 'unknown'}); gRPC pass-through needs a kserve-v2-grpc backend`);
-  }
-  checkSize(ctx, bytes, model);
-  // The permission travels with the call, so a broker behind a proxy checks `admin` again.
-  const call: InferenceCall = { ...neutralCall(ctx, 'passthrough', 'infer', model.name, 'POST', path, { 'content-type': GRPC_CONTENT_TYPE }, bytes), permission: needs.permission };
-  const { reply, body } = await runCall(ctx, call, who);
+  ctx.ex.record.api = 'passthrough';
+  const { reply, body } = await run(ctx, () => {
+    const target = single(ctx.call.metadata, TARGET_METADATA);
+    if (target === undefined || target === '') {
+      throw new GrpcCoded(Code.UNIMPLEMENTED, `unknown method ${path}; to pass it through to a model's gRPC backend, name the model in ${TARGET_METADATA} metadata`);
+    }
+    // What the method needs (admin for repository, shared memory, trace, log settings, statistics)
+    // and every model the message names, before anything is forwarded. The permission travels
+    // with the call, so a broker behind a proxy checks `admin` again.
+    const needs = passthroughNeeds(path, bytes);
+    return {
+      ...named(ctx, 'passthrough', 'infer', needs.permission, target, bytes, () => backendRequest(ctx, 'POST', path, { 'content-type': GRPC_CONTENT_TYPE }, bytes)),
+      check: (model) => {
+        checkNamedModels(needs, model);
+        const backend = ctx.pipeline.snapshot.backends[model.backend];
+        // A proxy knows no backends (its broker checks); where the backend is known it must speak gRPC.
+        const knownHere = Object.keys(ctx.pipeline.snapshot.backends).length > 0;
+        if (knownHere && backend?.protocol !== 'kserve-v2-grpc') {
+          throw new GrpcCoded(Code.UNIMPLEMENTED, `model "${model.name}" is served by backend "${model.backend}" (${backend?.protocol ?? 'unknown'}); gRPC pass-through needs a kserve-v2-grpc backend`);
+        }
+      },
+    };
+  });
   const r = splitReply(reply.headers);
-  if (r.code !== Code.OK) return { failure: { code: r.code, details: r.details, metadata: r.trailers }, };
+  if (r.code !== Code.OK) return { failure: { code: r.code, details: r.details, metadata: r.trailers } };
   return { value: body, initial: r.initial, trailers: r.trailers };
 }
 
 function serverLevel(ctx: Ctx, method: Method): Answer {
-  ctx.record.api = 'kserve-v2';
+  ctx.ex.record.api = 'kserve-v2';
   switch (method) {
     case 'ServerLive':
       return { value: wire.ServerLiveResponse.encode({ live: true }) };
@@ -231,54 +209,41 @@ function serverLevel(ctx: Ctx, method: Method): Answer {
 /** One gRPC call from start to its single answer and its single published record. */
 function handler(pipeline: Pipeline, run: (ctx: Ctx, bytes: Buffer) => Promise<Answer> | Answer) {
   return (call: Call, callback: sendUnaryData<Buffer>): void => {
-    const started = performance.now();
-    const id = requestId(call.metadata);
-    const record = newRecord(id, 'grpc', started);
-    record.source = sourceAddress(call.getPeer());
-    const tracing = pipeline.snapshot.gateway.tracing;
-    if (tracing) {
-      const tp = call.metadata.get('traceparent')[0];
-      record.trace = startTrace(typeof tp === 'string' ? tp : undefined, tracing.sampleRate);
-    }
-    const signal = new Cancel();
+    const tp = call.metadata.get('traceparent')[0];
+    const ex = new Exchange(pipeline, { id: requestId(call.metadata), protocol: 'grpc', source: sourceAddress(call.getPeer()), trace: { parent: typeof tp === 'string' ? tp : undefined } });
     let done = false;
     const finish = (code: number): boolean => {
       if (done) return false;
       done = true;
-      record.status = code;
-      pipeline.events.publish(record);
+      ex.end(code);
       return true;
     };
     call.on('cancelled', () => {
       if (done) return;
-      signal.abort();
-      record.outcome = 'CANCELLED';
+      ex.hangUp();
       finish(Code.CANCELLED);
     });
     const fail = (err: unknown): void => {
       if (done) return;
-      if (err instanceof CancelledError || signal.aborted) {
-        record.outcome = 'CANCELLED';
+      const mg = ex.failure(err);
+      if (mg === undefined) {
         if (finish(Code.CANCELLED)) callback({ code: Code.CANCELLED, details: 'cancelled' });
         return;
       }
-      const mg = toMGError(err);
-      if (!isMGError(err)) console.error(`modelguard: gRPC request ${id} failed:`, err);
-      record.outcome = mg.code;
-      const f = errorStatus(mg, id, err instanceof GrpcCoded ? err.grpcCode : undefined);
+      const f = errorStatus(mg, ex.id, err instanceof GrpcCoded ? err.grpcCode : undefined);
       if (finish(f.code)) callback({ ...f, details: grpcDetails(f.details) });
     };
     const answer = (a: Answer): void => {
       if (done) return;
       if ('failure' in a) {
-        a.failure.metadata.set('x-request-id', id);
+        a.failure.metadata.set('x-request-id', ex.id);
         if (finish(a.failure.code)) callback({ ...a.failure, details: grpcDetails(a.failure.details) });
         return;
       }
       if (!finish(Code.OK)) return;
       const initial = a.initial ?? new Metadata();
-      initial.set('x-request-id', id);
-      if (record.servedBy) initial.set('x-modelguard-served-by', record.servedBy);
+      initial.set('x-request-id', ex.id);
+      if (ex.record.servedBy) initial.set('x-modelguard-served-by', ex.record.servedBy);
       call.sendMetadata(initial);
       callback(null, a.value, a.trailers);
     };
@@ -287,7 +252,7 @@ function handler(pipeline: Pipeline, run: (ctx: Ctx, bytes: Buffer) => Promise<A
       // deadline already gone (grpc-timeout 0, 1n), are answered here and never dispatched.
       checkMetadataSize(call.metadata);
       if (deadlineHasPassed(call.getDeadline())) throw deadlinePassed();
-      const result = run({ pipeline, call, id, record, signal, started }, call.request);
+      const result = run({ pipeline, call, ex }, call.request);
       if (result instanceof Promise) result.then(answer, fail);
       else answer(result);
     } catch (err) {

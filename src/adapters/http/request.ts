@@ -71,31 +71,7 @@ export function forwardHeaders(req: IncomingMessage, requestId: string, tracepar
   return out;
 }
 
-/** Reads the whole body, refusing it (413) as soon as it passes `limit` bytes. */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > limit) {
-    return Promise.reject(new MGError('MG_TOO_LARGE', `body of ${declared} bytes is over the limit of ${limit}`));
-  }
-  // Events rather than an async iterator: this runs for every request.
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        req.off('data', onData);
-        reject(new MGError('MG_TOO_LARGE', `body is over the limit of ${limit} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
-    req.once('error', reject);
-    req.once('aborted', () => reject(new MGError('MG_BAD_REQUEST', 'client aborted the request body')));
-  });
-}
+
 
 /** KServe binary-data extension: the length of the JSON header before raw tensor bytes. */
 export function binaryHeaderLength(req: IncomingMessage): number | undefined {
@@ -114,12 +90,3 @@ export function parseJson(body: Buffer, what: string): unknown {
   }
 }
 
-const REQUEST_ID = /^[\w.:-]{1,128}$/;
-let counter = 0;
-const prefix = Math.random().toString(36).slice(2, 8);
-
-export function requestId(req: IncomingMessage): string {
-  const given = req.headers['x-request-id'];
-  if (typeof given === 'string' && REQUEST_ID.test(given)) return given;
-  return `${prefix}-${(counter++).toString(36)}`;
-}

@@ -7,16 +7,13 @@
  *   device ──PUBLISH──▶ broker ──▶ transport ──▶ handle() ──▶ pipeline.run() ──▶ backend
  *   device ◀──reply──── broker ◀── transport ◀── encode ◀─────────┘
  */
-import type { Readable } from 'node:stream';
-import { Cancel } from '../../core/cancel.ts';
-import { echo, isMGError, MGError, toMGError } from '../../core/errors.ts';
-import { newRecord, type RequestRecord } from '../../core/events.ts';
-import type { InferenceCall } from '../../core/request.ts';
+import { readBounded } from '../../core/body.ts';
+import { echo, MGError } from '../../core/errors.ts';
 import type { MqttSnapshot } from '../../core/snapshot.ts';
+import { Exchange, type Named } from '../../pipeline/exchange.ts';
 import type { Pipeline } from '../../pipeline/pipeline.ts';
-import { validateKserveInfer } from '../../security/kserve-validate.ts';
-import { backendTraceparent, startTrace } from '../../observability/trace-context.ts';
-import { decodeRequest, parsePayload, replyAddress, type Payload, type ReplyAddress } from './decode.ts';
+import type { Credentials } from '../../security/identity.ts';
+import { decodeRequest, parsePayload, replyAddress, type Payload } from './decode.ts';
 import { errorReply, successReply } from './encode.ts';
 import { EmbeddedBroker } from './embedded.ts';
 import { ExternalBroker } from './external.ts';
@@ -57,18 +54,6 @@ export interface MqttIngress {
 let counter = 0;
 const ID_PREFIX = `m${Math.random().toString(36).slice(2, 7)}`;
 
-function readAll(body: Readable, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    body.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size <= limit) chunks.push(c);
-    });
-    body.once('end', () => resolve(Buffer.concat(chunks)));
-    body.once('error', reject);
-  });
-}
 
 /** A backend's non-2xx KServe answer as an error: its own message, the closest code. */
 function backendRejection(status: number, body: Buffer): MGError {
@@ -119,44 +104,45 @@ class Ingress implements MqttIngress {
   }
 
   private async handle(msg: RequestMessage): Promise<void> {
-    const started = performance.now();
-    const id = `${ID_PREFIX}-${(counter++).toString(36)}`;
-    const record = newRecord(id, 'mqtt', started);
-    record.api = 'kserve-v2';
-    record.source = msg.source;
+    const tp = msg.userProperties?.['traceparent'];
+    const ex = new Exchange(this.pipeline, { id: `${ID_PREFIX}-${(counter++).toString(36)}`, protocol: 'mqtt', source: msg.source, trace: { parent: typeof tp === 'string' ? tp : undefined } });
+    ex.record.api = 'kserve-v2';
     if (msg.retained) {
-      this.refuse(record, msg.topic, 'a retained message replayed by the broker is never run');
+      this.refuse(ex, msg.topic, 'a retained message replayed by the broker is never run');
       return;
     }
     const payload = parsePayload(msg.payload);
     const to = replyAddress(msg, payload.doc);
     if (to === undefined) {
-      this.drop(record, msg.topic);
+      this.drop(ex, msg.topic);
       return;
     }
     // Where the answer may go depends on who asks; the topics nobody may be answered on are
     // refused before anything runs, and nothing is published there.
     const dest = topicOwner(this.cfg.topicPrefix, to.topic);
     if (dest.kind === 'requests' || dest.kind === 'reserved') {
-      this.refuse(record, msg.topic, `reply topic ${echo(to.topic)} is ${dest.kind === 'requests' ? 'a request topic' : `reserved (replies under ${this.cfg.topicPrefix}/ go to ${this.cfg.topicPrefix}/<app>/replies/...)`}`);
+      this.refuse(ex, msg.topic, `reply topic ${echo(to.topic)} is ${dest.kind === 'requests' ? 'a request topic' : `reserved (replies under ${this.cfg.topicPrefix}/ go to ${this.cfg.topicPrefix}/<app>/replies/...)`}`);
       return;
     }
-    const who: { app: string | undefined } = { app: msg.connectionApp };
     let reply: ReplyMessage;
+    let status = 200;
     try {
-      reply = await this.serve(msg, payload, to, dest, who, record, id, started);
-      record.status = 200;
+      const call = this.decode(msg, payload, dest);
+      const { reply: answer } = await ex.serve({ credentials: call.creds }, () => call.named);
+      const body = Buffer.isBuffer(answer.body) ? answer.body : await readBounded(answer.body, { limit: MAX_ERROR_BODY, over: 'truncate' });
+      if (answer.status < 200 || answer.status >= 300) throw backendRejection(answer.status, body);
+      reply = successReply(to, body, answer.servedBy, ex.id);
     } catch (err) {
-      const mg = toMGError(err);
-      if (!isMGError(err)) console.error(`modelguard: MQTT request ${id} failed:`, err);
-      record.outcome = mg.code;
-      record.status = mg.httpStatus;
+      // MQTT has no way to take a request back: a failure here always has someone to answer.
+      const mg = ex.failure(err) ?? new MGError('MG_INTERNAL', 'cancelled');
+      status = mg.httpStatus;
       // An error goes to another app's reply topic never: it would let anyone write into it.
-      if (dest.kind === 'replies' && (who.app === undefined || who.app !== dest.app)) {
-        this.refuse(record, msg.topic, `reply topic ${echo(to.topic)} belongs to app ${echo(dest.app)}, not to the caller`);
+      const app = ex.record.app ?? msg.connectionApp;
+      if (dest.kind === 'replies' && (app === undefined || app !== dest.app)) {
+        this.refuse(ex, msg.topic, `reply topic ${echo(to.topic)} belongs to app ${echo(dest.app)}, not to the caller`, status);
         return;
       }
-      reply = errorReply(to, mg, id, record.servedBy);
+      reply = errorReply(to, mg, ex.id, ex.record.servedBy);
     }
     try {
       await this.transport.reply(reply);
@@ -164,54 +150,32 @@ class Ingress implements MqttIngress {
     } catch (err) {
       // The broker connection went away: the device will not hear back; say so in the record.
       this.stats.replyFailures++;
-      if (record.outcome === 'OK') record.outcome = 'CANCELLED';
-      process.stderr.write(`modelguard: MQTT reply to ${to.topic} for ${id} not sent: ${(err as Error).message}\n`);
+      if (ex.record.outcome === 'OK') ex.record.outcome = 'CANCELLED';
+      process.stderr.write(`modelguard: MQTT reply to ${to.topic} for ${ex.id} not sent: ${(err as Error).message}\n`);
     }
-    this.pipeline.events.publish(record);
+    ex.end(status);
   }
 
-  private async serve(msg: RequestMessage, payload: Payload, to: ReplyAddress, dest: TopicOwner, who: { app: string | undefined }, record: RequestRecord, id: string, started: number): Promise<ReplyMessage> {
-    const tracing = this.pipeline.snapshot.gateway.tracing;
-    if (tracing) {
-      const tp = msg.userProperties?.['traceparent'];
-      record.trace = startTrace(typeof tp === 'string' ? tp : undefined, tracing.sampleRate);
-    }
+  /** The call a PUBLISH names: the model in its topic, the KServe request in its payload. */
+  private decode(msg: RequestMessage, payload: Payload, dest: TopicOwner): { creds: Credentials; named: Named } {
     const modelName = modelOfTopic(this.cfg.topicPrefix, msg.topic);
     if (modelName === undefined) throw new MGError('MG_BAD_REQUEST', `topic ${echo(msg.topic)} names no model (${this.cfg.topicPrefix}/infer/<model>)`);
     if (msg.payload.length > this.pipeline.snapshot.gateway.maxBodyBytes) {
       throw new MGError('MG_TOO_LARGE', `payload of ${msg.payload.length} bytes is over the limit of ${this.pipeline.snapshot.gateway.maxBodyBytes}`);
     }
     const d = decodeRequest(msg, payload.doc, payload.problem);
-    const identity = await this.pipeline.authenticate(d.creds, record);
-    who.app = identity.app;
-    const model = this.pipeline.authorize(identity, modelName, 'infer', record);
-    this.checkReplyTopic(dest, identity.app);
-    const limit = this.pipeline.maxBodyBytes(model);
-    if (d.body.length > limit) throw new MGError('MG_TOO_LARGE', `payload is over model "${model.name}"'s limit of ${limit} bytes`);
-    validateKserveInfer(d.body, undefined);
-    const headers: Record<string, string> = { 'content-type': 'application/json', 'x-request-id': id };
-    if (record.trace !== undefined) headers['traceparent'] = backendTraceparent(record.trace);
-    const call: InferenceCall = {
-      id,
-      protocol: 'mqtt',
+    const named: Named = {
       api: 'kserve-v2',
       op: 'infer',
-      model: model.name,
-      method: 'POST',
-      path: `/v2/models/${encodeURIComponent(model.backendModel)}/infer`,
-      headers,
+      permission: 'infer',
+      model: modelName,
       body: d.body,
+      kserveInfer: { headerLength: undefined },
       timeoutMs: d.timeoutMs,
-      // MQTT has no way to take a request back: the call is never cancelled by the client.
-      signal: new Cancel(),
-      receivedAt: started,
-      costHint: undefined,
+      check: (_model, identity) => this.checkReplyTopic(dest, identity.app),
+      target: (model, body) => ({ method: 'POST', path: `/v2/models/${encodeURIComponent(model.backendModel)}/infer`, headers: { 'content-type': 'application/json' }, body }),
     };
-    const answer = await this.pipeline.run(call, identity, record);
-    record.servedBy = answer.servedBy;
-    const body = Buffer.isBuffer(answer.body) ? answer.body : await readAll(answer.body, MAX_ERROR_BODY);
-    if (answer.status < 200 || answer.status >= 300) throw backendRejection(answer.status, body);
-    return successReply(to, body, answer.servedBy, id);
+    return { creds: d.creds, named };
   }
 
   /**
@@ -231,30 +195,28 @@ class Ingress implements MqttIngress {
   }
 
   /** Not run, not answered (there is nowhere an answer may go): counted, logged at most every 10 s. */
-  private refuse(record: RequestRecord, topic: string, why: string): void {
+  private refuse(ex: Exchange, topic: string, why: string, status = 400): void {
     this.stats.refused++;
-    if (record.outcome === 'OK') record.outcome = 'MG_BAD_REQUEST';
-    if (record.status === 0 || record.status === 200) record.status = 400;
+    if (ex.record.outcome === 'OK') ex.record.outcome = 'MG_BAD_REQUEST';
     const now = performance.now();
     if (now - this.lastRefusalLog > 10_000) {
       this.lastRefusalLog = now;
       process.stderr.write(`modelguard: MQTT request on ${echo(topic)} not run: ${why} (${this.stats.refused} so far)\n`);
     }
-    this.pipeline.events.publish(record);
+    ex.end(status === 200 ? 400 : status);
   }
 
   /** No reply topic at all: nobody to tell, so count it, log it (at most every 10 s) and move on. */
-  private drop(record: RequestRecord, topic: string): void {
+  private drop(ex: Exchange, topic: string): void {
     this.stats.dropped++;
-    record.outcome = 'MG_BAD_REQUEST';
-    record.status = 400;
-    record.model = undefined;
+    ex.record.outcome = 'MG_BAD_REQUEST';
+    ex.record.model = undefined;
     const now = performance.now();
     if (now - this.lastDropLog > 10_000) {
       this.lastDropLog = now;
       process.stderr.write(`modelguard: MQTT request on ${topic} dropped: no responseTopic (MQTT 5) or "replyTo" (MQTT 3.1.1) to answer on (${this.stats.dropped} so far)\n`);
     }
-    this.pipeline.events.publish(record);
+    ex.end(400);
   }
 
   async close(): Promise<void> {
@@ -273,10 +235,10 @@ export async function startMqttIngress(pipeline: Pipeline, cfg: MqttSnapshot, ur
   // A key or a JWT at CONNECT, checked as a request's would be (source rules included): the
   // device then reads its app's replies. Each request resolves the key again (revocation, expiry).
   const checkKey = async (key: string, source: string | undefined): Promise<{ app: string | undefined } | undefined> => {
-    const record = newRecord('mqtt-connect', 'mqtt', performance.now());
-    record.source = source;
+    // An exchange never ended: a connection is not a request, nothing is published.
+    const ex = new Exchange(pipeline, { id: 'mqtt-connect', protocol: 'mqtt', source });
     try {
-      const id = await pipeline.authenticate({ key, group: undefined }, record);
+      const id = await ex.authenticate({ credentials: { key, group: undefined } });
       return { app: id.app };
     } catch {
       return undefined;

@@ -18,13 +18,13 @@
 import { MGError } from '../../core/errors.ts';
 import type { OffloadDecision } from '../../core/events.ts';
 import type { BackendReply, InferenceCall } from '../../core/request.ts';
-import { Cancel } from '../../core/cancel.ts';
+import { Cancel, CancelledError } from '../../core/cancel.ts';
 import type { ModelSnapshot, OffloadSnapshot, Snapshot } from '../../core/snapshot.ts';
 import type { CostModel } from '../../dispatch/cost.ts';
 import type { Endpoint } from '../../dispatch/endpoint.ts';
 import { defaultProbePath } from '../../dispatch/health.ts';
 import type { Domain } from '../domain.ts';
-import { CancelledError, type Work } from '../work.ts';
+import { type Work } from '../work.ts';
 import { Breaker, type BreakerState } from './breaker.ts';
 import { OffloadBudget } from './budget.ts';
 import { answerConfidence } from './confidence.ts';

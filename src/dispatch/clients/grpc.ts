@@ -11,11 +11,11 @@
  *   content-type application/grpc    → the path as a method, bytes as they are
  */
 import { Metadata } from '@grpc/grpc-js';
-import { Code } from '../../grpc/status.ts';
+import { Code, httpStatusFor } from '../../core/grpc-status.ts';
 import { Readable } from 'node:stream';
 import type { BackendClient, BackendRequest, BackendResponse } from '../client.ts';
 import { ConnectionFailure, RequestRejected } from '../client.ts';
-import { NOT_FORWARDED } from '../headers.ts';
+import { NOT_FORWARDED } from '../../core/headers.ts';
 import { inferRequestFromJson, inferResponseToRest, modelMetadataToJson, NO_BINARY, NotJsonTensor, WireError, type BinaryOutputs } from '../../grpc/kserve.ts';
 import { addToMetadata, isGrpcPassthrough, replyHeaders } from '../../grpc/passthrough.ts';
 import { methodPath, wire, type Method } from '../../grpc/wire.ts';
@@ -65,21 +65,6 @@ export function routeOf(httpMethod: string, rawPath: string): Route | undefined 
   return undefined;
 }
 
-/** A gRPC status as the HTTP status a KServe REST backend would have answered. */
-export function httpStatusFor(code: number): number {
-  switch (code) {
-    case Code.OK: return 200;
-    case Code.INVALID_ARGUMENT: case Code.FAILED_PRECONDITION: case Code.OUT_OF_RANGE: return 400;
-    case Code.UNAUTHENTICATED: return 401;
-    case Code.PERMISSION_DENIED: return 403;
-    case Code.NOT_FOUND: return 404;
-    case Code.ALREADY_EXISTS: case Code.ABORTED: return 409;
-    case Code.RESOURCE_EXHAUSTED: return 429;
-    case Code.UNIMPLEMENTED: return 501;
-    case Code.DEADLINE_EXCEEDED: return 504;
-    default: return 500;
-  }
-}
 
 function jsonResponse(status: number, doc: unknown, extra: Record<string, string> = {}): BackendResponse {
   const body = Buffer.from(JSON.stringify(doc));

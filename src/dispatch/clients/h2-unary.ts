@@ -7,7 +7,7 @@
 import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import { Metadata } from '@grpc/grpc-js';
 import type { CancelSignal } from '../../core/cancel.ts';
-import { Code } from '../../grpc/status.ts';
+import { Code } from '../../core/grpc-status.ts';
 import { RequestRejected } from '../client.ts';
 
 export interface UnaryResult {

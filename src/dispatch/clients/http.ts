@@ -2,7 +2,7 @@
 import { Pool } from 'undici';
 import type { BackendClient, BackendRequest, BackendResponse, ConnectionPhase } from '../client.ts';
 import { ConnectionFailure, RequestRejected } from '../client.ts';
-import { forwardable } from '../headers.ts';
+import { forwardable } from '../../core/headers.ts';
 import type { LinkOptions } from '../link.ts';
 
 /** Error codes by where the connection failed (see ConnectionPhase). */

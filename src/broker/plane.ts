@@ -6,8 +6,8 @@
 import type { RequestRecord } from '../core/events.ts';
 import type { BackendReply, Identity, InferenceCall } from '../core/request.ts';
 import type { Snapshot } from '../core/snapshot.ts';
-import type { BrokerStatus } from '../broker/broker.ts';
-import type { OffloadStatus } from '../broker/offload/offloader.ts';
+import type { BrokerStatus } from './broker.ts';
+import type { OffloadStatus } from './offload/offloader.ts';
 
 export interface DataPlane {
   readonly current: Snapshot;

@@ -3,7 +3,7 @@
  * name the span the backend call will be, so the backend's spans hang under ModelGuard's.
  */
 import { randomBytes } from 'node:crypto';
-import type { TraceContext } from '../core/events.ts';
+import type { TraceContext } from './events.ts';
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 

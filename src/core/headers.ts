@@ -4,19 +4,19 @@
  * caller (an HTTP header or a gRPC metadata entry) they make the local client refuse the call, and
  * that refusal must not look like a refused connection. They are dropped here, for every client.
  */
-export const NOT_FORWARDED: ReadonlySet<string> = new Set([
-  'host',
+/** Headers of one connection, never passed on in either direction (RFC 9110 §7.6.1). */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',
+  'proxy-authenticate',
   'transfer-encoding',
   'te',
   'trailer',
   'upgrade',
-  'expect',
-  'content-length',
-  'http2-settings',
 ]);
+
+export const NOT_FORWARDED: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'host', 'expect', 'content-length', 'http2-settings']);
 
 /** `headers` without NOT_FORWARDED entries (the same object when there are none: the common case). */
 export function forwardable(headers: Record<string, string>): Record<string, string> {

@@ -54,3 +54,39 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 function encodedLength(text: string): number {
   return encodeURI(text).length;
 }
+
+/**
+ * The two directions between HTTP statuses and gRPC codes, in one place: a gRPC backend's status
+ * as a KServe REST backend would have answered it, and a REST backend's refusal as a gRPC client
+ * expects it.
+ */
+/** A gRPC status as the HTTP status a KServe REST backend would have answered. */
+export function httpStatusFor(code: number): number {
+  switch (code) {
+    case Code.OK: return 200;
+    case Code.INVALID_ARGUMENT: case Code.FAILED_PRECONDITION: case Code.OUT_OF_RANGE: return 400;
+    case Code.UNAUTHENTICATED: return 401;
+    case Code.PERMISSION_DENIED: return 403;
+    case Code.NOT_FOUND: return 404;
+    case Code.ALREADY_EXISTS: case Code.ABORTED: return 409;
+    case Code.RESOURCE_EXHAUSTED: return 429;
+    case Code.UNIMPLEMENTED: return 501;
+    case Code.DEADLINE_EXCEEDED: return 504;
+    default: return 500;
+  }
+}
+
+/** A backend's own HTTP refusal (4xx) in gRPC's terms; it is the backend's answer, so no x-modelguard-error. */
+export function statusForHttp(status: number): number {
+  switch (status) {
+    case 400: case 405: case 409: case 413: case 422: return Code.INVALID_ARGUMENT;
+    case 401: return Code.UNAUTHENTICATED;
+    case 403: return Code.PERMISSION_DENIED;
+    case 404: return Code.NOT_FOUND;
+    case 408: case 504: return Code.DEADLINE_EXCEEDED;
+    case 429: return Code.RESOURCE_EXHAUSTED;
+    case 501: return Code.UNIMPLEMENTED;
+    case 502: case 503: return Code.UNAVAILABLE;
+    default: return Code.UNKNOWN;
+  }
+}
