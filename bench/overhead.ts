@@ -15,8 +15,11 @@
  * reversed), so a noisy machine's drift falls on all of them.
  *
  *   npm run build && node --import tsx bench/overhead.ts [--rounds 3] [--seconds 5] [--serial-seconds 5]
- *        [--warmup 4] [--connections 32] [--slots 64] [--no-auth] [--access-log] [--profile]
+ *        [--warmup 4] [--connections 32] [--slots 64] [--no-auth] [--access-log] [--profile] [--baseline DIR]
  *
+ * --baseline DIR adds "ModelGuard (baseline)": the same configuration run from another checkout
+ * (for example `git worktree add /tmp/before <commit>`, then `npm run build` there), so a change's
+ * cost per request is compared before and after in one run.
  * --profile runs ModelGuard under `node --cpu-prof` and prints where its time went.
  */
 import { existsSync } from 'node:fs';
@@ -44,6 +47,8 @@ const { values: args } = parseArgs({
     /** ModelGuard writes its access log (to a pipe the benchmark drains); off by default, like nginx's here. */
     'access-log': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
+    /** Another checkout (a git worktree of an earlier commit, with node_modules) run beside this one: before/after in the same run. */
+    baseline: { type: 'string' },
   },
 });
 
@@ -150,6 +155,12 @@ async function main(): Promise<void> {
   services.push(mg);
   await waitReady(mg.adminUrl);
   add('ModelGuard', mg.httpUrl, () => cpuMs(mg.pid));
+  if (args.baseline !== undefined) {
+    const before = await startModelGuard(mgConfig(upstream.url, Number(args.slots), auth, args['access-log']), { root: args.baseline });
+    services.push(before);
+    await waitReady(before.adminUrl);
+    add('ModelGuard (baseline)', before.httpUrl, () => cpuMs(before.pid));
+  }
 
   try {
     const script = wrkScript(INFER_BODY, { 'content-type': 'application/json', authorization: `Bearer ${KEY}` });

@@ -161,11 +161,11 @@ export async function startAccelerator(opts: { slots: number; serviceTime: strin
 }
 
 /** ModelGuard (`modelguard up --config`) in its own process. */
-export async function startModelGuard(configDir: string, opts: { nodeArgs?: readonly string[] } = {}): Promise<Service & { httpUrl: string; adminUrl: string }> {
+export async function startModelGuard(configDir: string, opts: { nodeArgs?: readonly string[]; root?: string } = {}): Promise<Service & { httpUrl: string; adminUrl: string }> {
   const s = await startService(
     'modelguard',
     process.execPath,
-    [...(opts.nodeArgs ?? []), 'bin/modelguard.js', 'up', '--config', configDir, '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
+    [...(opts.nodeArgs ?? []), join(opts.root ?? ROOT, 'bin/modelguard.js'), 'up', '--config', configDir, '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
     { ready: /inference HTTP\s+(http:\/\/[\d.]+:\d+)[\s\S]*admin\s+(http:\/\/[\d.]+:\d+)/, raiseFileLimit: true },
   );
   return { ...s, httpUrl: s.match[1]!, adminUrl: s.match[2]! };
