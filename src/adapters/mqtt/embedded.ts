@@ -151,7 +151,9 @@ export class EmbeddedBroker implements MqttTransport {
   }
 
   /** No new devices (the listener closes); connected ones are still served until close(). */
+  /** No new connections, and no new requests from the devices still connected (as an external broker's unsubscribe). */
   stopIntake(): Promise<void> {
+    this.onRequest = undefined;
     this.server?.close();
     this.server = undefined;
     return Promise.resolve();
