@@ -22,6 +22,7 @@ import { GRPC_CONTENT_TYPE, splitReply } from '../../grpc/passthrough.ts';
 import { methodPath, wire, type Codec, type Method } from '../../grpc/wire.ts';
 import { parseListen } from '../../compose/listen.ts';
 import { checkNamedModels, passthroughNeeds } from '../../security/passthrough.ts';
+import { answersNameOther, renameKserveBody } from '../http/rename.ts';
 import { errorStatus, statusForHttp, type GrpcFailure } from './encode.ts';
 import { checkMetadataSize, credentials, deadlineHasPassed, deadlinePassed, forwardMetadata, requestId, single, sourceAddress, timeoutFromDeadline } from './metadata.ts';
 
@@ -153,10 +154,12 @@ async function modelInfer(ctx: Ctx, bytes: Buffer): Promise<Answer> {
     throw err;
   }
   const call = neutralCall(ctx, 'kserve-v2', 'infer', model.name, 'POST', `${modelPath(model.backendModel, req.model_version)}/infer`, translated.headers, translated.body);
-  const { reply, body: answer } = await runCall(ctx, call, who);
-  if (reply.status < 200 || reply.status >= 300) return backendFailure(reply, answer);
+  const { reply, body } = await runCall(ctx, call, who);
+  if (reply.status < 200 || reply.status >= 300) return backendFailure(reply, body);
+  // An alias is answered with the name the client asked for, as HTTP and MQTT answer it.
+  const answer = answersNameOther(model, req.model_name) ? renameKserveBody(body, reply.headers, 'model_name', req.model_name) : { body, headers: reply.headers };
   try {
-    return { value: inferResponseFromRest(answer, reply.headers, translated.raw) };
+    return { value: inferResponseFromRest(answer.body, answer.headers, translated.raw) };
   } catch (err) {
     if (err instanceof WireError) throw new MGError('MG_BACKEND_ERROR', `backend answer: ${err.message}`);
     throw err;
@@ -176,8 +179,9 @@ async function modelMetadataOrReady(ctx: Ctx, bytes: Buffer, ready: boolean): Pr
     return { value: wire.ModelReadyResponse.encode({ ready: ok }) };
   }
   if (reply.status < 200 || reply.status >= 300) return backendFailure(reply, body);
+  const named = answersNameOther(model, ref.name) ? renameKserveBody(body, reply.headers, 'name', ref.name).body : body;
   try {
-    return { value: modelMetadataFromJson(parseAnswer(body)) };
+    return { value: modelMetadataFromJson(parseAnswer(named)) };
   } catch (err) {
     if (err instanceof WireError) throw new MGError('MG_BACKEND_ERROR', `backend answer: ${err.message}`);
     throw err;

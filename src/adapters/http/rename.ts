@@ -1,11 +1,22 @@
 /**
- * OpenAI answers name the model the client asked for. A ModelGuard model may be an alias of a
- * backend model (`backendModel`); the backend's answer names its own, so `model` is rewritten: in a
- * JSON answer, and in every `data:` event of a stream (SSE), as the events pass.
+ * Answers name the model the client asked for. A ModelGuard model may be an alias of a backend
+ * model (`backendModel`, or the offload target's name in the cloud); the backend's answer names its
+ * own, so it is rewritten on the way back:
+ *
+ * - OpenAI: `model`, in a JSON answer and in every `data:` event of a stream (SSE), as events pass.
+ * - KServe v2 (HTTP, and the gRPC and MQTT adapters, whose answers are KServe REST bodies inside
+ *   ModelGuard): `model_name` of an infer answer, `name` of model metadata and readiness. Only that
+ *   value's bytes change (src/core/json-splice.ts): tensors are neither parsed nor re-encoded. In a
+ *   binary-data answer the JSON header is renamed and `Inference-Header-Content-Length` recomputed;
+ *   the tensor bytes after it are the backend's.
  */
+import type { Readable } from 'node:stream';
 import { Transform } from 'node:stream';
 import type { BackendReply } from '../../core/request.ts';
+import type { ModelSnapshot } from '../../core/snapshot.ts';
 import { parseExact, stringifyExact } from '../../core/exact-json.ts';
+import { setTopLevel } from '../../core/json-splice.ts';
+import { parseHeaderLength } from '../../core/kserve-frame.ts';
 
 function renamed(json: string, name: string): string | undefined {
   let doc: unknown;
@@ -61,4 +72,47 @@ export function renameModel(reply: BackendReply, name: string): BackendReply {
   const headers = { ...reply.headers };
   delete headers['content-length'];
   return { ...reply, headers, body: out };
+}
+
+/** Whether answers for a call that asked for `asked` may name another model: an alias, or a cloud model known by another name. */
+export function answersNameOther(model: ModelSnapshot, asked: string): boolean {
+  return model.backendModel !== asked || (model.offload !== undefined && model.offload.backendModel !== asked);
+}
+
+/** The KServe field that names the model: `model_name` in an infer answer, `name` in model metadata (and KServe's readiness answer). */
+export type KserveNameField = 'model_name' | 'name';
+
+/**
+ * A KServe v2 answer body with its top-level `field` set to `name`: in the JSON, or in the JSON
+ * header of a binary-data answer (`Inference-Header-Content-Length` then gives the new header's
+ * length). A body that is not a JSON object (or a header that does not fit) is left as it came.
+ */
+export function renameKserveBody(body: Buffer, headers: Readonly<Record<string, string>>, field: KserveNameField, name: string): { body: Buffer; headers: Record<string, string> } {
+  const out = { ...headers };
+  const lengthValue = headers['inference-header-content-length'];
+  const headerLength = lengthValue === undefined ? body.length : parseHeaderLength(lengthValue);
+  if (headerLength === undefined || headerLength > body.length) return { body, headers: out };
+  const header = setTopLevel(body.subarray(0, headerLength), field, JSON.stringify(name));
+  if (header === undefined) return { body, headers: out };
+  delete out['content-length'];
+  if (lengthValue === undefined) return { body: header, headers: out };
+  out['inference-header-content-length'] = String(header.length);
+  return { body: Buffer.concat([header, body.subarray(headerLength)]), headers: out };
+}
+
+function readAll(body: Readable): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    body.on('data', (c: Buffer) => chunks.push(c));
+    body.once('end', () => resolve(Buffer.concat(chunks)));
+    body.once('error', reject);
+  });
+}
+
+/** A KServe v2 reply renamed as renameKserveBody does; a streamed body (metadata) is read first. Errors pass unchanged. */
+export async function renameKserve(reply: BackendReply, field: KserveNameField, name: string): Promise<BackendReply> {
+  if (reply.status < 200 || reply.status >= 300) return reply;
+  const body = Buffer.isBuffer(reply.body) ? reply.body : await readAll(reply.body);
+  const r = renameKserveBody(body, reply.headers, field, name);
+  return { ...reply, headers: r.headers, body: r.body };
 }

@@ -14,7 +14,7 @@ import { decodeOpenAi } from './openai.ts';
 import { binaryHeaderLength, clientTimeoutMs, credentials, forwardHeaders, parseJson, readBody, requestId } from './request.ts';
 import { validateKserveInfer } from '../../security/kserve-validate.ts';
 import { route, type Route } from './routes.ts';
-import { renameModel } from './rename.ts';
+import { answersNameOther, renameKserve, renameModel, type KserveNameField } from './rename.ts';
 import { stringifyExact } from '../../core/exact-json.ts';
 import { backendTraceparent, startTrace } from '../../observability/trace-context.ts';
 
@@ -152,6 +152,7 @@ async function handle(
   let body: Buffer | undefined;
   let costHint: number | undefined;
   let askedModel: string | undefined;
+  let kserveName: { field: KserveNameField; name: string } | undefined;
   const op = r.kind === 'model' || r.kind === 'server-extension' ? r.op : 'infer';
   const permission = r.kind === 'model' || r.kind === 'server-extension' ? r.permission : 'infer';
 
@@ -163,10 +164,9 @@ async function handle(
     if (model.maxBodyBytes !== undefined && body.length > model.maxBodyBytes) {
       throw new MGError('MG_TOO_LARGE', `body is over model "${model.name}"'s limit of ${model.maxBodyBytes} bytes`);
     }
-    if (model.backendModel !== decoded.model) {
-      body = Buffer.from(stringifyExact({ ...decoded.doc, model: model.backendModel }));
-      askedModel = decoded.model;
-    }
+    if (model.backendModel !== decoded.model) body = Buffer.from(stringifyExact({ ...decoded.doc, model: model.backendModel }));
+    // An alias, or a cloud model of another name (the offloader renames the request): answers say the name asked for.
+    if (answersNameOther(model, decoded.model)) askedModel = decoded.model;
     modelName = model.name;
     path = r.path;
     costHint = decoded.tokens;
@@ -185,6 +185,7 @@ async function handle(
     const model = pipeline.authorize(identity, r.model, r.permission, record);
     modelName = model.name;
     path = r.backendPath(model.backendModel);
+    if (api === 'kserve-v2' && answersNameOther(model, r.model)) kserveName = { field: op === 'infer' ? 'model_name' : 'name', name: r.model };
     if (method !== 'GET' && method !== 'HEAD') {
       body = await readBody(req, pipeline.maxBodyBytes(model));
       if (api === 'kserve-v2' && op === 'infer') validateKserveInfer(body, binaryHeaderLength(req));
@@ -207,12 +208,13 @@ async function handle(
     costHint,
     permission,
   };
-  const reply = await pipeline.run(call, identity, record);
+  let reply = await pipeline.run(call, identity, record);
   record.servedBy = reply.servedBy;
   if (signal.aborted) {
     if (!Buffer.isBuffer(reply.body)) reply.body.destroy();
     throw new CancelledError();
   }
+  if (kserveName !== undefined && method !== 'HEAD') reply = await renameKserve(reply, kserveName.field, kserveName.name);
   writeReply(res, askedModel === undefined ? reply : renameModel(reply, askedModel), id, () => {
     record.outcome = 'MG_BACKEND_ERROR';
     res.destroy();
