@@ -16,6 +16,7 @@ import type { MqttSnapshot } from '../../core/snapshot.ts';
 import type { Pipeline } from '../../pipeline/pipeline.ts';
 import { validateKserveInfer } from '../../security/kserve-validate.ts';
 import { backendTraceparent, startTrace } from '../../observability/trace-context.ts';
+import { answersNameOther } from '../http/rename.ts';
 import { decodeRequest, parsePayload, replyAddress, type Payload, type ReplyAddress } from './decode.ts';
 import { errorReply, successReply } from './encode.ts';
 import { EmbeddedBroker } from './embedded.ts';
@@ -211,7 +212,7 @@ class Ingress implements MqttIngress {
     record.servedBy = answer.servedBy;
     const body = Buffer.isBuffer(answer.body) ? answer.body : await readAll(answer.body, MAX_ERROR_BODY);
     if (answer.status < 200 || answer.status >= 300) throw backendRejection(answer.status, body);
-    return successReply(to, body, answer.servedBy, id);
+    return successReply(to, body, answer.servedBy, id, answersNameOther(model, modelName) ? modelName : undefined);
   }
 
   /**
