@@ -11,7 +11,7 @@ describe('json-splice', () => {
     const text = '{ "model_name" : "ident", "outputs":[{"name":"model_name","data":[-0.0,9223372036854775807,1.0]}], "x":"}{\\"model_name\\":1"}';
     const out = set(text, 'model_name', '"id-h"');
     assert.equal(out, text.replace('"ident"', '"id-h"'));
-    assert.deepEqual(JSON.parse(out as string).outputs, JSON.parse(text).outputs);
+    assert.deepEqual(JSON.parse(out ?? '').outputs, JSON.parse(text).outputs);
   });
 
   it('finds a key written with escapes, and every repeat of it', () => {
