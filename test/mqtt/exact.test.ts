@@ -172,8 +172,10 @@ describe('exact numbers and model names over MQTT', () => {
         const all = await ask(c.client, c.version, c.replyRoot, 'id-h', `"parameters":{"binary_data_output":true},${SAFE_INPUTS}`, '"b1"');
         assert.equal(errorOf(all.text)?.code, 'MG_BAD_REQUEST', all.text);
         assert.match(errorOf(all.text)?.message ?? '', /binary_data_output/);
-        const one = await ask(c.client, c.version, c.replyRoot, 'id-g', `${SAFE_INPUTS},"outputs":[{"name":"OUTPUT0","parameters":{"binary_data":true}}]`, '"b2"');
+        // An error reply echoes a numeric id beyond 2^53 with every digit too.
+        const one = await ask(c.client, c.version, c.replyRoot, 'id-g', `${SAFE_INPUTS},"outputs":[{"name":"OUTPUT0","parameters":{"binary_data":true}}]`, '18446744073709551615');
         assert.equal(errorOf(one.text)?.code, 'MG_BAD_REQUEST', one.text);
+        assert.match(one.text, /"id":18446744073709551615[,}]/);
         assert.match(errorOf(one.text)?.message ?? '', /outputs\[0\]\.parameters\.binary_data/);
         if (c.version === 5) assert.equal(one.userProperties?.['x-modelguard-error'], 'MG_BAD_REQUEST');
       }
