@@ -76,7 +76,7 @@ export function replyAddress(msg: RequestMessage, doc: unknown): ReplyAddress | 
 /**
  * Deepest JSON nesting a request payload may have. A KServe v2 request nests an object, its
  * inputs, a tensor and its data as deep as the tensor's rank: 64 leaves room for any real shape
- * while a payload of 100k brackets is refused by a scan before JSON.parse or any recursive walk
+ * while a payload of 100k brackets is refused by a scan before any parser or recursive walk
  * can overflow the stack.
  */
 export const MAX_JSON_DEPTH = 64;
@@ -221,7 +221,9 @@ export function decodeRequest(msg: RequestMessage, doc: unknown, problem?: strin
   if (replyTo !== undefined && (typeof replyTo !== 'string' || replyTopicProblem(replyTo) !== undefined)) {
     throw new MGError('MG_BAD_REQUEST', `"replyTo" ${typeof replyTo === 'string' ? replyTopicProblem(replyTo) : 'must be a topic string'}`);
   }
-  const t = doc['timeoutMs'];
+  // An integer too long for a double is read as bigint; as a deadline its size is all that matters.
+  const given = doc['timeoutMs'];
+  const t = typeof given === 'bigint' ? Number(given) : given;
   if (t !== undefined && (typeof t !== 'number' || !Number.isFinite(t) || t <= 0)) {
     throw new MGError('MG_BAD_REQUEST', '"timeoutMs" must be a positive number of milliseconds');
   }
