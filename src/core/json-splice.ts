@@ -17,7 +17,6 @@ const COMMA = 0x2c;
 const OPEN_OBJECT = 0x7b;
 const CLOSE_OBJECT = 0x7d;
 const OPEN_ARRAY = 0x5b;
-const CLOSE_ARRAY = 0x5d;
 
 /** Where a value's text is: bytes [start, end). */
 export interface Span {
@@ -25,40 +24,56 @@ export interface Span {
   readonly end: number;
 }
 
-function isSpace(b: number | undefined): boolean {
+function isSpace(b: number): boolean {
   return b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
 }
 
+/**
+ * The text is scanned as latin1 (one character per byte, so indices are byte offsets) with native
+ * regular expressions jumping from one structural character to the next: a tensor's data is crossed
+ * without a JavaScript step per byte.
+ */
+const IN_STRING = /["\\]/g;
+const STRUCTURE = /["[\]{}]/g;
+
 /** End (exclusive) of the string whose opening quote is at `from`, or -1 when it does not end. */
-function stringEnd(bytes: Uint8Array, from: number): number {
-  for (let j = from + 1; j < bytes.length; j++) {
-    const b = bytes[j];
-    if (b === BACKSLASH) j++;
-    else if (b === QUOTE) return j + 1;
+function stringEnd(text: string, from: number): number {
+  IN_STRING.lastIndex = from + 1;
+  for (;;) {
+    const m = IN_STRING.exec(text);
+    if (m === null) return -1;
+    if (text.charCodeAt(m.index) === QUOTE) return m.index + 1;
+    IN_STRING.lastIndex = m.index + 2; // an escape: skip the escaped character
   }
-  return -1;
 }
 
 /** End (exclusive) of the value starting at `at`, or -1 when the scan cannot follow it. */
-function valueEnd(bytes: Uint8Array, at: number): number {
-  const b = bytes[at];
-  if (b === undefined) return -1;
-  if (b === QUOTE) return stringEnd(bytes, at);
+function valueEnd(text: string, at: number): number {
+  const b = text.charCodeAt(at);
+  if (Number.isNaN(b)) return -1;
+  if (b === QUOTE) return stringEnd(text, at);
   if (b === OPEN_OBJECT || b === OPEN_ARRAY) {
     let depth = 0;
-    for (let i = at; i < bytes.length; i++) {
-      const c = bytes[i];
+    STRUCTURE.lastIndex = at;
+    for (;;) {
+      const m = STRUCTURE.exec(text);
+      if (m === null) return -1;
+      const c = text.charCodeAt(m.index);
       if (c === QUOTE) {
-        i = stringEnd(bytes, i) - 1;
-        if (i < 0) return -1;
+        const end = stringEnd(text, m.index);
+        if (end < 0) return -1;
+        STRUCTURE.lastIndex = end;
       } else if (c === OPEN_OBJECT || c === OPEN_ARRAY) depth++;
-      else if ((c === CLOSE_OBJECT || c === CLOSE_ARRAY) && --depth === 0) return i + 1;
+      else if (--depth === 0) return m.index + 1;
     }
-    return -1;
   }
   // A number, true, false or null: up to the next separator.
   let i = at;
-  while (i < bytes.length && bytes[i] !== COMMA && bytes[i] !== CLOSE_OBJECT && !isSpace(bytes[i])) i++;
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    if (c === COMMA || c === CLOSE_OBJECT || isSpace(c)) break;
+    i++;
+  }
   return i > at ? i : -1;
 }
 
@@ -80,35 +95,37 @@ function keyIs(bytes: Uint8Array, start: number, end: number, key: Buffer): bool
  */
 export function topLevelSpans(bytes: Uint8Array, key: string): Span[] | undefined {
   const want = Buffer.from(key, 'utf8');
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
   const found: Span[] = [];
   let i = 0;
+  const at = (): number => text.charCodeAt(i);
   const ws = (): void => {
-    while (isSpace(bytes[i])) i++;
+    while (isSpace(at())) i++;
   };
   ws();
-  if (bytes[i] !== OPEN_OBJECT) return undefined;
+  if (at() !== OPEN_OBJECT) return undefined;
   i++;
   ws();
-  if (bytes[i] === CLOSE_OBJECT) return found;
+  if (at() === CLOSE_OBJECT) return found;
   for (;;) {
     ws();
-    if (bytes[i] !== QUOTE) return undefined;
-    const keyEnd = stringEnd(bytes, i);
+    if (at() !== QUOTE) return undefined;
+    const keyEnd = stringEnd(text, i);
     if (keyEnd < 0) return undefined;
     const matches = keyIs(bytes, i, keyEnd, want);
     i = keyEnd;
     ws();
-    if (bytes[i] !== COLON) return undefined;
+    if (at() !== COLON) return undefined;
     i++;
     ws();
     const start = i;
-    const end = valueEnd(bytes, i);
+    const end = valueEnd(text, i);
     if (end < 0) return undefined;
     if (matches) found.push({ start, end });
     i = end;
     ws();
-    if (bytes[i] === CLOSE_OBJECT) return found;
-    if (bytes[i] !== COMMA) return undefined;
+    if (at() === CLOSE_OBJECT) return found;
+    if (at() !== COMMA) return undefined;
     i++;
   }
 }
@@ -124,7 +141,7 @@ export function setTopLevel(bytes: Buffer, key: string, json: string): Buffer | 
   if (spans.length === 0) {
     const open = bytes.indexOf(OPEN_OBJECT);
     let j = open + 1;
-    while (isSpace(bytes[j])) j++;
+    while (isSpace(bytes[j] ?? -1)) j++;
     const empty = bytes[j] === CLOSE_OBJECT;
     return Buffer.concat([bytes.subarray(0, open + 1), Buffer.from(`${JSON.stringify(key)}:`), value, Buffer.from(empty ? '' : ','), bytes.subarray(open + 1)]);
   }

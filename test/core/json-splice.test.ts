@@ -38,6 +38,31 @@ describe('json-splice', () => {
     }
   });
 
+  it('agrees with JSON.parse on 2,000 generated objects (strings with quotes, escapes, brackets, non-ASCII)', () => {
+    let seed = 15;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const atoms = ['"', '\\', '[', ']', '{', '}', ',', ':', 'é', '€', '\n', 'a', ' '];
+    const str = (): string => Array.from({ length: rnd(6) }, () => atoms[rnd(atoms.length)]).join('');
+    const value = (depth: number): unknown => {
+      const k = rnd(depth > 3 ? 4 : 6);
+      if (k === 0) return str();
+      if (k === 1) return rnd(2) === 0 ? -0.5 : rnd(1000);
+      if (k === 2) return rnd(2) === 0;
+      if (k === 3) return null;
+      if (k === 4) return Array.from({ length: rnd(4) }, () => value(depth + 1));
+      return Object.fromEntries(Array.from({ length: rnd(4) }, () => [rnd(2) === 0 ? 'model_name' : str(), value(depth + 1)]));
+    };
+    for (let n = 0; n < 2000; n++) {
+      const doc = Object.fromEntries(Array.from({ length: rnd(5) }, () => [rnd(3) === 0 ? 'model_name' : str(), value(0)]));
+      const text = JSON.stringify(doc, null, rnd(2) === 0 ? undefined : 1);
+      const out = set(text, 'model_name', '"renamed"');
+      assert.deepEqual(JSON.parse(out ?? 'null'), { ...doc, model_name: 'renamed' }, text);
+    }
+  });
+
   it('scans deep nesting without recursion', () => {
     const deep = `{"a":${'['.repeat(100_000)}${']'.repeat(100_000)},"model_name":"m"}`;
     assert.equal(set(deep, 'model_name', '"n"')?.endsWith('"model_name":"n"}'), true);
