@@ -7,6 +7,9 @@ needs=(
   "/usr/share/doc/python3-numpy python3-numpy"                     # NVIDIA's Triton HTTP client (test/conformance)
   "/usr/share/doc/python3-geventhttpclient python3-geventhttpclient" # … its HTTP transport
   "/usr/share/doc/python3-rapidjson python3-rapidjson"             # … its JSON codec
+  "/usr/share/doc/python3-grpcio python3-grpcio"                   # Python's gRPC (C-core) against the gRPC listener (test/conformance/grpc-python)
+  "/usr/share/doc/python3-protobuf python3-protobuf"               # … its protobuf runtime
+  "/usr/bin/protoc protobuf-compiler"                              # … compiles src/grpc/grpc_predict_v2.proto for it at test time
   "/usr/bin/chromium chromium"                 # the dashboard test (playwright-core, no browser download)
   "/usr/sbin/mosquitto mosquitto"              # MQTT tests start their own on free ports (mosquitto_passwd too)
   "/usr/bin/mosquitto_sub mosquitto-clients"   # test/mqtt/hint.test.ts runs the mosquitto_sub/_pub line `modelguard up` prints

@@ -4,7 +4,8 @@
  * between is owned here, in one order for every protocol:
  *
  *   adapter: decode ─▶ open ─▶ authenticate ─▶ name ─▶ authorize ─▶ check ─▶ body limit
- *            ─▶ validate ─▶ run (limits, broker, dispatch) ─▶ adapter: encode ─▶ end (published once)
+ *            ─▶ validate ─▶ run (limits, broker, dispatch) ─▶ answer as asked (model names)
+ *            ─▶ adapter: encode ─▶ end (published once)
  *
  * The record (what observers see), the trace, the cancellation signal and the mapping of failures
  * to DESIGN.md codes live here too, so a new protocol or a new policy step changes one place.
@@ -18,6 +19,7 @@ import { backendTraceparent, startTrace } from '../core/trace-context.ts';
 import { validateKserveInfer } from '../security/kserve-validate.ts';
 import type { Credentials } from '../security/identity.ts';
 import type { Pipeline } from './pipeline.ts';
+import { answerAsAsked } from './rename.ts';
 
 /** Who asks: a client's own credentials, or (on the broker listener) a proxy asserting an app. */
 export type Who = { readonly credentials: Credentials } | { readonly proxy: ProxyAssertion };
@@ -155,7 +157,8 @@ export class Exchange {
       if (!Buffer.isBuffer(reply.body)) reply.body.destroy();
       throw new CancelledError();
     }
-    return { reply, model, identity };
+    // An alias is answered with the name the client asked for, in every protocol.
+    return { reply: await answerAsAsked(reply, { api: named.api, op: named.op, method: target.method, model: named.model }, model), model, identity };
   }
 
   /**

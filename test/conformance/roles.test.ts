@@ -59,12 +59,16 @@ describe('binary tensors through a proxy and a broker', () => {
       assert.equal(a.status, 200, a.text);
       assert.ok(a.headers['inference-header-content-length']);
       for (const t of BINARY_ONLY) assert.deepEqual(a.binary.get(t.name.replace('INPUT', 'OUTPUT')), t.bytes, t.name);
+      // Named as asked (the backend's is `ident`); the header length is the renamed header's.
+      assert.equal(a.header['model_name'], m);
+      assert.equal(Number(a.headers['inference-header-content-length']), Buffer.byteLength(a.text));
     });
 
     it(`gRPC raw contents through the proxy to ${m}: raw_output_contents byte for byte`, async () => {
       const req = { model_name: m, inputs: BINARY_ONLY.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape })), raw_input_contents: BINARY_ONLY.map((t) => t.bytes) };
-      const r = await call<{ raw_output_contents: Buffer[] }>(grpc, 'ModelInfer', req, auth(keyFor('a')));
+      const r = await call<{ raw_output_contents: Buffer[]; model_name: string }>(grpc, 'ModelInfer', req, auth(keyFor('a')));
       assert.deepEqual(r.value.raw_output_contents.map((b) => Buffer.from(b)), BINARY_ONLY.map((t) => t.bytes));
+      assert.equal(r.value.model_name, m);
     });
   }
 });

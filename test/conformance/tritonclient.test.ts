@@ -35,8 +35,8 @@ describe('Triton\'s Python HTTP client through ModelGuard', () => {
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     const result = JSON.parse(last) as { checks: number; failures: string[] };
     assert.deepEqual(result.failures, []);
-    // 4 forms × 2 models × their tensors (6 or 5), + metadata per model, + classification ×2, + the refusal.
-    assert.equal(result.checks, (5 + 6 + 6 + 5) * 2 + 2 + 2 + 1);
+    // 4 forms × 2 models × (their tensors (6 or 5) + model_name), + metadata per model, + classification ×2, + the refusal.
+    assert.equal(result.checks, (5 + 6 + 6 + 5) * 2 + 4 * 2 + 2 + 2 + 1);
     for (const e of s.gw.broker.status().endpoints) assert.equal(e.healthy, true, `${e.url} healthy`);
   });
 });

@@ -10,7 +10,6 @@ import { Exchange, type Named } from '../../pipeline/exchange.ts';
 import type { Pipeline } from '../../pipeline/pipeline.ts';
 import { decodeOpenAi } from './openai.ts';
 import { binaryHeaderLength, clientTimeoutMs, credentials, forwardHeaders, parseJson } from './request.ts';
-import { renameModel } from './rename.ts';
 import { route, type Route } from './routes.ts';
 
 /** Header naming the model whose server a server-wide Triton extension call goes to. */
@@ -85,11 +84,8 @@ async function answer(pipeline: Pipeline, ex: Exchange, req: IncomingMessage, re
     ex.authorize(await ex.authenticate(who), r.id, 'metadata');
     return json(res, 200, modelCard(r.id), id);
   }
-  let named: Named | undefined;
-  const { reply, model } = await ex.serve(who, async () => (named = await decode(pipeline, req, r, id)));
-  // An OpenAI answer names the model the client asked for, not the backend's (an alias).
-  const asked = named?.api === 'openai' && model.backendModel !== named.model ? named.model : undefined;
-  writeReply(res, asked === undefined ? reply : renameModel(reply, asked), id, () => {
+  const { reply } = await ex.serve(who, () => decode(pipeline, req, r, id));
+  writeReply(res, reply, id, () => {
     ex.record.outcome = 'MG_BACKEND_ERROR';
     res.destroy();
   });

@@ -5,11 +5,17 @@
  * never reaches a model server. A string `id` is KServe's own request id and stays (the backend
  * echoes it); any other `id` is taken out and put back into the reply.
  *
- * The payload is untrusted: its nesting is bounded by a linear scan before JSON.parse (or any
+ * The payload is untrusted: its nesting is bounded by a linear scan before any parser (or any
  * recursive walk) sees it, and a payload refused for its nesting still yields the top-level
  * `replyTo` and `id` it can, so it is answered like any other bad request.
+ *
+ * Numbers keep every bit, as on HTTP and gRPC: the payload is read with the exact-JSON codec
+ * (integers beyond 2^53 as bigint) and a body re-encoded without the envelope writes -0 as `-0.0`
+ * and 64-bit integers with all their digits. MQTT payloads are JSON: a request for binary-data
+ * outputs (Triton's extension, framed by an HTTP header MQTT does not have) is refused.
  */
 import { MGError } from '../../core/errors.ts';
+import { parseExact, stringifyExact } from '../../core/exact-json.ts';
 import { MQTT_LABELS, parseCredentials } from '../../security/credentials.ts';
 import type { Credentials } from '../../security/identity.ts';
 import type { RequestMessage } from './transport.ts';
@@ -70,7 +76,7 @@ export function replyAddress(msg: RequestMessage, doc: unknown): ReplyAddress | 
 /**
  * Deepest JSON nesting a request payload may have. A KServe v2 request nests an object, its
  * inputs, a tensor and its data as deep as the tensor's rank: 64 leaves room for any real shape
- * while a payload of 100k brackets is refused by a scan before JSON.parse or any recursive walk
+ * while a payload of 100k brackets is refused by a scan before any parser or recursive walk
  * can overflow the stack.
  */
 export const MAX_JSON_DEPTH = 64;
@@ -110,7 +116,7 @@ export function parsePayload(payload: Buffer): Payload {
     return { doc: salvageEnvelope(payload), problem: `payload is nested deeper than ${MAX_JSON_DEPTH} levels` };
   }
   try {
-    return { doc: JSON.parse(payload.toString('utf8')), problem: undefined };
+    return { doc: parseExact(payload.toString('utf8')), problem: undefined };
   } catch {
     return { doc: undefined, problem: 'payload is not valid JSON' };
   }
@@ -138,7 +144,7 @@ export function salvageEnvelope(bytes: Buffer): Record<string, unknown> | undefi
   };
   const parse = (from: number, to: number): unknown => {
     try {
-      return JSON.parse(bytes.toString('utf8', from, to));
+      return parseExact(bytes.toString('utf8', from, to));
     } catch {
       return undefined;
     }
@@ -186,6 +192,26 @@ export function salvageEnvelope(bytes: Buffer): Record<string, unknown> | undefi
     i++;
   }
 }
+/**
+ * Binary-data outputs (`parameters.binary_data_output`, an output's `parameters.binary_data`) are
+ * framed by the `Inference-Header-Content-Length` HTTP header, which an MQTT reply has no place for:
+ * asking for them is refused rather than answered with bytes the caller cannot split. (Inputs with
+ * `binary_data_size` are refused by the KServe check: the request has no header length.)
+ */
+function refuseBinaryOutputs(doc: Record<string, unknown>): void {
+  const params = doc['parameters'];
+  if (isRecord(params) && params['binary_data_output'] === true) {
+    throw new MGError('MG_BAD_REQUEST', 'parameters.binary_data_output: MQTT answers are JSON; the binary-data extension is carried over HTTP and gRPC only');
+  }
+  const outputs = doc['outputs'];
+  if (!Array.isArray(outputs)) return;
+  outputs.forEach((o: unknown, i) => {
+    if (isRecord(o) && isRecord(o['parameters']) && o['parameters']['binary_data'] === true) {
+      throw new MGError('MG_BAD_REQUEST', `outputs[${i}].parameters.binary_data: MQTT answers are JSON; the binary-data extension is carried over HTTP and gRPC only`);
+    }
+  });
+}
+
 /** Everything else; throws MG_BAD_REQUEST or MG_UNAUTHENTICATED with the reason. */
 export function decodeRequest(msg: RequestMessage, doc: unknown, problem?: string): Omit<DecodedRequest, 'reply'> {
   if (problem !== undefined) throw new MGError('MG_BAD_REQUEST', problem);
@@ -195,10 +221,14 @@ export function decodeRequest(msg: RequestMessage, doc: unknown, problem?: strin
   if (replyTo !== undefined && (typeof replyTo !== 'string' || replyTopicProblem(replyTo) !== undefined)) {
     throw new MGError('MG_BAD_REQUEST', `"replyTo" ${typeof replyTo === 'string' ? replyTopicProblem(replyTo) : 'must be a topic string'}`);
   }
-  const t = doc['timeoutMs'];
+  // An integer too long for a double is read as bigint; as a deadline its size is all that matters.
+  const given = doc['timeoutMs'];
+  const t = typeof given === 'bigint' ? Number(given) : given;
   if (t !== undefined && (typeof t !== 'number' || !Number.isFinite(t) || t <= 0)) {
     throw new MGError('MG_BAD_REQUEST', '"timeoutMs" must be a positive number of milliseconds');
   }
+
+  refuseBinaryOutputs(doc);
 
   // A key per request: MQTT 5 user property, or a payload field; on the embedded broker the
   // connection's own key stands in when the request carries none.
@@ -220,7 +250,7 @@ export function decodeRequest(msg: RequestMessage, doc: unknown, problem?: strin
     const forward: Record<string, unknown> = { ...doc };
     for (const f of ENVELOPE) delete forward[f];
     if (foreignId) delete forward['id'];
-    body = Buffer.from(JSON.stringify(forward));
+    body = Buffer.from(stringifyExact(forward));
   }
   return { creds, timeoutMs: t, body };
 }

@@ -2,11 +2,13 @@
  * Replies in the MQTT contract: the backend's KServe v2 answer as it came (the same Buffer the
  * HTTP path sends), or `{ "error": { "code", "message" }, "id" }`. MQTT 5 replies carry the
  * correlation data and user properties; MQTT 3.1.1 replies carry `id` and `servedBy` in the
- * payload. `servedBy` is spliced in front of the backend's JSON; a string `id` was forwarded as
- * KServe's request id and comes back in the answer, so only an answer without it (or a non-string
- * id) is parsed and re-encoded.
+ * payload. `servedBy` is spliced in front of the backend's JSON, and the caller's `id` (and, for
+ * an alias, the `model_name` it asked for) is set in place (src/core/json-splice.ts): the answer is
+ * never parsed and re-encoded, so every tensor value reaches the caller as the backend wrote it.
  */
 import type { MGError } from '../../core/errors.ts';
+import { stringifyExact } from '../../core/exact-json.ts';
+import { setTopLevel } from '../../core/json-splice.ts';
 import type { ReplyAddress } from './decode.ts';
 import type { ReplyMessage } from './transport.ts';
 
@@ -27,20 +29,15 @@ function prepend(fields: string, body: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`{${fields}${empty ? '' : ','}`), body.subarray(i + 1)]);
 }
 
-/** The answer with the caller's `id`: as it came when the backend echoed it, else re-encoded. */
-function withId(body: Buffer, id: unknown): Buffer {
-  if (id === undefined) return body;
-  if (typeof id === 'string' && body.includes(`"id":${JSON.stringify(id)}`)) return body;
-  try {
-    const doc = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
-    return Buffer.from(JSON.stringify({ ...doc, id }));
-  } catch {
-    return body;
-  }
+/** The answer with top-level `key` set to a value (exact JSON: a numeric id of 2^63−1 keeps its digits); an answer that is not a JSON object as it came. */
+function withField(body: Buffer, key: string, value: unknown): Buffer {
+  if (value === undefined) return body;
+  return setTopLevel(body, key, stringifyExact(value)) ?? body;
 }
 
-export function successReply(to: ReplyAddress, body: Buffer, servedBy: 'edge' | 'cloud', requestId: string): ReplyMessage {
-  const payload = withId(body, to.id);
+/** `modelName`: the model the caller asked for, when the backend knows it by another name (an alias). */
+export function successReply(to: ReplyAddress, body: Buffer, servedBy: 'edge' | 'cloud', requestId: string, modelName?: string): ReplyMessage {
+  const payload = withField(withField(body, 'model_name', modelName), 'id', to.id);
   if (to.v5) {
     return { topic: to.topic, payload, correlationData: to.correlationData, userProperties: { 'x-modelguard-served-by': servedBy, 'x-request-id': requestId } };
   }
@@ -55,5 +52,5 @@ export function errorReply(to: ReplyAddress, err: MGError, requestId: string, se
   const userProperties: Record<string, string> | undefined = to.v5 ? { 'x-modelguard-error': err.code, 'x-request-id': requestId } : undefined;
   if (userProperties && retryAfterMs !== undefined) userProperties['x-modelguard-retry-after-ms'] = String(retryAfterMs);
   if (userProperties && servedBy !== undefined) userProperties['x-modelguard-served-by'] = servedBy;
-  return { topic: to.topic, payload: Buffer.from(JSON.stringify(doc)), correlationData: to.correlationData, userProperties };
+  return { topic: to.topic, payload: Buffer.from(stringifyExact(doc)), correlationData: to.correlationData, userProperties };
 }
