@@ -39,3 +39,12 @@ export const INT_RANGE: Partial<Record<KserveDatatype, readonly [number, number]
 export function isKserveDatatype(value: unknown): value is KserveDatatype {
   return typeof value === 'string' && Object.hasOwn(ELEMENT_SIZE, value);
 }
+
+/**
+ * What follows `/v2/models/{model}` in a KServe v2 path, split from its segments (`from` is the index
+ * after the model's): the optional `/versions/{v}` and the rest (`[]`, `['ready']`, `['infer']`, …).
+ */
+export function modelPathTail(seg: readonly string[], from: number): { version: string | undefined; tail: string[] } {
+  if (seg[from] === 'versions' && seg[from + 1]) return { version: seg[from + 1], tail: seg.slice(from + 2) };
+  return { version: undefined, tail: seg.slice(from) };
+}

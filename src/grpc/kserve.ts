@@ -102,6 +102,17 @@ function jsonData(t: PTensor, count: number, where: string): JsonElement[] | und
   }
 }
 
+/** The request's inputs and raw contents, checked to go together: `raw` when the client sent its tensors as raw bytes. */
+function rawContents(req: PInferRequest): { rawAll: PInferRequest['raw_input_contents']; raw: boolean } {
+  if (req.inputs.length === 0) throw new WireError('inputs must not be empty');
+  const rawAll = req.raw_input_contents;
+  const raw = rawAll.length > 0;
+  if (raw && rawAll.length !== req.inputs.length) {
+    throw new WireError(`raw_input_contents has ${rawAll.length} entries for ${req.inputs.length} inputs`);
+  }
+  return { rawAll, raw };
+}
+
 /**
  * A ModelInferRequest as the KServe v2 REST request an HTTP backend takes, bit for bit: raw
  * contents travel as binary data (the binary-data extension), typed contents as JSON data unless
@@ -111,12 +122,7 @@ function jsonData(t: PTensor, count: number, where: string): JsonElement[] | und
  * `raw` says which form the client used (its answer keeps it).
  */
 export function inferRequestToRest(req: PInferRequest): RestBody & { raw: boolean } {
-  if (req.inputs.length === 0) throw new WireError('inputs must not be empty');
-  const rawAll = req.raw_input_contents;
-  const raw = rawAll.length > 0;
-  if (raw && rawAll.length !== req.inputs.length) {
-    throw new WireError(`raw_input_contents has ${rawAll.length} entries for ${req.inputs.length} inputs`);
-  }
+  const { rawAll, raw } = rawContents(req);
   const names = new Set<string>();
   const binaries: Uint8Array[] = [];
   const inputs = req.inputs.map((t, i) => {
@@ -187,12 +193,7 @@ export function inferResponseFromRest(body: Buffer, headers: Readonly<Record<str
 /** A decoded ModelInferRequest as a KServe v2 JSON body, checked; `raw` says which form the client used. */
 export function inferRequestToJson(req: PInferRequest): { doc: Record<string, unknown>; raw: boolean } {
   const where = (i: number): string => `inputs[${i}]`;
-  if (req.inputs.length === 0) throw new WireError('inputs must not be empty');
-  const rawAll = req.raw_input_contents;
-  const raw = rawAll.length > 0;
-  if (raw && rawAll.length !== req.inputs.length) {
-    throw new WireError(`raw_input_contents has ${rawAll.length} entries for ${req.inputs.length} inputs`);
-  }
+  const { rawAll, raw } = rawContents(req);
   const names = new Set<string>();
   const inputs = req.inputs.map((t, i) => {
     const j = tensorToJson(t, raw ? rawAll[i] : undefined, where(i));

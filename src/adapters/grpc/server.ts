@@ -112,30 +112,29 @@ async function run(ctx: Ctx, name: (identity: Identity) => Named): Promise<{ rep
   return { reply, body };
 }
 
+/** A translation between protobuf and KServe JSON; what it cannot express is the request's fault or the backend's. */
+function translated<T>(code: 'MG_BAD_REQUEST' | 'MG_BACKEND_ERROR', what: string, translate: () => T): T {
+  try {
+    return translate();
+  } catch (err) {
+    if (err instanceof WireError) throw new MGError(code, `${what}: ${err.message}`);
+    throw err;
+  }
+}
+
 async function modelInfer(ctx: Ctx, bytes: Buffer): Promise<Answer> {
   ctx.ex.record.api = 'kserve-v2';
   let raw: ReturnType<typeof inferRequestToRest>['raw'] | undefined;
   const { reply, body: answer } = await run(ctx, () => {
     const req = decode(wire.ModelInferRequest, bytes, 'ModelInferRequest');
     return named(ctx, 'kserve-v2', 'infer', 'infer', req.model_name, bytes, (model) => {
-      let translated: ReturnType<typeof inferRequestToRest>;
-      try {
-        translated = inferRequestToRest(req);
-      } catch (err) {
-        if (err instanceof WireError) throw new MGError('MG_BAD_REQUEST', `KServe v2 infer: ${err.message}`);
-        throw err;
-      }
-      raw = translated.raw;
-      return backendRequest(ctx, 'POST', `${modelPath(model.backendModel, req.model_version)}/infer`, translated.headers, translated.body);
+      const rest = translated('MG_BAD_REQUEST', 'KServe v2 infer', () => inferRequestToRest(req));
+      raw = rest.raw;
+      return backendRequest(ctx, 'POST', `${modelPath(model.backendModel, req.model_version)}/infer`, rest.headers, rest.body);
     });
   });
   if (reply.status < 200 || reply.status >= 300) return backendFailure(reply, answer);
-  try {
-    return { value: inferResponseFromRest(answer, reply.headers, raw as NonNullable<typeof raw>) };
-  } catch (err) {
-    if (err instanceof WireError) throw new MGError('MG_BACKEND_ERROR', `backend answer: ${err.message}`);
-    throw err;
-  }
+  return { value: translated('MG_BACKEND_ERROR', 'backend answer', () => inferResponseFromRest(answer, reply.headers, raw as NonNullable<typeof raw>)) };
 }
 
 async function modelMetadataOrReady(ctx: Ctx, bytes: Buffer, ready: boolean): Promise<Answer> {
@@ -152,12 +151,7 @@ async function modelMetadataOrReady(ctx: Ctx, bytes: Buffer, ready: boolean): Pr
     return { value: wire.ModelReadyResponse.encode({ ready: ok }) };
   }
   if (reply.status < 200 || reply.status >= 300) return backendFailure(reply, body);
-  try {
-    return { value: modelMetadataFromJson(parseAnswer(body)) };
-  } catch (err) {
-    if (err instanceof WireError) throw new MGError('MG_BACKEND_ERROR', `backend answer: ${err.message}`);
-    throw err;
-  }
+  return { value: translated('MG_BACKEND_ERROR', 'backend answer', () => modelMetadataFromJson(parseAnswer(body))) };
 }
 
 /**

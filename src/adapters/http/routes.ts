@@ -4,6 +4,7 @@
  * so an encoded `..` cannot walk out of a model's prefix.
  */
 import { MGError } from '../../core/errors.ts';
+import { modelPathTail } from '../../core/kserve.ts';
 import type { ApiKind, Operation } from '../../core/request.ts';
 import type { AppOperation } from '../../core/snapshot.ts';
 import { matchExtension } from './extensions.ts';
@@ -82,13 +83,7 @@ export function route(method: string, rawUrl: string): Route {
     }
     if (b === 'models' && c) {
       // /v2/models/{m}[/versions/{v}][/ready|/infer]
-      let i = 3;
-      let version: string | undefined;
-      if (seg[i] === 'versions' && seg[i + 1]) {
-        version = seg[i + 1];
-        i += 2;
-      }
-      const tail = seg.slice(i);
+      const { version, tail } = modelPathTail(seg, 3);
       const prefix = (m: string): string => `/v2/models/${encodeURIComponent(m)}${version ? `/versions/${encodeURIComponent(version)}` : ''}`;
       if (tail.length === 0) {
         need(method, 'GET');

@@ -16,6 +16,7 @@ import { Readable } from 'node:stream';
 import type { BackendClient, BackendRequest, BackendResponse } from '../client.ts';
 import { ConnectionFailure, RequestRejected } from '../client.ts';
 import { NOT_FORWARDED } from '../../core/headers.ts';
+import { modelPathTail } from '../../core/kserve.ts';
 import { inferRequestFromJson, inferResponseToRest, modelMetadataToJson, NO_BINARY, NotJsonTensor, WireError, type BinaryOutputs } from '../../grpc/kserve.ts';
 import { addToMetadata, isGrpcPassthrough, replyHeaders } from '../../grpc/passthrough.ts';
 import { methodPath, wire, type Method } from '../../grpc/wire.ts';
@@ -51,13 +52,7 @@ export function routeOf(httpMethod: string, rawPath: string): Route | undefined 
   }
   if (seg[1] !== 'models' || !seg[2]) return undefined;
   const model = seg[2];
-  let i = 3;
-  let version: string | undefined;
-  if (seg[i] === 'versions' && seg[i + 1]) {
-    version = seg[i + 1];
-    i += 2;
-  }
-  const tail = seg.slice(i);
+  const { version, tail } = modelPathTail(seg, 3);
   const v = version === undefined ? {} : { version };
   if (tail.length === 0 && get) return { method: 'ModelMetadata', model, ...v };
   if (tail.length === 1 && tail[0] === 'ready' && get) return { method: 'ModelReady', model, ...v };
