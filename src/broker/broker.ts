@@ -43,6 +43,8 @@ export interface EndpointStatus {
   served: number;
   failures: number;
   latencyMs: number;
+  /** Models out of service on this endpoint (their calls failed there; the endpoint serves the others). */
+  modelsDown?: { model: string; reason: string; retryInMs: number }[];
 }
 
 export interface BrokerStatus {
@@ -213,6 +215,7 @@ export class Broker implements DataPlane {
           served: e.served,
           failures: e.failures,
           latencyMs: e.latencyMs,
+          modelsDown: [...e.models].flatMap(([model, h]) => (h.down === undefined ? [] : [{ model, reason: h.down.reason, retryInMs: Math.max(0, Math.round(h.down.until - performance.now())) }])),
         });
       }
     }

@@ -94,6 +94,7 @@ export function nodeText(s: NodeStatus): string {
         `${e.latencyMs.toFixed(1)}ms`.padStart(8),
       ].join(' '),
     );
+    for (const m of e.modelsDown ?? []) out.push(`${''.padEnd(17)}model ${m.model} DOWN here (tried again in ${(m.retryInMs / 1000).toFixed(1)}s): ${m.reason}`);
   }
   if (s.offload !== undefined && s.offload.length > 0) {
     out.push('');
