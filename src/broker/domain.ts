@@ -324,7 +324,7 @@ export class Domain {
       work.dispatchedAt = now;
       work.record.dispatchedAt = now;
       work.record.endpoint = ep.url;
-      work.record.batch = { rows: batch.rows, requests: batch.members.length, delayMs, first: i === 0 };
+      work.record.batch = { rows: batch.rows, requests: batch.members.length, ownRows: work.units, delayMs, first: i === 0 };
       work.lastEndpoint = ep;
       const group = work.group;
       group.inflight++;

@@ -38,6 +38,8 @@ export interface BatchRecord {
   readonly rows: number;
   /** Requests (members) in it. */
   readonly requests: number;
+  /** This request's own rows in it. */
+  readonly ownRows: number;
   /** How long the batch waited in its slot for more rows, ms. */
   readonly delayMs: number;
   /** The batch's first member: batch-level metrics count it once, from this record. */

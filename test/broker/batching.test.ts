@@ -10,6 +10,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Gateway } from '../../src/compose/gateway.ts';
+import type { LiveView } from '../../src/observability/live-view.ts';
 import { acceleratorProcess, delay, gateway, keyFor, percentile, pool, send } from '../helpers/harness.ts';
 import { ask, batchedModel, rowLoop, rowsBody, type RowAnswer } from './batching-helpers.ts';
 
@@ -80,6 +81,26 @@ describe('batching on a simulated accelerator (20 ms + 1 ms per extra row, 2 slo
     const stats = gw.broker.status().batching?.find((s) => s.model === 'batched');
     assert.ok(stats && stats.rows / stats.batches > 4, `batches were formed: ${JSON.stringify(stats)}`);
     assert.equal(gw.broker.status().batching?.find((s) => s.model === 'demo'), undefined, 'a model without batching is never merged');
+  });
+
+  it('metrics and the live view show what batching did: batch sizes, rows, the delay it added', async () => {
+    const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    const value = (re: RegExp): number => Number(re.exec(text)?.[1] ?? NaN);
+    const calls = value(/^modelguard_batch_size_count\{model="batched"\} (\S+)$/m);
+    const rows = value(/^modelguard_batch_size_sum\{model="batched"\} (\S+)$/m);
+    const stats = gw.broker.status().batching?.find((s) => s.model === 'batched');
+    assert.ok(stats);
+    // Every batch's first member has been answered by now, so each batch was observed once.
+    assert.equal(calls, stats.batches);
+    assert.equal(rows, stats.rows);
+    const served = value(/^modelguard_batched_rows_total\{group="a",model="batched"\} (\S+)$/m) + value(/^modelguard_batched_rows_total\{group="b",model="batched"\} (\S+)$/m);
+    assert.equal(served, stats.rows, 'every row was answered and counted once');
+    assert.match(text, /^modelguard_batch_delay_seconds_count\{model="batched"\} \d+$/m);
+    assert.doesNotMatch(text, /modelguard_batch_size_count\{model="demo"\}/);
+    const view = (await (await fetch(`${gw.adminUrl}/api/v1/live`)).json()) as LiveView;
+    const m = view.models.find((x) => x.name === 'batched');
+    assert.ok(m?.batch && m.batch.maxBatchSize === 8 && m.batch.size > 1 && m.batch.batches === stats.batches, JSON.stringify(m));
+    assert.equal(view.models.find((x) => x.name === 'demo')?.batch, undefined);
   });
 
   it('at 10 requests/s batching adds at most maxDelay to the median', { timeout: 30_000 }, async (t) => {
