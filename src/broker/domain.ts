@@ -314,6 +314,13 @@ export class Domain {
   }
 
   private sendBatch(batch: Batch): void {
+    if (batch.members.every((w) => w.settled)) {
+      // Every caller left (or ran out of time) while it formed: nothing is sent, nobody is charged.
+      batch.hold.release();
+      for (const w of batch.members) this.policy.correct(w.flow, -w.charged);
+      this.pump();
+      return;
+    }
     const now = performance.now();
     const ep = batch.hold.endpoint;
     const delayMs = now - batch.formedAt;

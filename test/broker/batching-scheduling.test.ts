@@ -38,6 +38,36 @@ async function setup(groups: { name: string; priority?: number; reservedSlots?: 
 }
 
 describe('batching keeps the scheduler', () => {
+  it('callers that all leave while their batch waits for rows cost the accelerator nothing; one that stays is served', { timeout: 30_000 }, async () => {
+    const acc = await accelerator({ slots: 1, models: [{ name: 'fast', serviceTime: 10 }] });
+    closers.push(() => acc.close());
+    const gw = await gateway({ endpoints: [{ url: acc.url, slots: 1 }], models: [], groups: [{ name: 'a' }], extra: [batchedModel(8, '300ms', 'batched', 'fast')] });
+    closers.push(() => gw.close());
+    const p = pool(gw.httpUrl, 8);
+    closers.push(() => p.close());
+    const leave = (id: string): Promise<string> => {
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 50);
+      return send(p, '/v2/models/batched/infer', { key: keyFor('a'), body: rowsBody(id, 1, 1), signal: ac.signal }).then(
+        (a) => `answered ${a.status}`,
+        () => 'left',
+      );
+    };
+    assert.deepEqual(await Promise.all([leave('x'), leave('y')]), ['left', 'left']);
+    await delay(400);
+    assert.equal(acc.stats().models['fast']?.served, 0, 'the accelerator never saw the batch');
+    assert.equal(gw.broker.status().batching, undefined, 'no batch was sent');
+    assert.equal(gw.broker.status().groups.find((g) => g.name === 'a')?.acceleratorMs, 0, 'nobody was charged');
+    const stays = send(p, '/v2/models/batched/infer', { key: keyFor('a'), body: rowsBody('z', 1, 1) });
+    await delay(30);
+    assert.equal(await leave('w'), 'left');
+    const z = await stays;
+    assert.equal(z.status, 200, z.body);
+    assert.equal(JSON.parse(z.body).id, 'z');
+    assert.equal(acc.stats().models['fast']?.served, 1);
+    assert.equal(gw.broker.status().batching?.[0]?.requests, 2, 'the one who left still rode along (its rows ran)');
+  });
+
   it('a higher priority fills a batch first; a lower one takes the rows left', { timeout: 30_000 }, async () => {
     const { records, p } = await setup([{ name: 'hi', priority: 10 }, { name: 'lo' }], 1);
     const blocker = send(p, '/v2/models/demo/infer', { key: keyFor('lo'), body: rowsBody('blocker', 1, 1) });
