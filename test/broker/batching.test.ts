@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Gateway } from '../../src/compose/gateway.ts';
 import type { LiveView } from '../../src/observability/live-view.ts';
+import { statusText } from '../../src/cli/status.ts';
 import { acceleratorProcess, delay, gateway, keyFor, percentile, pool, send } from '../helpers/harness.ts';
 import { ask, batchedModel, rowLoop, rowsBody, type RowAnswer } from './batching-helpers.ts';
 
@@ -101,6 +102,8 @@ describe('batching on a simulated accelerator (20 ms + 1 ms per extra row, 2 slo
     const m = view.models.find((x) => x.name === 'batched');
     assert.ok(m?.batch && m.batch.maxBatchSize === 8 && m.batch.size > 1 && m.batch.batches === stats.batches, JSON.stringify(m));
     assert.equal(view.models.find((x) => x.name === 'demo')?.batch, undefined);
+    const text2 = statusText(gw.broker.status());
+    assert.match(text2, new RegExp(`^batched +accel +8 +${stats.batches} +${stats.rows} +${stats.requests} `, 'm'), text2);
   });
 
   it('at 10 requests/s batching adds at most maxDelay to the median', { timeout: 30_000 }, async (t) => {
