@@ -14,7 +14,7 @@
  * all, and each member's group is charged its rows' share of the slot time it held.
  */
 import { MGError } from '../core/errors.ts';
-import type { BackendReply } from '../core/request.ts';
+import type { BackendReply, InferenceCall } from '../core/request.ts';
 import type { BackendSnapshot, BatchingSnapshot, Fairness } from '../core/snapshot.ts';
 import { ConnectionFailure } from '../dispatch/client.ts';
 import type { CostModel } from '../dispatch/cost.ts';
@@ -22,7 +22,6 @@ import type { Endpoint } from '../dispatch/endpoint.ts';
 import { EndpointSet, type Sent, type SlotUse } from '../dispatch/endpoint-set.ts';
 import type { Batch } from './batching/batch.ts';
 import { BatchFormer } from './batching/former.ts';
-import { BatchingError } from './batching/rows.ts';
 import { BatchStats } from './batching/stats.ts';
 import { VirtualTimePolicy } from './fairness/virtual-time.ts';
 import { LinkedQueue } from './queue.ts';
@@ -321,6 +320,19 @@ export class Domain {
       this.pump();
       return;
     }
+    let call: InferenceCall;
+    try {
+      call = batch.call();
+    } catch (err) {
+      // Members with equal keys always join; should that ever fail, each member is still answered once.
+      batch.hold.release();
+      for (const w of batch.members) {
+        this.policy.correct(w.flow, -w.charged);
+        w.reject(new MGError('MG_INTERNAL', `batch could not be joined: ${err instanceof Error ? err.message : String(err)}`));
+      }
+      this.pump();
+      return;
+    }
     const now = performance.now();
     const ep = batch.hold.endpoint;
     const delayMs = now - batch.formedAt;
@@ -340,7 +352,7 @@ export class Domain {
       deadline = Math.max(deadline, work.callDeadline);
     });
     this.batchStats.add(batch.model, batch.rows, batch.members.length, delayMs);
-    const sent: Sent = batch.hold.send(batch.call(), deadline);
+    const sent: Sent = batch.hold.send(call, deadline);
     void sent.done.then((use) => this.chargeBatch(batch, use));
     sent.answer.then(
       (reply) => this.answerBatch(batch, reply),
@@ -368,8 +380,9 @@ export class Domain {
     try {
       answers = batch.split(reply);
     } catch (err) {
-      if (!(err instanceof BatchingError)) throw err;
-      for (const w of batch.members) w.reject(new MGError('MG_BACKEND_ERROR', `the batched answer of backend ${reply.endpoint} cannot be split by rows: ${err.message}`, { cause: err }));
+      // BatchingError: the answer does not have the batch's rows in dim 0 (or is not a tensor answer).
+      const why = err instanceof Error ? err.message : String(err);
+      for (const w of batch.members) w.reject(new MGError('MG_BACKEND_ERROR', `the batched answer of backend ${reply.endpoint} cannot be split by rows: ${why}`, { cause: err }));
       return;
     }
     batch.members.forEach((w, i) => w.resolve(answers[i] as BackendReply));

@@ -163,6 +163,8 @@ describe('batching on a simulated accelerator (20 ms + 1 ms per extra row, 2 slo
         const input = doc.inputs[0]!;
         seen.push(input.shape[0]!);
         if (input.data.some((v) => v < 0)) return void res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"negative value"}');
+        // 999 anywhere: an answer with one row whatever was asked (a model that ignores dim 0).
+        if (input.data.includes(999)) return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: doc.id, outputs: [{ name: 'out', datatype: 'FP32', shape: [1, 4], data: input.data.slice(0, 4) }] }));
         const body = JSON.stringify({ model_name: 'm', id: doc.id, outputs: [{ name: 'out', datatype: 'FP32', shape: input.shape, data: input.data }] });
         res.writeHead(200, { 'content-type': 'application/json' }).end(body);
       });
@@ -189,6 +191,15 @@ describe('batching on a simulated accelerator (20 ms + 1 ms per extra row, 2 slo
       // One joint call of 3 rows, refused; then each member alone.
       assert.deepEqual(seen.slice(0, 1), [3]);
       assert.deepEqual([...seen.slice(1)].sort(), [1, 2]);
+      // An answer that cannot be cut by rows fails every member of the batch, each answered once.
+      seen.length = 0;
+      const split = await Promise.all([
+        send(sp, '/v2/models/batched/infer', { key: keyFor('a'), body: body('s1', [999, 1, 2, 3]) }),
+        delay(20).then(() => send(sp, '/v2/models/batched/infer', { key: keyFor('b'), body: body('s2', [999, 4, 5, 6]) })),
+      ]);
+      assert.deepEqual(split.map((x) => `${x.status} ${x.code ?? ''}`), ['502 MG_BACKEND_ERROR', '502 MG_BACKEND_ERROR'], split.map((x) => x.body).join(' '));
+      assert.match(split[0].body, /cannot be split by rows/);
+      assert.deepEqual(seen, [2], 'one joint call');
     } finally {
       await sp.close();
       await g.close();

@@ -34,8 +34,8 @@ export function memberOf(work: Work): BatchMember | undefined {
       if (h === undefined || headerLength !== undefined) {
         try {
           work.member = batchMember({ body: call.body, headerLength });
-        } catch (err) {
-          if (!(err instanceof BatchingError)) throw err;
+        } catch {
+          // Whatever it is (BatchingError, or a body too deep to walk), it is sent alone, as it came.
         }
       }
     }
