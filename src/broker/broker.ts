@@ -11,6 +11,7 @@ import type { GroupSnapshot, Snapshot } from '../core/snapshot.ts';
 import { CostModel } from '../dispatch/cost.ts';
 import type { DataPlane } from './plane.ts';
 import { AdmissionGate } from './admission-gate.ts';
+import type { BatchModelStatus } from './batching/stats.ts';
 import { Domain } from './domain.ts';
 import { Offloader, type OffloadStatus } from './offload/offloader.ts';
 import { RateMeter } from './rate.ts';
@@ -55,6 +56,14 @@ export interface BrokerStatus {
   endpoints: EndpointStatus[];
   /** Per model with offload: breaker, predicted times, cloud sends, budget left (absent when none). */
   offload?: OffloadStatus[];
+  /** Per model that batches: batches sent, rows, recent batch size and added delay (absent when none). */
+  batching?: BatchingStatus[];
+}
+
+export interface BatchingStatus extends BatchModelStatus {
+  readonly backend: string;
+  /** Configured Model.spec.batching.maxBatchSize (0 once the model stopped batching). */
+  readonly maxBatchSize: number;
 }
 
 export class Broker implements DataPlane {
@@ -220,6 +229,10 @@ export class Broker implements DataPlane {
       }
     }
     const offload = this.offloader.status();
+    const batching: BatchingStatus[] = [];
+    for (const d of this.domains.values()) {
+      for (const b of d.batchStats.status()) batching.push({ ...b, backend: d.name, maxBatchSize: this.snapshot.models[b.model]?.batching?.maxBatchSize ?? 0 });
+    }
     return {
       version: this.snapshot.version,
       hash: this.snapshot.hash,
@@ -227,6 +240,7 @@ export class Broker implements DataPlane {
       groups,
       endpoints,
       ...(offload.length > 0 ? { offload } : {}),
+      ...(batching.length > 0 ? { batching } : {}),
     };
   }
 
@@ -253,6 +267,7 @@ export class Broker implements DataPlane {
       fairness: () => this.snapshot.gateway.fairness,
       reservedAbove: (p) => this.reservedAbove(p),
       rescue: (work) => this.offloader.rescue(work, this.domains.get(b.name) as Domain, 'no-edge'),
+      batching: (model) => this.snapshot.models[model]?.batching,
     });
   }
 

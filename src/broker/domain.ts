@@ -8,14 +8,22 @@
  *
  * Work leaves the queue only when a slot is free, so the waiting happens here, where priority,
  * weights and deadlines apply, and not inside the accelerator.
+ *
+ * A model with `batching` forms a batch in the slot instead (batching/former.ts): the scheduler's
+ * next call leads, compatible queued calls join in scheduler order, one backend call serves them
+ * all, and each member's group is charged its rows' share of the slot time it held.
  */
 import { CancelledError } from '../core/cancel.ts';
 import { MGError } from '../core/errors.ts';
-import type { BackendSnapshot, Fairness } from '../core/snapshot.ts';
+import type { BackendReply, InferenceCall } from '../core/request.ts';
+import type { BackendSnapshot, BatchingSnapshot, Fairness } from '../core/snapshot.ts';
 import { ConnectionFailure } from '../dispatch/client.ts';
 import type { CostModel } from '../dispatch/cost.ts';
 import type { Endpoint } from '../dispatch/endpoint.ts';
 import { EndpointSet, type Sent, type SlotUse } from '../dispatch/endpoint-set.ts';
+import type { Batch } from './batching/batch.ts';
+import { BatchFormer } from './batching/former.ts';
+import { BatchStats } from './batching/stats.ts';
 import { VirtualTimePolicy } from './fairness/virtual-time.ts';
 import { LinkedQueue } from './queue.ts';
 import { type DomainFlow, type GroupState, type Work } from './work.ts';
@@ -34,6 +42,8 @@ export interface DomainHooks {
    * offloader sends it to the cloud); otherwise it is answered MG_NO_BACKEND / MG_BACKEND_ERROR.
    */
   rescue?(work: Work): boolean;
+  /** The model's batching settings, when it batches (Model.spec.batching). */
+  batching?(model: string): BatchingSnapshot | undefined;
 }
 
 let flowSeq = 0;
@@ -47,6 +57,9 @@ export class Domain {
   /** Works dispatched so far (the offload predictor counts how many went ahead of a queued one). */
   dispatched = 0;
   private pumping = false;
+  private readonly batches: BatchFormer;
+  /** Batches sent, per model (sizes, rows, delay added): status and the dashboard read it. */
+  readonly batchStats = new BatchStats();
 
   constructor(
     backend: BackendSnapshot,
@@ -58,6 +71,15 @@ export class Domain {
         if (set.anyHealthy) this.pump();
         else this.failQueued();
       },
+    });
+    this.batches = new BatchFormer({
+      flows: this.flows,
+      mayRide: (flow, inflightBefore) => {
+        const reserved = this.hooks.reservedAbove(flow.priority);
+        return reserved === 0 || inflightBefore < this.set.healthyCapacity() - reserved;
+      },
+      take: (work) => this.take(work),
+      send: (batch) => this.sendBatch(batch),
     });
   }
 
@@ -109,6 +131,9 @@ export class Domain {
     const flow = work.flow;
     work.enqueuedAt = performance.now();
     work.record.queuedAt ??= work.enqueuedAt;
+    // A batch of its kind waiting for rows takes it at once (it is the next compatible call in line).
+    const key = this.batchKey(work);
+    if (key !== undefined && this.batches.offer(work, key)) return;
     work.node = work.attempts > 0 ? flow.queue.unshift(work) : flow.queue.push(work);
     this.queued++;
     flow.group.queued++;
@@ -195,6 +220,14 @@ export class Domain {
           work.reject(down);
           continue;
         }
+        const key = this.batchKey(work);
+        if (key !== undefined) {
+          if (!this.batches.offer(work, key)) {
+            const inflightBefore = this.set.inflight();
+            this.batches.form(work, key, this.hooks.batching?.(work.call.model) as BatchingSnapshot, this.set.hold(ep), inflightBefore);
+          }
+          continue;
+        }
         this.unqueue(work);
         work.detach();
         const now = performance.now();
@@ -231,19 +264,148 @@ export class Domain {
     void sent.done.then((use) => this.charge(work, use));
     sent.answer.then(
       (reply) => work.resolve(reply),
+      (err: unknown) => this.failed(work, err),
+    );
+  }
+
+  /** A call that got no answer: another attempt when its connection failed and that may help, else the error. */
+  private failed(work: Work, err: unknown): void {
+    if (work.settled) return;
+    if (err instanceof ConnectionFailure && this.mayRetry(work, err)) {
+      work.detach();
+      this.enqueue(work); // back to the front of its queue, for another replica
+      return;
+    }
+    if (err instanceof ConnectionFailure) {
+      if (!this.anyHealthy && this.hooks.rescue?.(work) === true) return;
+      work.reject(new MGError('MG_BACKEND_ERROR', err.message, { cause: err }));
+      return;
+    }
+    work.reject(err);
+  }
+
+  // ---- batching (models with Model.spec.batching) ----
+
+  /** The batch key of a call whose model batches, or undefined: it is dispatched alone. */
+  private batchKey(work: Work): string | undefined {
+    return this.hooks.batching?.(work.call.model) === undefined ? undefined : this.batches.keyOf(work);
+  }
+
+  /**
+   * Takes a call into a batch: out of its queue, charged its rows' estimate like a dispatch (so the
+   * scheduler's order moves on exactly as it would). False when its deadline had passed (answered).
+   */
+  private take(work: Work): boolean {
+    this.unqueue(work);
+    work.detach();
+    const now = performance.now();
+    work.record.queueMs = (work.record.queueMs ?? 0) + (now - work.enqueuedAt);
+    if (now >= work.queueDeadline) {
+      work.reject(new MGError('MG_QUEUE_TIMEOUT', 'deadline passed while queued', { retryAfterMs: this.hooks.retryAfterMs(work.group) }));
+      return false;
+    }
+    const compute = this.hooks.fairness() === 'compute';
+    work.units = work.member?.rows ?? 1;
+    work.charged = compute ? this.cost.estimate(this.name, work.call.model, work.units) : 1;
+    // A call that joins straight from arrival was never backlogged: it starts at the level's virtual time.
+    this.policy.activate(work.flow);
+    this.policy.charge(work.flow, work.charged, work.flow.queue.length > 0);
+    return true;
+  }
+
+  private sendBatch(batch: Batch): void {
+    if (batch.members.every((w) => w.settled)) {
+      // Every caller left (or ran out of time) while it formed: nothing is sent, nobody is charged.
+      batch.hold.release();
+      for (const w of batch.members) this.policy.correct(w.flow, -w.charged);
+      this.pump();
+      return;
+    }
+    let call: InferenceCall;
+    try {
+      call = batch.call();
+    } catch (err) {
+      // Members with equal keys always join; should that ever fail, each member is still answered once.
+      batch.hold.release();
+      for (const w of batch.members) {
+        this.policy.correct(w.flow, -w.charged);
+        w.reject(new MGError('MG_INTERNAL', `batch could not be joined: ${err instanceof Error ? err.message : String(err)}`));
+      }
+      this.pump();
+      return;
+    }
+    const now = performance.now();
+    const ep = batch.hold.endpoint;
+    const delayMs = now - batch.formedAt;
+    let deadline = 0;
+    batch.members.forEach((work, i) => {
+      this.dispatched++;
+      work.attempts++;
+      work.dispatchedAt = now;
+      work.record.dispatchedAt = now;
+      work.record.endpoint = ep.url;
+      work.record.batch = { rows: batch.rows, requests: batch.members.length, ownRows: work.units, delayMs, first: i === 0 };
+      work.lastEndpoint = ep;
+      const group = work.group;
+      group.inflight++;
+      group.drain.add();
+      group.dispatched++;
+      deadline = Math.max(deadline, work.callDeadline);
+    });
+    this.batchStats.add(batch.model, batch.rows, batch.members.length, delayMs);
+    const sent: Sent = batch.hold.send(call, deadline);
+    void sent.done.then((use) => this.chargeBatch(batch, use));
+    sent.answer.then(
+      (reply) => this.answerBatch(batch, reply),
       (err: unknown) => {
-        if (err instanceof ConnectionFailure && this.mayRetry(work, err)) {
-          this.enqueue(work); // back to the front of its queue, for another replica
-          return;
-        }
-        if (err instanceof ConnectionFailure) {
-          if (!this.anyHealthy && this.hooks.rescue?.(work) === true) return;
-          work.reject(new MGError('MG_BACKEND_ERROR', err.message, { cause: err }));
-          return;
-        }
-        work.reject(err);
+        for (const w of batch.members) this.failed(w, err);
       },
     );
+  }
+
+  /**
+   * Cuts the answer into the members' answers. A refusal of the whole batch (4xx) may be one member's
+   * bad input: each member is then tried on its own, so no caller fails for what another sent.
+   */
+  private answerBatch(batch: Batch, reply: BackendReply): void {
+    if (batch.members.length > 1 && reply.status >= 400 && reply.status < 500) {
+      for (const w of batch.members) {
+        if (w.settled) continue;
+        w.solo = true;
+        w.detach();
+        this.enqueue(w);
+      }
+      return;
+    }
+    let answers: BackendReply[];
+    try {
+      answers = batch.split(reply);
+    } catch (err) {
+      // BatchingError: the answer does not have the batch's rows in dim 0 (or is not a tensor answer).
+      const why = err instanceof Error ? err.message : String(err);
+      for (const w of batch.members) w.reject(new MGError('MG_BACKEND_ERROR', `the batched answer of backend ${reply.endpoint} cannot be split by rows: ${why}`, { cause: err }));
+      return;
+    }
+    batch.members.forEach((w, i) => w.resolve(answers[i] as BackendReply));
+  }
+
+  /** Each member's group pays its rows' share of the slot time the batch held (see charge()). */
+  private chargeBatch(batch: Batch, use: SlotUse): void {
+    const c = use.completion;
+    const compute = this.hooks.fairness() === 'compute';
+    if (c.served) this.cost.observe(this.name, batch.model, use.ms, batch.rows);
+    for (const w of batch.members) {
+      w.group.inflight--;
+      w.record.backendMs = use.ms;
+      if (c.fault === 'refused' || c.fault === 'request' || c.fault === 'local') {
+        this.policy.correct(w.flow, -w.charged);
+        continue;
+      }
+      const share = (use.ms * w.units) / batch.rows;
+      w.group.costMs += share;
+      if (compute) this.policy.correct(w.flow, share - w.charged);
+    }
+    this.pump();
   }
 
   /**
@@ -293,6 +455,7 @@ export class Domain {
   }
 
   async close(): Promise<void> {
+    this.batches.cancelAll((work) => work.reject(new CancelledError()));
     for (const flow of this.flows.values()) for (const work of [...flow.queue]) this.cancel(work);
     await this.set.close();
   }

@@ -1,6 +1,7 @@
 /** One admitted call on its way through the broker: queued, dispatched, then settled exactly once. */
 import type { RequestRecord } from '../core/events.ts';
 import type { BackendReply, InferenceCall } from '../core/request.ts';
+import type { BatchMember } from './batching/rows.ts';
 import type { QueueNode } from './queue.ts';
 import type { VirtualTimeFlow } from './fairness/virtual-time.ts';
 import type { LinkedQueue } from './queue.ts';
@@ -40,6 +41,13 @@ export class Work {
   /** Cost units (1, or estimated tokens for LLM calls). */
   units = 1;
   attempts = 0;
+  /**
+   * Batching (models with `batching`): this call read as a batch member, parsed once; null when it
+   * cannot be joined with others (it is sent alone, as it came); undefined until read.
+   */
+  member: BatchMember | null | undefined;
+  /** Sent alone from now on: a batch it was in was refused (4xx), so its own request is tried on its own. */
+  solo = false;
   /** The replica of the last attempt (a retry goes elsewhere when it can). */
   lastEndpoint: object | undefined;
   enqueuedAt = 0;

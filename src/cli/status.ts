@@ -115,6 +115,24 @@ export function nodeText(s: NodeStatus): string {
       );
     }
   }
+  if (s.batching !== undefined && s.batching.length > 0) {
+    out.push('');
+    out.push('BATCH MODEL       BACKEND           MAX  BATCHES    ROWS  REQUESTS  SIZE(recent)  ADDED(recent)');
+    for (const b of s.batching) {
+      out.push(
+        [
+          b.model.padEnd(17),
+          b.backend.padEnd(17),
+          String(b.maxBatchSize).padStart(3),
+          String(b.batches).padStart(8),
+          String(b.rows).padStart(7),
+          String(b.requests).padStart(9),
+          b.recentRows.toFixed(2).padStart(13),
+          `${b.recentDelayMs.toFixed(1)}ms`.padStart(14),
+        ].join(' '),
+      );
+    }
+  }
   out.push(...restartLines(s.restartRequired));
   return out.join('\n');
 }

@@ -173,6 +173,7 @@ function compileModel(m: Model): ModelSnapshot {
     backendModel: s.backendModel,
     offload: compileOffload(m),
     maxBodyBytes: s.maxBodySize === undefined ? undefined : sizeBytes(s.maxBodySize),
+    ...(s.batching === undefined ? {} : { batching: { maxBatchSize: s.batching.maxBatchSize, maxDelayMs: durationMs(s.batching.maxDelay) } }),
   };
 }
 

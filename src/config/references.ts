@@ -100,6 +100,12 @@ function checkModels(rep: Reporter, models: readonly Located<Model>[], backends:
     if (!declared.names.Backend.has(m.spec.backend)) {
       rep.error(doc, ['spec', 'backend'], `Backend "${m.spec.backend}" does not exist`, { hint: refHint(m.spec.backend, 'Backend', declared.names.Backend) });
     }
+    const served = protocol.get(m.spec.backend);
+    if (m.spec.batching !== undefined && served !== undefined && FAMILY[served] !== 'KServe v2') {
+      rep.error(doc, ['spec', 'batching'], `batching joins KServe v2 tensors along dim 0, but "${m.spec.backend}" speaks ${served}`, {
+        hint: 'remove batching, or serve the model from a kserve-v2-http or kserve-v2-grpc Backend',
+      });
+    }
     const offload = m.spec.offload;
     if (offload === undefined) continue;
     if (!declared.names.Backend.has(offload.backend)) {

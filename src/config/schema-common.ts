@@ -31,7 +31,7 @@ export const DEFAULTS = {
     retryOnReset: true,
     healthCheck: { interval: '5s', timeout: '1s', failureThreshold: 3, panicThreshold: 0.5 },
   },
-  model: { visibility: 'public', offloadWhen: 'saturated' },
+  model: { visibility: 'public', offloadWhen: 'saturated', batching: { maxDelay: '5ms' } },
   offload: { allowPrivate: false, breaker: { failureThreshold: 3, slowCall: '1s', openFor: '1s' } },
   credentials: { header: 'authorization', scheme: 'Bearer' },
   serviceGroup: { priority: 0, weight: 1, reservedSlots: 0, queue: { maxLength: 100, maxWait: '5s', earlyRefusal: true } },

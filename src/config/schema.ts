@@ -152,12 +152,23 @@ const Offload = z
     }
   });
 
+const Batching = z.strictObject({
+  maxBatchSize: z
+    .int()
+    .min(1)
+    .describe('rows (dim 0 of the inputs) merged into one backend call at most; a request larger than this is sent alone; required'),
+  maxDelay: duration()
+    .default(D.model.batching.maxDelay)
+    .describe(`longest a batch waits with a free slot for more requests when fewer than maxBatchSize rows are queued; default ${D.model.batching.maxDelay}`),
+});
+
 export const ModelSpecSchema = z.strictObject({
   backend: ref('Backend').describe('Backend that serves this model; required'),
   visibility: z.enum(VISIBILITIES).default(D.model.visibility).describe(`public: any app; private: only apps that list it in models; default ${D.model.visibility}`),
   backendModel: z.string().min(1).optional().describe('name the backend knows the model by; default metadata.name'),
   offload: Offload.optional().describe('edge-to-cloud offload; default none'),
   maxBodySize: size().optional().describe('largest request body for this model (bytes, Ki, Mi, Gi); default the Gateway maxBodySize'),
+  batching: Batching.optional().describe('merge queued requests of this model, across apps, along dim 0 into one backend call (KServe v2 backends only); default off'),
 });
 
 export const ModelSchema = z

@@ -32,6 +32,20 @@ export type OffloadDecision = 'edge' | 'cloud' | 'denied-private' | 'budget' | '
  */
 export type RefusalReason = 'queue-full' | 'predicted-wait' | 'rate-drop' | 'queue-timeout';
 
+/** A request's batch: its size, and the delay batching added (from taking the slot to sending). */
+export interface BatchRecord {
+  /** Rows (dim 0) in the backend call, all members together. */
+  readonly rows: number;
+  /** Requests (members) in it. */
+  readonly requests: number;
+  /** This request's own rows in it. */
+  readonly ownRows: number;
+  /** How long the batch waited in its slot for more rows, ms. */
+  readonly delayMs: number;
+  /** The batch's first member: batch-level metrics count it once, from this record. */
+  readonly first: boolean;
+}
+
 export interface RequestRecord {
   readonly id: string;
   readonly protocol: Protocol;
@@ -56,6 +70,8 @@ export interface RequestRecord {
   predictedWaitMs?: number;
   /** Set by the broker when it refused the request early (MG_QUEUE_FULL): which rule refused it. */
   refusal?: RefusalReason;
+  /** The batch this request was sent in, for a model with batching (broker/batching). */
+  batch?: BatchRecord;
   /** W3C trace context of this request when it is traced (ids in lower-case hex). */
   trace: TraceContext | undefined;
   /** performance.now() when the request entered its queue, and when it was dispatched. */

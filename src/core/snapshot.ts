@@ -94,6 +94,15 @@ export interface ModelSnapshot {
   readonly offload: OffloadSnapshot | undefined;
   /** Per-model body limit (falls back to the gateway's). */
   readonly maxBodyBytes: number | undefined;
+  /** Cross-application batching along dim 0 (broker/batching); absent when off (keeps older hashes). */
+  readonly batching?: BatchingSnapshot;
+}
+
+export interface BatchingSnapshot {
+  /** Rows (dim 0) in one backend call, at most. */
+  readonly maxBatchSize: number;
+  /** Longest a forming batch holds its free slot waiting for more rows. */
+  readonly maxDelayMs: number;
 }
 
 export interface GroupSnapshot {

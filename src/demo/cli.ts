@@ -106,7 +106,7 @@ export function demoModelCommand(io: DemoModelCommandIo = {}): Command {
     .option('--grpc-listen <addr>', 'HOST:PORT for KServe v2 gRPC as well (default: no gRPC listener)', parseListen)
     .addOption(new Option('--mode <mode>', 'onnx: real Iris classifier; simulated: no real model').choices(['onnx', 'simulated']).default('onnx'))
     .option('--slots <n>', 'accelerator slots shared by all models', parseSlots, 2)
-    .option('--service-time <spec>', 'per-request slot time: 20ms | 10ms..30ms | exp:20ms (default: 20ms simulated, real compute time onnx)', parseSpec)
+    .option('--service-time <spec>', 'per-request slot time: 20ms | 10ms..30ms | exp:20ms, optionally +1ms/row per row after the first (default: 20ms simulated, real compute time onnx)', parseSpec)
     .option('--models <names>', 'comma-separated model names, each optionally NAME=SERVICE-TIME (default: iris in onnx mode, demo in simulated mode)', parseModels)
     .option('--token-ms <ms>', 'simulated generation time per token on /v1', parseNonNegative, 2)
     .option('--seed <n>', 'seed for sampled service times', parseNonNegative, 1)

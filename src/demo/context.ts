@@ -66,13 +66,15 @@ export function serveOnAccelerator<T>(
   work: () => T | Promise<T>,
   done: (result: T) => void,
   fail: (err: unknown) => void,
+  /** Rows (dim 0) the request carries: a batch may cost more than one row (ServiceTime.perRowMs). */
+  rows = 1,
 ): void {
   let granted = false;
   let detach: (() => void) | undefined;
   const ticket = ctx.accelerator.acquire(model.name, (slot: Slot) => {
     granted = true;
     detach?.();
-    const target = sampleServiceTime(model.serviceTime, model.random);
+    const target = sampleServiceTime(model.serviceTime, model.random, rows);
     const started = performance.now();
     const finish = (result: T): void => {
       ctx.timers.after(target - (performance.now() - started), () => {

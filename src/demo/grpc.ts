@@ -10,6 +10,7 @@ import { Code } from '../core/grpc-status.ts';
 import { inferRequestToRest, inferResponseFromRest, modelMetadataFromJson, WireError } from '../grpc/kserve.ts';
 import { methodPath, wire, type Method } from '../grpc/wire.ts';
 import { serveOnAccelerator, type ServerContext } from './context.ts';
+import { requestRows } from './models.ts';
 import { HttpError } from './http.ts';
 import { classifyOutputs, encodeRestAnswer, findModel, metadata, parseRestInfer } from './kserve.ts';
 
@@ -72,6 +73,7 @@ function modelInfer(ctx: ServerContext, call: Call, reply: Reply): void {
       }
     },
     (err) => failWith(reply, err),
+    requestRows(request),
   );
 }
 

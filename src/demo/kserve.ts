@@ -9,7 +9,7 @@ import { splitRest, WireError } from '../grpc/kserve.ts';
 import { dataToRaw, datatypeOf, isRecord, rawToData, splitRawBytes } from '../grpc/tensors.ts';
 import { serveOnAccelerator, type ServerContext } from './context.ts';
 import { badRequest, HttpError, notFound, readBody, sendJson } from './http.ts';
-import type { DemoModel } from './models.ts';
+import { requestRows, type DemoModel } from './models.ts';
 import { parseInferRequest, type BinaryWishes, type Element, type InferRequest, type OutputTensor } from './tensors.ts';
 
 function sendError(res: ServerResponse, err: unknown): void {
@@ -209,5 +209,6 @@ async function infer(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
       }
     },
     (err) => sendError(res, err),
+    requestRows(request),
   );
 }

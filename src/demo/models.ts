@@ -27,6 +27,12 @@ export interface DemoModel {
 
 export const MODEL_VERSION = '1';
 
+/** Rows a request carries: dim 0 of its first input (1 for a scalar or no input). */
+export function requestRows(request: InferRequest): number {
+  const d0 = request.inputs[0]?.shape[0];
+  return d0 === undefined || d0 < 1 ? 1 : d0;
+}
+
 function checkWanted(model: Pick<DemoModel, 'outputs'>, wanted: readonly string[] | undefined): void {
   for (const name of wanted ?? []) {
     if (!model.outputs.some((o) => o.name === name)) {

@@ -39,6 +39,13 @@ export interface Sent {
   readonly done: Promise<SlotUse>;
 }
 
+/** A slot taken ahead of its call: used once by `send`, or given back by `release`. */
+export interface SlotHold {
+  readonly endpoint: Endpoint;
+  send(call: InferenceCall, deadline: number): Sent;
+  release(): void;
+}
+
 export interface EndpointSetHooks {
   /** Endpoints came into or went out of service. */
   onHealthChange(set: EndpointSet): void;
@@ -129,6 +136,33 @@ export class EndpointSet {
   send(call: InferenceCall, deadline: number, ep: Endpoint | undefined = this.pick(call.model), limitMs?: number): Sent {
     if (!ep) throw new MGError('MG_NO_BACKEND', `no endpoint of backend "${this.name}" has a free slot`, { retryAfterMs: this.backend.healthCheck.intervalMs });
     ep.inflight++;
+    return this.run(ep, call, deadline, limitMs);
+  }
+
+  /**
+   * Takes a slot on `ep` now, for a call that is not composed yet (a batch waiting for more rows,
+   * broker/batching): `send` then runs the call in that slot, or `release` gives it back unused.
+   */
+  hold(ep: Endpoint): SlotHold {
+    ep.inflight++;
+    let open = true;
+    return {
+      endpoint: ep,
+      send: (call, deadline) => {
+        if (!open) throw new Error('slot hold already used');
+        open = false;
+        return this.run(ep, call, deadline, undefined);
+      },
+      release: () => {
+        if (!open) return;
+        open = false;
+        ep.inflight--;
+      },
+    };
+  }
+
+  /** A call in a slot already taken on `ep`; the slot is given back when the server is done. */
+  private run(ep: Endpoint, call: InferenceCall, deadline: number, limitMs: number | undefined): Sent {
     const t0 = performance.now();
     const model = call.op === 'infer' ? call.model : undefined;
     const down = model === undefined ? undefined : ep.models.get(model)?.down;

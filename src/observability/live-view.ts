@@ -73,6 +73,18 @@ export interface ModelView {
   readonly latency: PercentilesView | null;
   /** Backend time (dispatch to full answer), ms. */
   readonly backendTime: PercentilesView | null;
+  /** Batching (models with Model.spec.batching that sent a batch): recent batch size and added delay. */
+  readonly batch?: BatchView;
+}
+
+export interface BatchView {
+  readonly maxBatchSize: number;
+  /** Rows per backend call, recent (about the last 10 calls). */
+  readonly size: number;
+  /** Delay batching added per call, ms, recent. */
+  readonly delayMs: number;
+  readonly batches: number;
+  readonly rows: number;
 }
 
 export interface ErrorView {

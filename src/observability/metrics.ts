@@ -15,6 +15,8 @@ import { LeanHistogram } from './lean-histogram.ts';
 import { RequestTally } from './tally.ts';
 
 /** Buckets that resolve milliseconds up to a minute. */
+/** Batch sizes in rows. */
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128];
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 export class Metrics {
@@ -65,6 +67,10 @@ export class Metrics {
     const offloadDecisions = new client.Counter({
       name: 'modelguard_offload_decisions_total', help: 'Offload decisions of finished requests of offload-enabled models, by group, model and decision (edge, cloud, denied-private, budget, breaker-open, cloud-down, cloud-busy, cloud-failed)', labelNames: ['group', 'model', 'decision'], registers: r,
     });
+    // Batching (Model.spec.batching): one observation per backend call (from its first member's record), rows per member.
+    const batchSize = new LeanHistogram('modelguard_batch_size', 'Rows (dim 0) per batched backend call, by model', ['model'], BATCH_BUCKETS, this.registry);
+    const batchDelay = new LeanHistogram('modelguard_batch_delay_seconds', 'Delay batching added to a batched backend call (its slot held waiting for more rows, at most maxDelay), by model', ['model'], BUCKETS, this.registry);
+    const batchedRows = new client.Counter({ name: 'modelguard_batched_rows_total', help: 'Rows served through batching models (rate() is rows per second), by group and model', labelNames: ['group', 'model'], registers: r });
     const offload = (): ReturnType<DataPlane['offloadStatus']> => broker.offloadStatus();
     const BREAKER = { closed: 0, 'half-open': 1, open: 2 } as const;
     new client.Gauge({
@@ -170,6 +176,13 @@ export class Metrics {
       const refusal = refusalReason(rec);
       if (refusal !== undefined) refusals.inc({ group, reason: refusal });
       if (rec.backendMs !== undefined) backendTime.observe(rec.backendMs / 1000, group, model);
+      if (rec.batch !== undefined) {
+        if (rec.batch.first) {
+          batchSize.observe(rec.batch.rows, model);
+          batchDelay.observe(rec.batch.delayMs / 1000, model);
+        }
+        if (rec.outcome === 'OK') batchedRows.inc({ group, model }, rec.batch.ownRows);
+      }
       latency.observe((performance.now() - rec.startedAt) / 1000, group, model, rec.protocol);
     });
   }

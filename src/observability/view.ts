@@ -97,7 +97,9 @@ export function buildView(window: RecentWindow, status: BrokerStatus, snapshot: 
         addInto(backend, ms.backend);
       }
     }
-    return { name: m.name, backend: m.backend, perSecond: rate(recent, (s) => s.models.get(m.name)?.requests ?? 0), latency: pct(latency), backendTime: pct(backend) };
+    const b = status.batching?.find((x) => x.model === m.name);
+    const batch = b === undefined ? {} : { batch: { maxBatchSize: b.maxBatchSize, size: round(b.recentRows, 2), delayMs: round(b.recentDelayMs, 2), batches: b.batches, rows: b.rows } };
+    return { name: m.name, backend: m.backend, perSecond: rate(recent, (s) => s.models.get(m.name)?.requests ?? 0), latency: pct(latency), backendTime: pct(backend), ...batch };
   });
 
   return {

@@ -144,6 +144,19 @@ describe('compileResources: configuration built in code', () => {
     assert.equal(err.issues.length, 5);
   });
 
+  it('batching: compiled to milliseconds, absent when off, refused on a backend that does not speak KServe v2', () => {
+    const backend = (protocol: string): ResourceInput => ({ kind: 'Backend', metadata: { name: 'b' }, spec: { protocol, endpoints: [{ url: 'http://127.0.0.1:1' }] } } as ResourceInput);
+    const model = (spec: object): ResourceInput => ({ kind: 'Model', metadata: { name: 'm' }, spec: { backend: 'b', ...spec } });
+    const on = compileResources([backend('kserve-v2-grpc'), model({ batching: { maxBatchSize: 16, maxDelay: '2ms' } })], { version: 1 }).snapshot;
+    assert.deepEqual(on.models['m']?.batching, { maxBatchSize: 16, maxDelayMs: 2 });
+    const off = compileResources([backend('kserve-v2-http'), model({})], { version: 1 }).snapshot;
+    assert.equal('batching' in (off.models['m'] ?? {}), false, 'absent, so older configurations keep their hash');
+    const openai = syncError(() => compileResources([backend('openai'), model({ batching: { maxBatchSize: 4 } })], { version: 1 }));
+    assert.match(issue(openai.issues, 'spec.batching').message, /KServe v2 tensors along dim 0/);
+    assert.match(issue(syncError(() => compileResources([backend('kserve-v2-http'), model({ batching: { maxBatchSize: 0 } })], { version: 1 })).issues, 'spec.batching.maxBatchSize').message, /≥ 1/);
+    assert.ok(issue(syncError(() => compileResources([backend('kserve-v2-http'), model({ batching: { maxDelay: '5ms' } })], { version: 1 })).issues, 'spec.batching.maxBatchSize'));
+  });
+
   it('lets the user redefine the default group', () => {
     const loaded = compileResources([{ kind: 'ServiceGroup', metadata: { name: 'default' }, spec: { weight: 2, priority: -1 } }], { version: 1 });
     assert.deepEqual(loaded.snapshot.groups, { default: { name: 'default', priority: -1, weight: 2, reservedSlots: 0, queue: { maxLength: 100, maxWaitMs: 5000, earlyRefusal: true } } });

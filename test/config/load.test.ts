@@ -97,7 +97,7 @@ describe('loadConfig: a valid multi-file directory', () => {
         },
         maxBodyBytes: 4 * 1024 * 1024,
       },
-      yolo: { name: 'yolo', backend: 'edge-triton', visibility: 'public', backendModel: 'yolov8n', offload: undefined, maxBodyBytes: 1048576 },
+      yolo: { name: 'yolo', backend: 'edge-triton', visibility: 'public', backendModel: 'yolov8n', offload: undefined, maxBodyBytes: 1048576, batching: { maxBatchSize: 8, maxDelayMs: 5 } },
     });
   });
 

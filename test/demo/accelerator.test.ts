@@ -82,6 +82,16 @@ describe('service time specs', () => {
     assert.equal(formatServiceTime(parseServiceTime('uniform:1ms..2ms')), 'uniform:1ms..2ms');
   });
 
+  test('a batch-aware service time adds a per-row cost for every row after the first', () => {
+    const st = parseServiceTime('20ms+1ms/row');
+    assert.deepEqual(st, { kind: 'fixed', ms: 20, perRowMs: 1 });
+    assert.equal(formatServiceTime(st), '20ms+1ms/row');
+    const r = seededRandom(1);
+    assert.deepEqual([1, 2, 8].map((rows) => sampleServiceTime(st, r, rows)), [20, 21, 27]);
+    assert.deepEqual(parseServiceTime('exp:5ms + 0.5ms/row'), { kind: 'exponential', meanMs: 5, perRowMs: 0.5 });
+    assert.throws(() => parseServiceTime('20ms+fast/row'), /not a duration/);
+  });
+
   test('rejects nonsense with a message', () => {
     assert.throws(() => parseServiceTime('fast'), /not a duration/);
     assert.throws(() => parseServiceTime('30ms..10ms'), /min 30ms > max 10ms/);

@@ -33,7 +33,7 @@ describe('dashboard in Chromium', () => {
     for (let i = 0; i < 2; i++) accs.push(await accelerator({ slots: 2, models: [{ name: 'detector', serviceTime: 20 }, { name: 'classifier', serviceTime: 5 }] }));
     gw = await gateway({
       endpoints: accs.map((a) => ({ url: a.url, slots: 2 })),
-      models: ['detector', 'classifier'],
+      models: ['detector'],
       groups: [
         { name: 'safety', priority: 10, maxLength: 50 },
         { name: 'gold', weight: 3, maxLength: 200 },
@@ -42,6 +42,8 @@ describe('dashboard in Chromium', () => {
       extra: [
         { apiVersion: API, kind: 'App', metadata: { name: 'batch-analytics' }, spec: { serviceGroup: 'bronze', apiKeys: [{ sha256: sha256Hex(BATCH_KEY) }], rateLimit: { requestsPerSecond: 20 } } },
         { apiVersion: API, kind: 'Model', metadata: { name: 'face-id' }, spec: { backend: 'accel', visibility: 'private' } },
+        // Batched across apps: the models table shows its batch size.
+        { apiVersion: API, kind: 'Model', metadata: { name: 'classifier' }, spec: { backend: 'accel', batching: { maxBatchSize: 8, maxDelay: '2ms' } } },
         // A cloud link for the offload panel: failover only, so the load here stays on the edge.
         { apiVersion: API, kind: 'Backend', metadata: { name: 'cloud' }, spec: { endpoints: [{ url: accs[1]!.url, slots: 1 }] } },
         { apiVersion: API, kind: 'Model', metadata: { name: 'detector-xl' }, spec: { backend: 'accel', backendModel: 'detector', offload: { backend: 'cloud', when: 'failover', backendModel: 'detector' } } },
@@ -108,6 +110,8 @@ describe('dashboard in Chromium', () => {
       await until(async () => (await page.locator('#errors tbody tr').count()) > 0, 'recent errors listed');
       assert.match(await text(page, '[data-app="batch-analytics"]'), /RATE_LIMITED/);
       assert.notEqual(await text(page, '[data-group="gold"] [data-field="usedShare"]'), '–');
+      await until(async () => /^\d+(\.\d+)?\/8$/.test(await text(page, '#models tr[data-model="classifier"] [data-field="batch"]')), 'the batch size of the batching model');
+      assert.equal(await text(page, '#models tr[data-model="detector"] [data-field="batch"]'), '–');
       // Let a few more seconds of history fill the charts before the picture.
       await delay(7000);
       await page.screenshot({ path: SCREENSHOT, fullPage: true });

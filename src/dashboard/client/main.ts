@@ -107,7 +107,8 @@ function modelRow(m: ModelView): string {
   return (
     `<tr data-model="${esc(m.name)}"><td><b>${esc(m.name)}</b><br><small>${esc(m.backend)}</small></td><td class="n">${num(m.perSecond)}</td>` +
     `<td>${latencyRange(l, '#4cc9f0')}</td><td class="n">${ms(l?.p50)}</td><td class="n">${ms(l?.p95)}</td><td class="n">${ms(l?.p99)}</td>` +
-    `<td class="n">${ms(m.backendTime?.p50)}</td></tr>`
+    `<td class="n">${ms(m.backendTime?.p50)}</td>` +
+    `<td class="n" data-field="batch">${m.batch ? `<span title="rows per backend call (recent) / maxBatchSize; batching added ${ms(m.batch.delayMs)} per call">${num(m.batch.size)}<small>/${m.batch.maxBatchSize}</small></span>` : '–'}</td></tr>`
   );
 }
 
@@ -179,7 +180,7 @@ function render(v: LiveView): void {
   renderShare(v, groups, span);
   byId('groups').innerHTML = groups.map((g) => groupCard(g, span)).join('');
   byId('endpoints').innerHTML = table(['', 'endpoint', 'slots', `busy, ${span} s`, 'served', 'failures', 'latency'], v.endpoints.map((e) => endpointRow(e, span)).join(''), 'No backends configured.');
-  byId('models').innerHTML = table(['model', 'req/s', 'p50 · p95 · p99 (log scale)', 'p50', 'p95', 'p99', 'backend p50'], v.models.map(modelRow).join(''), 'No models configured.');
+  byId('models').innerHTML = table(['model', 'req/s', 'p50 · p95 · p99 (log scale)', 'p50', 'p95', 'p99', 'backend p50', '<span title="batch size: rows per backend call (recent) / maxBatchSize">batch</span>'], v.models.map(modelRow).join(''), 'No models configured.');
   const apps = [...v.apps].sort((a, b) => b.requests - a.requests || a.name.localeCompare(b.name));
   byId('apps').innerHTML = table(['app', 'group', 'req/s', 'requests', 'refused', 'by reason'], apps.map(appRow).join(''), 'No apps configured.');
   byId('refusals').innerHTML = table(
