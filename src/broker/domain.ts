@@ -300,7 +300,7 @@ export class Domain {
     work.detach();
     const now = performance.now();
     work.record.queueMs = (work.record.queueMs ?? 0) + (now - work.enqueuedAt);
-    if (now >= work.queueDeadline) {
+    if (now >= work.startBy) {
       work.reject(new MGError('MG_QUEUE_TIMEOUT', 'deadline passed while queued', { retryAfterMs: this.hooks.retryAfterMs(work.group) }));
       return false;
     }

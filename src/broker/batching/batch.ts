@@ -94,7 +94,7 @@ export class Batch {
   /** The earliest moment a member must have left (its queue deadline, or its call deadline). */
   earliestDeadline(): number {
     let t = Infinity;
-    for (const w of this.members) t = Math.min(t, w.queueDeadline, w.callDeadline);
+    for (const w of this.members) t = Math.min(t, w.startBy, w.callDeadline);
     return t;
   }
 

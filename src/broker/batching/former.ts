@@ -107,7 +107,7 @@ export class BatchFormer {
       let rows = 0;
       for (const w of flow.queue) {
         if (++scanned > SCAN_LIMIT || rows >= b.room) break;
-        if (w.call.model !== b.model || w.queueDeadline <= now || this.keyOf(w) !== b.key || !b.fits(w)) continue;
+        if (w.call.model !== b.model || w.startBy <= now || this.keyOf(w) !== b.key || !b.fits(w)) continue;
         works.push(w);
         rows += w.member?.rows ?? 1;
       }
