@@ -150,8 +150,8 @@ describe('kernel readings', () => {
       ' backlog 118Kb 79p requeues 0',
     ].join('\n');
     assert.deepEqual(parseClassCounters(text), [
-      { name: 'inference', classid: '4d47:10', bytes: 123456, packets: 321, drops: 2, overlimits: 40, backlogBytes: 3028 },
-      { name: 'default', classid: '4d47:20', bytes: 876543, packets: 600, drops: 17, overlimits: 900, backlogBytes: 118000 },
+      { name: 'inference', groups: '', classid: '4d47:10', bytes: 123456, packets: 321, drops: 2, overlimits: 40, backlogBytes: 3028 },
+      { name: 'default', groups: '', classid: '4d47:20', bytes: 876543, packets: 600, drops: 17, overlimits: 900, backlogBytes: 118000 },
     ]);
   });
 
