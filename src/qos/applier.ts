@@ -201,10 +201,10 @@ export class TrafficQos {
       await this.tc.batch(filterCommands(i.device, matches, pref, levels));
       await this.tc.batch(deleteFilterCommands(i.device, i.matches, i.pref, i.levels));
       next = { ...next, matches, levels, pref };
-      this.log(`traffic QoS: filters on ${i.device} updated; ${describe(matches)}${describeLevels(levels)}`);
     }
     // Classes of a level that left go once no filter points at them.
     if (change !== undefined && change.after.length > 0) await this.tc.batch(change.after);
+    if (next.pref !== i.pref) this.log(`traffic QoS: filters on ${i.device} updated; ${describe(matches)}${describeLevels(levels)}`);
     this.counterCache = undefined;
     this.installed = next;
   }
