@@ -142,7 +142,7 @@ function call(): InferenceCall {
   return {
     id: 'x', protocol: 'http', api: 'passthrough', op: 'infer', model: 'demo', method: 'POST', path: '/x', headers: {}, body: Buffer.from('{}'),
     timeoutMs: undefined, signal: new Cancel(), receivedAt: performance.now(), costHint: undefined,
-  } as InferenceCall;
+  };
 }
 
 describe('dispatch with per-priority pools', () => {
