@@ -1,5 +1,7 @@
 // The apps of test/qos/priority.test.ts, run inside the edge namespace: one JSON command per stdin
-// line, one JSON line back. argv: ModelGuard's HTTP URL. Every call names its group (auth: none).
+// line, one JSON line back. argv: ModelGuard's HTTP URL, and `kserve` for small calls as KServe v2
+// inference of model demo (default: pass-through to /models/demo/infer). Every call names its group
+// (auth: none).
 //   {"cmd":"ready","timeoutMs":N}               → {"ok":true} once a call answers 200
 //   {"cmd":"run","rate":R,"ms":D,"group":G}     → {"samples":[{"status":200,"ms":7.1},...]} (small calls, open loop)
 //   {"cmd":"bulk","streams":N,"bytes":B,"group":G} → {"ok":true}: N callers each upload B bytes per call, back to back
@@ -9,13 +11,16 @@ import { createInterface } from 'node:readline';
 import { Pool } from 'undici';
 
 const url = process.argv[2] as string;
+const kserve = process.argv[3] === 'kserve';
+const smallPath = kserve ? '/v2/models/demo/infer' : '/models/demo/infer';
+const smallBody = kserve ? JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }) : '{"x":1}';
 const small = new Pool(url, { connections: 64 });
 const big = new Pool(url, { connections: 16 });
 
 async function call(group: string): Promise<{ status: number; ms: number }> {
   const t0 = performance.now();
   try {
-    const res = await small.request({ method: 'POST', path: '/models/demo/infer', headers: { 'content-type': 'application/json', 'x-service-group': group }, body: '{"x":1}', headersTimeout: 30_000, bodyTimeout: 30_000 });
+    const res = await small.request({ method: 'POST', path: smallPath, headers: { 'content-type': 'application/json', 'x-service-group': group }, body: smallBody, headersTimeout: 30_000, bodyTimeout: 30_000 });
     await res.body.dump();
     return { status: res.statusCode, ms: performance.now() - t0 };
   } catch {
