@@ -6,7 +6,12 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { Readable } from 'node:stream';
 import { Cancel } from '../../src/core/cancel.ts';
@@ -254,5 +259,35 @@ describe('dispatch with per-priority pools', () => {
     assert.equal(warnings.length, 1);
     assert.match(warnings[0] ?? '', new RegExp(`no free local port in ${tiny.first}-${tiny.first + 7} after 8 tries`));
     await pool.close();
+  });
+
+  it('keeps TLS as the link says (CA, server name) on the bound connections', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mg-levels-tls-'));
+    try {
+      const ssl = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+      ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '2', '-subj', '/CN=cloud.test', '-addext', 'subjectAltName=DNS:cloud.test');
+      ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'other.key', '-out', 'other.pem', '-days', '2', '-subj', '/CN=other');
+      const ports: number[] = [];
+      const server = createTlsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (req, res) => {
+        ports.push(req.socket.remotePort ?? 0);
+        res.end('ok');
+      });
+      servers.push(server);
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const url = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
+      const block = { first: 55552, size: 256 };
+      const link = (ca: string) => ({ connect: { ca: readFileSync(join(dir, ca)), servername: 'cloud.test', rejectUnauthorized: true }, headers: {}, problem: undefined });
+      const good = new HttpBackendClient(url, 2, link('cert.pem'), block);
+      const res = await good.request({ method: 'GET', path: '/', headers: {}, body: undefined, signal: new Cancel() });
+      for await (const _ of res.body) void _;
+      assert.equal(res.status, 200);
+      assert.ok((ports[0] ?? 0) >= block.first && (ports[0] ?? 0) < block.first + block.size, `client port ${ports[0]}`);
+      await good.close();
+      const wrongCa = new HttpBackendClient(url, 2, link('other.pem'), block);
+      await assert.rejects(wrongCa.request({ method: 'GET', path: '/', headers: {}, body: undefined, signal: new Cancel() }), /certificate|self.signed|UNABLE_TO_VERIFY|DEPTH_ZERO/i);
+      await wrongCa.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -47,7 +47,7 @@ export function boundConnector(opts: BoundConnectorOptions): buildConnector.conn
   return (o, callback) => {
     const port = Number(o.port) || (o.protocol === 'https:' ? 443 : 80);
     const secure = o.protocol === 'https:';
-    const servername = opts.tls?.servername ?? (net.isIP(o.hostname) === 0 ? o.hostname : undefined);
+    const servername = opts.tls?.servername ?? o.servername ?? (net.isIP(o.hostname) === 0 ? o.hostname : undefined);
     let tries = 0;
 
     const attempt = (localPort: number | undefined): void => {
