@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { DEFAULT_GROUP } from '../core/snapshot.ts';
 import type { AppSnapshot, BackendSnapshot, GatewaySnapshot, GroupSnapshot, ModelSnapshot, OffloadSnapshot, Snapshot, SourcesSnapshot } from '../core/snapshot.ts';
 import type { RemoteWriteSnapshot } from '../core/snapshot.ts';
-import { priorityLevels } from '../qos/levels.ts';
+import { priorityLevels } from '../core/levels.ts';
 import { parseRate } from '../core/rate.ts';
 import { DEFAULTS, GatewaySpecSchema, ServiceGroupSpecSchema, durationMs, sizeBytes } from './schema.ts';
 import { resolveListeners } from './schema-gateway.ts';

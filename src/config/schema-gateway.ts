@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { dnsName, duration, hostPort, httpUrl, mqttUrl, sha256Hex, show, size, splitHostPort, withHint } from './primitives.ts';
 import { parseRate } from '../core/rate.ts';
-import { DEFAULT_SOURCE_PORTS, parsePortRange } from '../qos/levels.ts';
+import { DEFAULT_SOURCE_PORTS, parsePortRange } from '../core/levels.ts';
 import { ACCESS_LOG_LEVELS, AUTH_MODES, Credentials, D, FAIRNESS, Metadata, Sources, Tls, apiVersion, ref } from './schema-common.ts';
 
 const WILDCARDS = new Set(['0.0.0.0', '::']);

@@ -47,7 +47,7 @@ export interface BackendSnapshot {
   /** Where the link's secret is read from (never the secret itself); absent when none. */
   readonly credentials?: BackendCredentialsSnapshot;
   /**
-   * Traffic QoS per priority level (src/qos/levels.ts): calls to this backend's remote endpoints use
+   * Traffic QoS per priority level (src/core/levels.ts): calls to this backend's remote endpoints use
    * one connection pool per level, bound to the level's block of local ports; absent when off.
    */
   readonly priorityLevels?: PriorityLevelsSnapshot;
@@ -183,7 +183,7 @@ export interface TrafficQosSnapshot {
   readonly uplinkBitsPerSecond: number;
   /** Shaped to this percentage of the uplink rate. */
   readonly shapePercent: number;
-  /** One class per ServiceGroup priority level (src/qos/levels.ts); absent when off or with one level only. */
+  /** One class per ServiceGroup priority level (src/core/levels.ts); absent when off or with one level only. */
   readonly priorityLevels?: PriorityLevelsSnapshot;
 }
 

@@ -15,7 +15,7 @@
 import { MGError } from '../core/errors.ts';
 import type { BackendReply, InferenceCall } from '../core/request.ts';
 import type { BackendSnapshot, PriorityLevelsSnapshot } from '../core/snapshot.ts';
-import { levelOf, levelPorts } from '../qos/levels.ts';
+import { levelOf, levelPorts } from '../core/levels.ts';
 import { type BackendClient, ConnectionFailure } from './client.ts';
 import type { PortBlock } from './clients/bound-connect.ts';
 import { createBackendClient, hasLevelPools } from './clients/index.ts';
@@ -245,7 +245,7 @@ export class EndpointSet {
       this.hooks.client?.(url, capacity + 2, ports) ?? createBackendClient(this.backend.protocol, url, capacity + 2, this.link, ports);
     const levels = this.backend.priorityLevels;
     // Remote endpoints get a pool per priority level (traffic QoS): the uplink's classes tell the
-    // levels apart by the local port block their connections leave from (src/qos/levels.ts).
+    // levels apart by the local port block their connections leave from (src/core/levels.ts).
     const client =
       levels !== undefined && !isLocal(url) && hasLevelPools(this.backend.protocol)
         ? new LevelledClient(make(), (i) => make(levelPorts(levels, i)), levels.levels.length)

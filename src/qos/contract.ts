@@ -11,7 +11,7 @@
  *         └─ 4d47:20 default    rate 25% ceil 100% prio 1   ← everything else
  *            └─ 4d49: tbf far above the rate: cuts GSO super-packets into frames (see plan.ts)
  *
- * With two or more ServiceGroup priority levels (levels.ts), calls to remote backends leave from
+ * With two or more ServiceGroup priority levels (core/levels.ts), calls to remote backends leave from
  * one block of local ports per level, and each level has its own class between the two:
  *
  *         ├─ 4d47:10 inference          rate 15%            prio 0    probes, answers, MQTT
@@ -50,7 +50,7 @@ export interface QosClassSpec {
   readonly leafHandle: string;
 }
 
-/** A priority level as the planner needs it (levels.ts). */
+/** A priority level as the planner needs it (core/levels.ts). */
 export interface QosLevel {
   readonly name: string;
   readonly groups: readonly string[];

@@ -22,7 +22,8 @@ import type { BackendClient, BackendRequest } from '../../src/dispatch/client.ts
 import type { PortBlock } from '../../src/dispatch/clients/bound-connect.ts';
 import { HttpBackendClient } from '../../src/dispatch/clients/http.ts';
 import { EndpointSet } from '../../src/dispatch/endpoint-set.ts';
-import { levelOf, parsePortRange, qosLevels } from '../../src/qos/levels.ts';
+import { levelOf, parsePortRange } from '../../src/core/levels.ts';
+import { qosLevels } from '../../src/qos/levels.ts';
 import { deleteFilterCommands, filterCommands, installCommands, levelChangeCommands, qosClasses } from '../../src/qos/plan.ts';
 import { qosMatches } from '../../src/qos/targets.ts';
 
