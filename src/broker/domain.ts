@@ -259,7 +259,7 @@ export class Domain {
     group.dispatched++;
     work.record.endpoint = ep.url;
     work.lastEndpoint = ep;
-    const sent: Sent = this.set.send(work.call, work.callDeadline, ep);
+    const sent: Sent = this.set.send(work.call, work.callDeadline, ep, undefined, group.priority);
     // The slot is given back (by the set) when the server is done; the group is charged then.
     void sent.done.then((use) => this.charge(work, use));
     sent.answer.then(

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { DEFAULT_GROUP } from '../core/snapshot.ts';
 import type { AppSnapshot, BackendSnapshot, GatewaySnapshot, GroupSnapshot, ModelSnapshot, OffloadSnapshot, Snapshot, SourcesSnapshot } from '../core/snapshot.ts';
 import type { RemoteWriteSnapshot } from '../core/snapshot.ts';
+import { priorityLevels } from '../core/levels.ts';
 import { parseRate } from '../core/rate.ts';
 import { DEFAULTS, GatewaySpecSchema, ServiceGroupSpecSchema, durationMs, sizeBytes } from './schema.ts';
 import { resolveListeners } from './schema-gateway.ts';
@@ -228,7 +229,16 @@ export function compileSnapshot(resources: readonly Resource[], version: number)
         break;
     }
   }
-  return sealSnapshot({ gateway: compileGateway(gateway), groups, backends, models, apps }, version);
+  let compiled = compileGateway(gateway);
+  // Per-priority classes need the groups: their levels go to the gateway (the planner) and to every
+  // backend (dispatch opens a connection pool per level to its remote endpoints).
+  const q = gateway?.spec.trafficQoS;
+  const levels = q?.priorityClasses === true && compiled.trafficQoS !== undefined ? priorityLevels(groups, q.sourcePorts) : undefined;
+  if (levels !== undefined && compiled.trafficQoS !== undefined) {
+    compiled = { ...compiled, trafficQoS: { ...compiled.trafficQoS, priorityLevels: levels } };
+    for (const [name, b] of Object.entries(backends)) backends[name] = { ...b, priorityLevels: levels };
+  }
+  return sealSnapshot({ gateway: compiled, groups, backends, models, apps }, version);
 }
 
 /** The same snapshot under another version number (the hash covers content only, so it stays). */

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { dnsName, duration, hostPort, httpUrl, mqttUrl, sha256Hex, show, size, splitHostPort, withHint } from './primitives.ts';
 import { parseRate } from '../core/rate.ts';
+import { DEFAULT_SOURCE_PORTS, parsePortRange } from '../core/levels.ts';
 import { ACCESS_LOG_LEVELS, AUTH_MODES, Credentials, D, FAIRNESS, Metadata, Sources, Tls, apiVersion, ref } from './schema-common.ts';
 
 const WILDCARDS = new Set(['0.0.0.0', '::']);
@@ -200,8 +201,20 @@ const TrafficQos = z
       .max(100)
       .default(95)
       .describe('shape to this percentage of uplinkRate, so that the queue forms in ModelGuard\'s qdisc and not in the modem; default 95'),
+    priorityClasses: z
+      .boolean()
+      .default(true)
+      .describe('one class per ServiceGroup priority level for calls to remote endpoints (separate connections per level, each from its own block of sourcePorts), higher levels first; with a single level there is nothing to separate; default true'),
+    sourcePorts: z
+      .string()
+      .default(DEFAULT_SOURCE_PORTS)
+      .describe(`local ports of the per-level connections, "first-last": a power of two of at least 256 ports starting at a multiple of its size, cut into 8 blocks (one per level); default ${DEFAULT_SOURCE_PORTS}`),
   })
   .superRefine((q, ctx) => {
+    const ports = parsePortRange(q.sourcePorts);
+    if (typeof ports === 'string') {
+      ctx.addIssue({ code: 'custom', path: ['sourcePorts'], message: withHint(`${show(q.sourcePorts)}: ${ports}`, `for example "${DEFAULT_SOURCE_PORTS}" (4096 ports from 49152, 512 per level), away from ports any service listens on`) });
+    }
     if (/^\d/.test(q.uplinkRate) && parseRate(q.uplinkRate) === undefined) {
       ctx.addIssue({ code: 'custom', path: ['uplinkRate'], message: withHint(`${q.uplinkRate} is below 8kbit`, 'give the uplink\'s real upstream rate, e.g. "2Mbit"') });
     }

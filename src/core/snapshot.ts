@@ -46,6 +46,11 @@ export interface BackendSnapshot {
   readonly tls?: BackendTlsSnapshot;
   /** Where the link's secret is read from (never the secret itself); absent when none. */
   readonly credentials?: BackendCredentialsSnapshot;
+  /**
+   * Traffic QoS per priority level (src/core/levels.ts): calls to this backend's remote endpoints use
+   * one connection pool per level, bound to the level's block of local ports; absent when off.
+   */
+  readonly priorityLevels?: PriorityLevelsSnapshot;
 }
 
 export interface BackendTlsSnapshot {
@@ -187,6 +192,28 @@ export interface TrafficQosSnapshot {
   readonly uplinkBitsPerSecond: number;
   /** Shaped to this percentage of the uplink rate. */
   readonly shapePercent: number;
+  /** One class per ServiceGroup priority level (src/core/levels.ts); absent when off or with one level only. */
+  readonly priorityLevels?: PriorityLevelsSnapshot;
+}
+
+/**
+ * Priority levels the kernel tells apart on the uplink: connections to remote endpoints are opened
+ * per level, each from its own block of local ports, which a u32 filter matches with a mask.
+ * Level i binds to ports [firstPort + i × portsPerLevel, firstPort + (i + 1) × portsPerLevel).
+ */
+export interface PriorityLevelsSnapshot {
+  /** First port of the range; a multiple of 8 × portsPerLevel. */
+  readonly firstPort: number;
+  /** Ports per level: a power of two. */
+  readonly portsPerLevel: number;
+  /** Highest priority first: the group priorities of each level and the groups that have them. */
+  readonly levels: readonly PriorityLevelSnapshot[];
+}
+
+export interface PriorityLevelSnapshot {
+  /** ServiceGroup priorities, highest first (several only in the last level, when there are more than 7). */
+  readonly priorities: readonly number[];
+  readonly groups: readonly string[];
 }
 
 /** Metrics pushed out of the box (src/observability/remote-write.ts). */

@@ -9,6 +9,8 @@ export interface BackendRequest {
   readonly body: Buffer | undefined;
   /** Aborts the call (client gone, or the call's deadline). */
   readonly signal: CancelSignal;
+  /** The caller's priority level, for a client with a pool per level (traffic QoS); others ignore it. */
+  readonly level?: number;
 }
 
 export interface BackendResponse {

@@ -14,9 +14,12 @@
  */
 import { MGError } from '../core/errors.ts';
 import type { BackendReply, InferenceCall } from '../core/request.ts';
-import type { BackendSnapshot } from '../core/snapshot.ts';
+import type { BackendSnapshot, PriorityLevelsSnapshot } from '../core/snapshot.ts';
+import { levelOf, levelPorts } from '../core/levels.ts';
 import { type BackendClient, ConnectionFailure } from './client.ts';
-import { createBackendClient } from './clients/index.ts';
+import type { PortBlock } from './clients/bound-connect.ts';
+import { createBackendClient, hasLevelPools } from './clients/index.ts';
+import { LevelledClient } from './clients/levelled.ts';
 import { Endpoint, pickEndpoint } from './endpoint.ts';
 import { callBackend, type Completion } from './execute.ts';
 import { Health, modelProbePath } from './health.ts';
@@ -49,8 +52,11 @@ export interface SlotHold {
 export interface EndpointSetHooks {
   /** Endpoints came into or went out of service. */
   onHealthChange(set: EndpointSet): void;
-  /** Builds an endpoint's client; default by the backend's protocol (clients/index.ts). Tests inject fakes. */
-  client?(url: string, connections: number): BackendClient;
+  /**
+   * Builds an endpoint's client; default by the backend's protocol (clients/index.ts). Tests inject
+   * fakes. `ports`: a priority level's client, whose connections leave from that block of local ports.
+   */
+  client?(url: string, connections: number, ports?: PortBlock): BackendClient;
 }
 
 /** What identifies a link's settings (the secret compared as it was read, never logged). */
@@ -58,6 +64,21 @@ function linkKey(link: LinkOptions): string {
   const t = link.connect;
   const pem = (b: Buffer | undefined): string => (b === undefined ? '' : b.toString('base64'));
   return JSON.stringify([link.headers, link.problem, t?.servername, t?.rejectUnauthorized, pem(t?.ca), pem(t?.cert), pem(t?.key)]);
+}
+
+/** Where the level pools' ports are (not which priorities a level holds: that changes no connection). */
+function portsKey(levels: PriorityLevelsSnapshot | undefined): string {
+  return levels === undefined ? '' : `${levels.firstPort}/${levels.portsPerLevel}`;
+}
+
+/** An endpoint on this machine: its traffic never crosses the uplink, so it needs no level pools. */
+function isLocal(url: string): boolean {
+  try {
+    const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+    return host === 'localhost' || host === '::1' || host.startsWith('127.') || host.startsWith('::ffff:127.');
+  } catch {
+    return true;
+  }
 }
 
 export class EndpointSet {
@@ -132,8 +153,10 @@ export class EndpointSet {
    * The one send. Takes a slot on `ep` (default: the best replica for the call's model; the caller
    * has checked there is one) at once; `deadline` is the caller's (performance.now()). The call's
    * own time limit is Backend.spec.timeout, or `limitMs` when shorter (the offload link's slowCall).
+   * `priority` (the caller's ServiceGroup priority) picks the connection pool of its level on a
+   * remote endpoint when traffic QoS has per-priority classes.
    */
-  send(call: InferenceCall, deadline: number, ep: Endpoint | undefined = this.pick(call.model), limitMs?: number): Sent {
+  send(call: InferenceCall, deadline: number, ep: Endpoint | undefined = this.pick(call.model), limitMs?: number, priority?: number): Sent {
     if (!ep) throw new MGError('MG_NO_BACKEND', `no endpoint of backend "${this.name}" has a free slot`, { retryAfterMs: this.backend.healthCheck.intervalMs });
     ep.inflight++;
     return this.run(ep, call, deadline, limitMs);
@@ -168,7 +191,8 @@ export class EndpointSet {
     const down = model === undefined ? undefined : ep.models.get(model)?.down;
     if (down?.due) down.trial = true;
     const b = this.backend;
-    const c = callBackend(ep, call, { caller: deadline, backend: t0 + Math.min(b.timeoutMs, limitMs ?? Infinity), finish: b.cancelInFlight === 'finish' });
+    const level = priority !== undefined && b.priorityLevels !== undefined && ep.client instanceof LevelledClient ? levelOf(b.priorityLevels, priority) : undefined;
+    const c = callBackend(ep, call, { caller: deadline, backend: t0 + Math.min(b.timeoutMs, limitMs ?? Infinity), finish: b.cancelInFlight === 'finish' }, level);
     let failure = '';
     const done = c.done.then((completion): SlotUse => {
       ep.inflight--;
@@ -222,16 +246,20 @@ export class EndpointSet {
     const old = new Map(backend.protocol === this.backend.protocol ? this.endpoints.map((e) => [e.url, e]) : []);
     if (backend.protocol !== this.backend.protocol) for (const e of this.endpoints) this.closeWhenIdle(e);
     const intervalChanged = backend.healthCheck.intervalMs !== this.backend.healthCheck.intervalMs;
+    const levelsBefore = this.backend.priorityLevels;
     this.backend = backend;
     // A changed link (TLS files, a rotated secret) needs new connections: no replica is kept then.
+    // So do level pools that moved to other ports (or came or went with trafficQoS.priorityClasses).
     const link = linkOptions(backend);
-    const relink = linkKey(link) !== linkKey(this.link);
+    const relink = linkKey(link) !== linkKey(this.link) || portsKey(backend.priorityLevels) !== portsKey(levelsBefore);
     this.link = link;
     this.endpoints = backend.endpoints.map((e) => {
       const kept = relink ? undefined : old.get(e.url);
       if (!relink) old.delete(e.url);
       if (kept && kept.slots === e.slots) {
         kept.capacity = e.slots + backend.dispatchAhead;
+        // A reload with more priority levels adds their pools (levels are ports, not priorities).
+        if (kept.client instanceof LevelledClient) kept.client.grow(backend.priorityLevels?.levels.length ?? 0);
         return kept;
       }
       return this.makeEndpoint(e.url, e.slots);
@@ -247,7 +275,15 @@ export class EndpointSet {
 
   private makeEndpoint(url: string, slots: number): Endpoint {
     const capacity = slots + this.backend.dispatchAhead;
-    const client = this.hooks.client?.(url, capacity + 2) ?? createBackendClient(this.backend.protocol, url, capacity + 2, this.link);
+    const make = (ports?: PortBlock): BackendClient =>
+      this.hooks.client?.(url, capacity + 2, ports) ?? createBackendClient(this.backend.protocol, url, capacity + 2, this.link, ports);
+    const levels = this.backend.priorityLevels;
+    // Remote endpoints get a pool per priority level (traffic QoS): the uplink's classes tell the
+    // levels apart by the local port block their connections leave from (src/core/levels.ts).
+    const client =
+      levels !== undefined && !isLocal(url) && hasLevelPools(this.backend.protocol)
+        ? new LevelledClient(make(), (i) => make(levelPorts(levels, i)), levels.levels.length)
+        : make();
     return new Endpoint(this.backend.name, url, slots, capacity, client);
   }
 

@@ -79,7 +79,8 @@ function answerError(err: unknown, url: string, status: number | undefined): unk
   return err;
 }
 
-export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimits): BackendCall {
+/** `level`: the caller's priority level, for an endpoint with a connection pool per level (traffic QoS). */
+export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimits, level?: number): BackendCall {
   let answerOk!: (reply: BackendReply) => void;
   let answerFail!: (err: unknown) => void;
   const answer = new Promise<BackendReply>((resolve, reject) => {
@@ -144,7 +145,7 @@ export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimit
   void (async () => {
     let res;
     try {
-      res = await ep.client.request({ method: call.method, path: call.path, headers: call.headers, body: call.body, signal: ac });
+      res = await ep.client.request({ method: call.method, path: call.path, headers: call.headers, body: call.body, signal: ac, ...(level === undefined ? {} : { level }) });
     } catch (err) {
       failed(err);
       return;

@@ -9,8 +9,9 @@
  * an earlier run left behind (a crash) and is replaced.
  */
 import type { Snapshot, TrafficQosSnapshot } from '../core/snapshot.ts';
-import type { LeafKind, QosClassCounters, QosMatch, QosStatus, TcRunner } from './contract.ts';
-import { FILTER_PREFS, deleteFilterCommands, filterCommands, leafCommands, rateCommands, removeCommands, structureCommands } from './plan.ts';
+import type { LeafKind, QosClassCounters, QosLevel, QosMatch, QosStatus, TcRunner } from './contract.ts';
+import { qosLevels } from './levels.ts';
+import { FILTER_PREFS, deleteFilterCommands, filterCommands, leafCommands, levelChangeCommands, qosClasses, rateCommands, removeCommands, structureCommands } from './plan.ts';
 import { showRate } from '../core/rate.ts';
 import { qosMatches, type ListenerPorts, type Resolver } from './targets.ts';
 import { TcCli, hasNetAdmin, interfaceMtu, isKernelDefault, isOurs, parseClassCounters, rootQdisc } from './tc.ts';
@@ -37,12 +38,15 @@ interface Installed {
   readonly shaped: number;
   readonly leaf: LeafKind;
   readonly matches: readonly QosMatch[];
+  /** Per-priority classes (empty without them). */
+  readonly levels: readonly QosLevel[];
+  readonly mtu: number;
   readonly pref: number;
 }
 
 export const shapedRate = (q: TrafficQosSnapshot): number => Math.floor((q.uplinkBitsPerSecond * q.shapePercent) / 100);
 
-const sameMatches = (a: readonly QosMatch[], b: readonly QosMatch[]): boolean => JSON.stringify(a) === JSON.stringify(b);
+const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 export class TrafficQos {
   private readonly tc: TcRunner;
@@ -81,6 +85,7 @@ export class TrafficQos {
       shapedBitsPerSecond: i?.shaped ?? (this.configured ? shapedRate(this.configured) : undefined),
       leaf: i?.leaf,
       matches: i?.matches ?? [],
+      levels: i?.levels ?? [],
       reason: i === undefined ? this.reason : undefined,
     };
   }
@@ -91,7 +96,8 @@ export class TrafficQos {
     if (i === undefined) return Promise.resolve([]);
     const now = performance.now();
     if (this.counterCache === undefined || now - this.counterCache.at > (this.opts.countersMaxAgeMs ?? 1000)) {
-      const value = this.tc.run(['-s', 'class', 'show', 'dev', i.device]).then(parseClassCounters, () => []);
+      const classes = qosClasses(i.levels);
+      const value = this.tc.run(['-s', 'class', 'show', 'dev', i.device]).then((text) => parseClassCounters(text, classes), () => []);
       this.counterCache = { at: now, value };
     }
     return this.counterCache.value;
@@ -104,10 +110,11 @@ export class TrafficQos {
       if (want === undefined) return await this.uninstall('trafficQoS removed from the configuration');
       if ((this.opts.canAdmin ?? hasNetAdmin)()) {
         const matches = await qosMatches(s, this.opts.ports, this.opts.resolve);
+        const levels = qosLevels(want.priorityLevels);
         const i = this.installed;
         if (i !== undefined && i.device !== want.interface) await this.uninstall(`trafficQoS moved to ${want.interface}`);
-        if (this.installed === undefined) await this.install(want, matches);
-        else await this.update(this.installed, want, matches);
+        if (this.installed === undefined) await this.install(want, matches, levels);
+        else await this.update(this.installed, want, matches, levels);
         return;
       }
       this.inactive(
@@ -125,7 +132,7 @@ export class TrafficQos {
     this.reason = reason;
   }
 
-  private async install(want: TrafficQosSnapshot, matches: readonly QosMatch[]): Promise<void> {
+  private async install(want: TrafficQosSnapshot, matches: readonly QosMatch[], levels: readonly QosLevel[]): Promise<void> {
     const device = want.interface;
     let before;
     try {
@@ -143,18 +150,19 @@ export class TrafficQos {
       );
     }
     const shaped = shapedRate(want);
-    const plan = { device, shapedBitsPerSecond: shaped, mtu: (this.opts.mtu ?? interfaceMtu)(device) };
+    const mtu = (this.opts.mtu ?? interfaceMtu)(device);
+    const plan = { device, shapedBitsPerSecond: shaped, mtu, levels };
     const pref = FILTER_PREFS[0];
     try {
       await this.tc.batch(structureCommands(plan));
       const leaf = await this.addLeaves(plan);
-      await this.tc.batch(filterCommands(device, matches, pref));
-      this.installed = { device, shaped, leaf, matches, pref };
+      await this.tc.batch(filterCommands(device, matches, pref, levels));
+      this.installed = { device, shaped, leaf, matches, levels, mtu, pref };
       this.reason = undefined;
       this.counterCache = undefined;
       this.log(
         `traffic QoS: ${device} shaped to ${showRate(shaped)} (${want.shapePercent}% of ${showRate(want.uplinkBitsPerSecond)}); ` +
-          `inference class (${leaf}) ahead of default; ${describe(matches)}`,
+          `inference class (${leaf}) ahead of default; ${describe(matches)}${describeLevels(levels)}`,
       );
     } catch (err) {
       // Take back the part that was installed, so a failure leaves the device as it was.
@@ -163,7 +171,7 @@ export class TrafficQos {
     }
   }
 
-  private async addLeaves(plan: { device: string; shapedBitsPerSecond: number; mtu: number }): Promise<LeafKind> {
+  private async addLeaves(plan: { device: string; shapedBitsPerSecond: number; mtu: number; levels: readonly QosLevel[] }): Promise<LeafKind> {
     const first = this.opts.leaf ?? 'fq_codel';
     try {
       await this.tc.batch(leafCommands(plan, first));
@@ -175,21 +183,29 @@ export class TrafficQos {
     }
   }
 
-  private async update(i: Installed, want: TrafficQosSnapshot, matches: readonly QosMatch[]): Promise<void> {
+  private async update(i: Installed, want: TrafficQosSnapshot, matches: readonly QosMatch[], levels: readonly QosLevel[]): Promise<void> {
     let next = i;
     const shaped = shapedRate(want);
+    const levelsChanged = !same(levels, i.levels);
+    const plan = { device: i.device, shapedBitsPerSecond: shaped, mtu: i.mtu };
+    // Classes of a new level (and new rates, prios) come before the filters that point at them.
+    const change = levelsChanged ? levelChangeCommands(plan, i.leaf, i.levels, levels) : undefined;
+    if (change !== undefined) await this.tc.batch(change.before);
+    else if (shaped !== i.shaped) await this.tc.batch(rateCommands({ ...plan, levels }));
     if (shaped !== i.shaped) {
-      await this.tc.batch(rateCommands({ device: i.device, shapedBitsPerSecond: shaped }));
       next = { ...next, shaped };
       this.log(`traffic QoS: ${i.device} now shaped to ${showRate(shaped)}`);
     }
-    if (!sameMatches(matches, i.matches)) {
+    if (levelsChanged || !same(matches, i.matches)) {
       const pref = i.pref === FILTER_PREFS[0] ? FILTER_PREFS[1] : FILTER_PREFS[0];
-      await this.tc.batch(filterCommands(i.device, matches, pref));
-      await this.tc.batch(deleteFilterCommands(i.device, i.matches, i.pref));
-      next = { ...next, matches, pref };
-      this.log(`traffic QoS: filters on ${i.device} updated; ${describe(matches)}`);
+      await this.tc.batch(filterCommands(i.device, matches, pref, levels));
+      await this.tc.batch(deleteFilterCommands(i.device, i.matches, i.pref, i.levels));
+      next = { ...next, matches, levels, pref };
     }
+    // Classes of a level that left go once no filter points at them.
+    if (change !== undefined && change.after.length > 0) await this.tc.batch(change.after);
+    if (next.pref !== i.pref) this.log(`traffic QoS: filters on ${i.device} updated; ${describe(matches)}${describeLevels(levels)}`);
+    this.counterCache = undefined;
     this.installed = next;
   }
 
@@ -212,4 +228,10 @@ function describe(matches: readonly QosMatch[]): string {
   if (matches.length === 0) return 'no inference traffic crosses it yet (no remote backend, no listener beyond loopback)';
   const parts = matches.map((m) => (m.kind === 'source-port' ? `from port ${m.port}` : `to ${m.family === 6 ? `[${m.address}]` : m.address}:${m.port}`));
   return `inference = ${parts.join(', ')}`;
+}
+
+function describeLevels(levels: readonly QosLevel[]): string {
+  if (levels.length === 0) return '';
+  const parts = levels.map((l, i) => `4d47:${(0x11 + i).toString(16)} ${l.name} (${l.groups.join(', ')}) from ports ${l.firstPort}-${l.lastPort}`);
+  return `; per priority level: ${parts.join(', ')}`;
 }

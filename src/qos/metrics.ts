@@ -1,13 +1,16 @@
 /**
  * Prometheus metrics of traffic QoS, read from the kernel's counters at scrape time (tc -s class
  * show, reused for a second): bytes, packets, drops and backlog per class, and whether QoS is on.
+ * A priority level's class is labelled `class="priority 10"` with its groups in `groups`.
  */
 import client from 'prom-client';
 import type { TrafficQos } from './applier.ts';
 
 export function registerQosMetrics(registry: client.Registry, qos: TrafficQos): void {
   const r = [registry];
-  const labels = ['interface', 'class'];
+  // `groups`: the ServiceGroups of a priority level's class (absent on inference and default).
+  const labels = ['interface', 'class', 'groups'];
+  const of = (device: string, c: { name: string; groups: string }): Record<string, string> => (c.groups === '' ? { interface: device, class: c.name } : { interface: device, class: c.name, groups: c.groups });
   const perClass = (name: string, help: string, field: 'bytes' | 'packets' | 'drops' | 'overlimits', kind: 'counter' | 'gauge' = 'counter'): void => {
     const opts = {
       name, help, labelNames: labels, registers: r,
@@ -15,8 +18,8 @@ export function registerQosMetrics(registry: client.Registry, qos: TrafficQos): 
         this.reset();
         const device = qos.status().device ?? '';
         for (const c of await qos.counters()) {
-          if (this instanceof client.Counter) this.inc({ interface: device, class: c.name }, c[field]);
-          else this.set({ interface: device, class: c.name }, c[field]);
+          if (this instanceof client.Counter) this.inc(of(device, c), c[field]);
+          else this.set(of(device, c), c[field]);
         }
       },
     };
@@ -32,7 +35,7 @@ export function registerQosMetrics(registry: client.Registry, qos: TrafficQos): 
     async collect() {
       this.reset();
       const device = qos.status().device ?? '';
-      for (const c of await qos.counters()) this.set({ interface: device, class: c.name }, c.backlogBytes);
+      for (const c of await qos.counters()) this.set(of(device, c), c.backlogBytes);
     },
   });
   new client.Gauge({

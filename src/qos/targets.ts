@@ -80,9 +80,12 @@ export async function qosMatches(s: Snapshot, ports: ListenerPorts, resolve: Res
     const port = ports[name];
     if (port !== undefined && port > 0) add({ kind: 'source-port', port, why: `answers of the ${name} listener` });
   }
-  const remotes: { url: string; why: string }[] = [];
+  const remotes: { url: string; why: string; levelled?: true }[] = [];
+  // Dispatch opens per-level connections to HTTP backends (gRPC multiplexes one channel).
+  const levelled = s.gateway.trafficQoS?.priorityLevels !== undefined;
   for (const b of Object.values(s.backends).sort((x, y) => (x.name < y.name ? -1 : 1))) {
-    for (const e of b.endpoints) remotes.push({ url: e.url, why: `backend ${b.name}` });
+    const perLevel = levelled && b.protocol !== 'kserve-v2-grpc';
+    for (const e of b.endpoints) remotes.push({ url: e.url, why: `backend ${b.name}`, ...(perLevel ? { levelled: true as const } : {}) });
   }
   const mqtt = s.gateway.mqtt;
   if (mqtt !== undefined && !mqtt.embedded) remotes.push({ url: mqtt.url, why: 'MQTT broker' });
@@ -90,7 +93,7 @@ export async function qosMatches(s: Snapshot, ports: ListenerPorts, resolve: Res
     const ep = endpointOf(r.url);
     if (ep === undefined) continue;
     for (const a of await addresses(ep.host, resolve)) {
-      if (!isLoopback(a.address)) add({ kind: 'destination', address: a.address, family: a.family, port: ep.port, why: r.why });
+      if (!isLoopback(a.address)) add({ kind: 'destination', address: a.address, family: a.family, port: ep.port, why: r.why, ...(r.levelled ? { levelled: true as const } : {}) });
     }
   }
   return out;

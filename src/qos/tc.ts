@@ -5,7 +5,8 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { QOS_CLASSES, QOS_HANDLE, type QosClassCounters, type TcCommand, type TcRunner } from './contract.ts';
+import { QOS_HANDLE, type QosClassCounters, type QosClassSpec, type TcCommand, type TcRunner } from './contract.ts';
+import { qosClasses } from './plan.ts';
 
 export class TcError extends Error {
   constructor(
@@ -77,18 +78,19 @@ export async function rootQdisc(tc: TcRunner, device: string): Promise<RootQdisc
 export const isKernelDefault = (q: RootQdisc | undefined): boolean => q === undefined || q.handle === '0:';
 export const isOurs = (q: RootQdisc | undefined): boolean => q?.kind === 'htb' && q.handle === `${QOS_HANDLE.toString(16)}:`;
 
-/** Counters of ModelGuard's classes from `tc -s class show dev X` text. */
-export function parseClassCounters(text: string): QosClassCounters[] {
+/** Counters of ModelGuard's classes (default: those without levels) from `tc -s class show dev X` text. */
+export function parseClassCounters(text: string, classes: readonly QosClassSpec[] = qosClasses([])): QosClassCounters[] {
   const out: QosClassCounters[] = [];
   for (const block of text.split(/\n(?=class )/)) {
     const id = /^class htb ([0-9a-f]+:[0-9a-f]+)/.exec(block)?.[1];
-    const c = QOS_CLASSES.find((k) => `${QOS_HANDLE.toString(16)}:${k.minor.toString(16)}` === id);
+    const c = classes.find((k) => `${QOS_HANDLE.toString(16)}:${k.minor.toString(16)}` === id);
     if (c === undefined || id === undefined) continue;
     const sent = /Sent (\d+) bytes (\d+) pkt \(dropped (\d+), overlimits (\d+)/.exec(block);
     const backlog = /backlog (\d+)([KMG]?)b/.exec(block);
     const scale: Record<string, number> = { '': 1, K: 1e3, M: 1e6, G: 1e9 };
     out.push({
       name: c.name,
+      groups: c.groups.join(','),
       classid: id,
       bytes: Number(sent?.[1] ?? 0),
       packets: Number(sent?.[2] ?? 0),

@@ -79,6 +79,42 @@ describe('traffic QoS metrics and dashboard panel', () => {
     assert.match(renderQos(off, undefined, 0), /configured but not installed/);
   });
 
+  it("labels a priority level's class with its priority and groups; the panel shows both", async () => {
+    const tc = new RecordingTc();
+    tc.run = async (args: readonly string[]): Promise<string> =>
+      args.includes('qdisc')
+        ? tc.root
+        : [
+            'class htb 4d47:11 parent 4d47:1 leaf 4d4a: prio 0 rate 3799Kbit ceil 9500Kbit burst 1599b cburst 1598b',
+            ' Sent 67705 bytes 328 pkt (dropped 0, overlimits 0 requeues 0)',
+            ' backlog 0b 0p requeues 0',
+            '',
+            'class htb 4d47:12 parent 4d47:1 leaf 4d4b: prio 1 rate 1899Kbit ceil 9500Kbit burst 1599b cburst 1598b',
+            ' Sent 7200336 bytes 4785 pkt (dropped 624, overlimits 2514 requeues 0)',
+            ' backlog 66616b 36p requeues 0',
+          ].join('\n');
+    const qos = new TrafficQos({ ports: {}, tc, canAdmin: () => true, log: () => undefined, countersMaxAgeMs: 0 });
+    const registry = new client.Registry();
+    registerQosMetrics(registry, qos);
+    const r: ResourceInput[] = [
+      { apiVersion: API, kind: 'Gateway', metadata: { name: 'default' }, spec: { trafficQoS: { interface: 'eth9', uplinkRate: '10Mbit' } } },
+      { apiVersion: API, kind: 'Backend', metadata: { name: 'b' }, spec: { endpoints: [{ url: 'http://10.0.0.9:8000' }] } },
+      { apiVersion: API, kind: 'ServiceGroup', metadata: { name: 'safety' }, spec: { priority: 10 } },
+      { apiVersion: API, kind: 'ServiceGroup', metadata: { name: 'bulk' }, spec: { priority: 0 } },
+    ];
+    await qos.apply(compileResources(r, { version: 1 }).snapshot);
+    assert.equal(qos.status().levels.length, 2);
+    const text = await registry.metrics();
+    assert.match(text, /modelguard_qos_class_bytes_total\{interface="eth9",class="priority 10",groups="safety"\} 67705/);
+    assert.match(text, /modelguard_qos_class_drops_total\{interface="eth9",class="priority 0",groups="bulk,default"\} 624/);
+    const reading = parseQosMetrics(text);
+    assert.ok(reading);
+    const html = renderQos(reading, undefined, 0);
+    assert.match(html, /<tr data-qos-class="priority 10"><td>priority 10 \(safety\)<\/td>/);
+    assert.match(html, /<tr data-qos-class="priority 0"><td>priority 0 \(bulk, default\)<\/td>.*<td>624<\/td><td>66,616<\/td><\/tr>/);
+    await qos.stop();
+  });
+
   it('every QoS metric is documented in docs/observability.md and docs/traffic-qos.md', async () => {
     const registry = new client.Registry();
     registerQosMetrics(registry, new TrafficQos({ ports: {}, tc: new RecordingTc(), canAdmin: () => true, log: () => undefined }));

@@ -150,8 +150,8 @@ describe('kernel readings', () => {
       ' backlog 118Kb 79p requeues 0',
     ].join('\n');
     assert.deepEqual(parseClassCounters(text), [
-      { name: 'inference', classid: '4d47:10', bytes: 123456, packets: 321, drops: 2, overlimits: 40, backlogBytes: 3028 },
-      { name: 'default', classid: '4d47:20', bytes: 876543, packets: 600, drops: 17, overlimits: 900, backlogBytes: 118000 },
+      { name: 'inference', groups: '', classid: '4d47:10', bytes: 123456, packets: 321, drops: 2, overlimits: 40, backlogBytes: 3028 },
+      { name: 'default', groups: '', classid: '4d47:20', bytes: 876543, packets: 600, drops: 17, overlimits: 900, backlogBytes: 118000 },
     ]);
   });
 
@@ -199,6 +199,31 @@ describe('modelguard qos plan', () => {
     const removal = /^# remove it:\s+tc (.*)$/m.exec(out)?.[1] ?? '';
     ns.exec(box, ['tc', ...removal.split(' ')]);
     assert.doesNotMatch(ns.exec(box, ['tc', 'qdisc', 'show', 'dev', 'mgqp0']), /htb/);
+  });
+
+  it('with two priority levels, lists them and their port blocks, and tc takes the commands as they are', { timeout: 60_000 }, () => {
+    const file = join(dir, 'levels.yaml');
+    writeFileSync(
+      file,
+      [
+        `apiVersion: ${API}\nkind: Gateway\nmetadata: { name: default }\nspec:\n  trafficQoS: { interface: mgqp0, uplinkRate: 10Mbit }`,
+        `apiVersion: ${API}\nkind: Backend\nmetadata: { name: cloud }\nspec:\n  endpoints: [{ url: "http://10.66.0.2:8000" }]`,
+        `apiVersion: ${API}\nkind: Model\nmetadata: { name: demo }\nspec: { backend: cloud }`,
+        `apiVersion: ${API}\nkind: ServiceGroup\nmetadata: { name: safety }\nspec: { priority: 10 }`,
+      ].join('\n---\n'),
+    );
+    const out = execFileSync(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'modelguard.js'), 'qos', 'plan', '--config', file, '--leaf', 'pfifo'], { encoding: 'utf8' });
+    assert.match(out, /^# class 4d47:11 priority 10 \(groups safety\): calls to the backends above from local ports 49152-49663 \(sport 49152 mask 0xfe00\), HTB prio 0$/m);
+    assert.match(out, /^# class 4d47:12 priority 0 \(groups default\): .* from local ports 49664-50175 /m);
+    const commands = out.split('\n').filter((l) => l.startsWith('tc ')).map((l) => l.slice(3));
+    const box = ns.create('levels');
+    ns.exec(box, ['ip', 'link', 'add', 'mgqp0', 'type', 'veth', 'peer', 'name', 'mgqp1']);
+    ns.exec(box, ['tc', '-batch', '-'], `${commands.join('\n')}\n`);
+    const classes = ns.exec(box, ['tc', 'class', 'show', 'dev', 'mgqp0']);
+    assert.match(classes, /class htb 4d47:11 parent 4d47:1 leaf 4d4a: prio 0 /);
+    assert.match(classes, /class htb 4d47:12 parent 4d47:1 leaf 4d4b: prio 1 /);
+    assert.match(classes, /class htb 4d47:20 parent 4d47:1 leaf 4d49: prio 2 /);
+    assert.match(ns.exec(box, ['tc', 'filter', 'show', 'dev', 'mgqp0']), /\*flowid 4d47:11[^]*?match 0a420002\/ffffffff at 16\s+match c0001f40\/fe00ffff at 20/);
   });
 
   it('says so when the configuration has no trafficQoS', () => {

@@ -324,7 +324,8 @@ export class Offloader {
     const ownDeadline = work.callDeadline < slowAt;
     // The cloud's slot and health are its EndpointSet's: taken here, given back when the cloud is done.
     // slowCall is the link's own time limit (its fault, like a backend timeout); the request's deadline is the caller's.
-    const sent = cloud.set.send(call, work.callDeadline, ep, st.offload.breaker.slowCallMs);
+    // The group's priority picks its level's connections to the cloud (traffic QoS per priority level).
+    const sent = cloud.set.send(call, work.callDeadline, ep, st.offload.breaker.slowCallMs, work.group.priority);
     void sent.done.then(({ ms, completion }) => {
       if (completion.served) record.backendMs = ms;
       cloud.pump(); // work queued on the cloud Backend itself (if it serves models of its own)

@@ -7,6 +7,8 @@ import { count, esc, num } from './format.ts';
 
 export interface QosClassRow {
   readonly name: string;
+  /** A priority level's ServiceGroups, comma-separated ("" for inference and default). */
+  readonly groups: string;
   readonly bytes: number;
   readonly packets: number;
   readonly drops: number;
@@ -28,7 +30,7 @@ export function parseQosMetrics(text: string): QosReading | undefined {
   let device: string | undefined;
   let active = false;
   let shapedBits: number | undefined;
-  const classes = new Map<string, { bytes: number; packets: number; drops: number; backlogBytes: number }>();
+  const classes = new Map<string, { groups: string; bytes: number; packets: number; drops: number; backlogBytes: number }>();
   for (const line of text.split('\n')) {
     const m = LINE.exec(line);
     if (m === null) continue;
@@ -40,7 +42,7 @@ export function parseQosMetrics(text: string): QosReading | undefined {
     else if (m[1] === 'modelguard_qos_shaped_rate_bits') shapedBits = value;
     else if (labels['class'] !== undefined) {
       const name = labels['class'];
-      const c = classes.get(name) ?? { bytes: 0, packets: 0, drops: 0, backlogBytes: 0 };
+      const c = classes.get(name) ?? { groups: labels['groups'] ?? '', bytes: 0, packets: 0, drops: 0, backlogBytes: 0 };
       if (m[1] === 'modelguard_qos_class_bytes_total') c.bytes = value;
       if (m[1] === 'modelguard_qos_class_packets_total') c.packets = value;
       if (m[1] === 'modelguard_qos_class_drops_total') c.drops = value;
@@ -63,7 +65,8 @@ export function renderQos(now: QosReading, prev: QosReading | undefined, seconds
     .map((c) => {
       const before = prev?.classes.find((p) => p.name === c.name);
       const rate = before !== undefined && seconds > 0 && c.bytes >= before.bytes ? mbit(((c.bytes - before.bytes) * 8) / seconds) : '–';
-      return `<tr data-qos-class="${esc(c.name)}"><td>${esc(c.name)}</td><td>${rate}</td><td>${count(c.bytes)}</td><td>${count(c.packets)}</td><td>${count(c.drops)}</td><td>${count(c.backlogBytes)}</td></tr>`;
+      const label = c.groups === '' ? c.name : `${c.name} (${c.groups.split(',').join(', ')})`;
+      return `<tr data-qos-class="${esc(c.name)}"><td>${esc(label)}</td><td>${rate}</td><td>${count(c.bytes)}</td><td>${count(c.packets)}</td><td>${count(c.drops)}</td><td>${count(c.backlogBytes)}</td></tr>`;
     })
     .join('');
   return rows === ''

@@ -4,6 +4,7 @@ import type { BackendClient, BackendRequest, BackendResponse, ConnectionPhase } 
 import { ConnectionFailure, RequestRejected } from '../client.ts';
 import { forwardable } from '../../core/headers.ts';
 import type { LinkOptions } from '../link.ts';
+import { boundConnector, type PortBlock } from './bound-connect.ts';
 
 /** Error codes by where the connection failed (see ConnectionPhase). */
 const PHASES: ReadonlyMap<string, ConnectionPhase> = new Map([
@@ -36,7 +37,8 @@ export class HttpBackendClient implements BackendClient {
   private readonly extraHeaders: Readonly<Record<string, string>>;
   private readonly problem: string | undefined;
 
-  constructor(readonly url: string, connections: number, link?: LinkOptions) {
+  /** `ports`: connections leave from this block of local ports (traffic QoS per priority level). */
+  constructor(readonly url: string, connections: number, link?: LinkOptions, ports?: PortBlock) {
     this.pool = new Pool(url, {
       connections,
       pipelining: 1,
@@ -44,7 +46,7 @@ export class HttpBackendClient implements BackendClient {
       // Deadlines are ours (the caller's signal); undici's own timers stay out of the way.
       headersTimeout: 0,
       bodyTimeout: 0,
-      ...(link?.connect === undefined ? {} : { connect: link.connect }),
+      ...(ports !== undefined ? { connect: boundConnector({ ports, tls: link?.connect }) } : link?.connect === undefined ? {} : { connect: link.connect }),
     });
     this.extraHeaders = link?.headers ?? {};
     this.problem = link?.problem;

@@ -2,15 +2,20 @@
 import type { BackendProtocol } from '../../core/snapshot.ts';
 import type { BackendClient, BackendRequest, BackendResponse } from '../client.ts';
 import type { LinkOptions } from '../link.ts';
+import type { PortBlock } from './bound-connect.ts';
 import { HttpBackendClient } from './http.ts';
 
 /**
  * `connections`: HTTP keep-alive connections to keep (gRPC multiplexes all calls on one channel).
  * `link`: TLS and credentials of an HTTP link (the cloud); gRPC backends use the URL's scheme only.
+ * `ports`: the local ports an HTTP client's connections leave from (a priority level's block).
  */
-export function createBackendClient(protocol: BackendProtocol, url: string, connections: number, link?: LinkOptions): BackendClient {
-  return protocol === 'kserve-v2-grpc' ? new LazyGrpcClient(url) : new HttpBackendClient(url, connections, link);
+export function createBackendClient(protocol: BackendProtocol, url: string, connections: number, link?: LinkOptions, ports?: PortBlock): BackendClient {
+  return protocol === 'kserve-v2-grpc' ? new LazyGrpcClient(url) : new HttpBackendClient(url, connections, link, ports);
 }
+
+/** Whether a protocol's client can keep one pool per priority level (gRPC has one channel). */
+export const hasLevelPools = (protocol: BackendProtocol): boolean => protocol !== 'kserve-v2-grpc';
 
 let grpcModule: Promise<typeof import('./grpc.ts')> | undefined;
 
