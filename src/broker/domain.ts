@@ -224,7 +224,7 @@ export class Domain {
         if (key !== undefined) {
           if (!this.batches.offer(work, key)) {
             const inflightBefore = this.set.inflight();
-            this.batches.form(work, key, this.hooks.batching?.(work.call.model) as BatchingSnapshot, this.set.hold(ep), inflightBefore);
+            this.batches.form(work, key, this.hooks.batching?.(work.call.model) as BatchingSnapshot, this.set.hold(ep, work.group.priority), inflightBefore);
           }
           continue;
         }

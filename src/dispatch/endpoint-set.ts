@@ -159,14 +159,15 @@ export class EndpointSet {
   send(call: InferenceCall, deadline: number, ep: Endpoint | undefined = this.pick(call.model), limitMs?: number, priority?: number): Sent {
     if (!ep) throw new MGError('MG_NO_BACKEND', `no endpoint of backend "${this.name}" has a free slot`, { retryAfterMs: this.backend.healthCheck.intervalMs });
     ep.inflight++;
-    return this.run(ep, call, deadline, limitMs);
+    return this.run(ep, call, deadline, limitMs, priority);
   }
 
   /**
    * Takes a slot on `ep` now, for a call that is not composed yet (a batch waiting for more rows,
    * broker/batching): `send` then runs the call in that slot, or `release` gives it back unused.
+   * `priority` as for `send`.
    */
-  hold(ep: Endpoint): SlotHold {
+  hold(ep: Endpoint, priority?: number): SlotHold {
     ep.inflight++;
     let open = true;
     return {
@@ -174,7 +175,7 @@ export class EndpointSet {
       send: (call, deadline) => {
         if (!open) throw new Error('slot hold already used');
         open = false;
-        return this.run(ep, call, deadline, undefined);
+        return this.run(ep, call, deadline, undefined, priority);
       },
       release: () => {
         if (!open) return;
@@ -185,7 +186,7 @@ export class EndpointSet {
   }
 
   /** A call in a slot already taken on `ep`; the slot is given back when the server is done. */
-  private run(ep: Endpoint, call: InferenceCall, deadline: number, limitMs: number | undefined): Sent {
+  private run(ep: Endpoint, call: InferenceCall, deadline: number, limitMs: number | undefined, priority: number | undefined): Sent {
     const t0 = performance.now();
     const model = call.op === 'infer' ? call.model : undefined;
     const down = model === undefined ? undefined : ep.models.get(model)?.down;

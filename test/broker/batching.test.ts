@@ -186,7 +186,7 @@ describe('batching on a simulated accelerator (20 ms + 1 ms per extra row, 2 slo
         delay(20).then(() => send(sp, '/v2/models/batched/infer', { key: keyFor('b'), body: body('bad', [1, -2, 3, 4]) })),
       ]);
       assert.equal(good.status, 200, good.body);
-      assert.deepEqual(JSON.parse(good.body), { model_name: 'm', id: 'good', outputs: [{ name: 'out', datatype: 'FP32', shape: [2, 4], data: [1, 2, 3, 4, 5, 6, 7, 8] }] });
+      assert.deepEqual(JSON.parse(good.body), { model_name: 'batched', id: 'good', outputs: [{ name: 'out', datatype: 'FP32', shape: [2, 4], data: [1, 2, 3, 4, 5, 6, 7, 8] }] });
       assert.equal(wrong.status, 400, wrong.body);
       // One joint call of 3 rows, refused; then each member alone.
       assert.deepEqual(seen.slice(0, 1), [3]);
