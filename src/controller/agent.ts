@@ -4,7 +4,7 @@
  * what runs in heartbeats. The data path never waits on the controller: when it is down the node
  * keeps serving with what it has and re-registers when it returns.
  */
-import { Pool } from 'undici';
+import { Pool } from '../core/undici.ts';
 import { sealSnapshot } from '../config/compile.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import type { Applied, NodeRole } from './controller.ts';

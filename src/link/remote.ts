@@ -13,7 +13,7 @@
  * proxy's receipt, as in one process.
  */
 import { CancelledError } from '../core/cancel.ts';
-import { Pool } from 'undici';
+import { Pool } from '../core/undici.ts';
 import { MGError, type ErrorCode, ERRORS } from '../core/errors.ts';
 import type { RequestRecord } from '../core/events.ts';
 import type { BackendReply, Identity, InferenceCall } from '../core/request.ts';

@@ -18,7 +18,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import client, { type Registry } from 'prom-client';
-import { Agent, errors as undiciErrors, request } from 'undici';
+import { Agent, errors as undiciErrors, requestUrl } from '../core/undici.ts';
 import type { RemoteWriteSnapshot } from '../core/snapshot.ts';
 import { snappyCompress } from './remote-write/snappy.ts';
 import { encodeWriteRequest, gather } from './remote-write/write-request.ts';
@@ -292,11 +292,10 @@ export class RemoteWriter {
     }
     const timeout = AbortSignal.timeout(s.timeoutMs);
     try {
-      const res = await request(this.target, {
+      const res = await requestUrl(agent, this.target, {
         method: 'POST',
         headers,
         body: batch.body,
-        dispatcher: agent,
         signal: AbortSignal.any([this.abort.signal, timeout]),
       });
       if (res.statusCode >= 200 && res.statusCode < 300) {

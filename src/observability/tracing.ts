@@ -5,7 +5,7 @@
  * after the answer from what the record holds, so tracing adds no work to the data path itself.
  */
 import { randomBytes } from 'node:crypto';
-import { request } from 'undici';
+import { Agent, requestUrl } from '../core/undici.ts';
 import type { RequestEvents, RequestRecord } from '../core/events.ts';
 import type { GatewaySnapshot } from '../core/snapshot.ts';
 
@@ -96,6 +96,8 @@ export class Tracer {
   private readonly timer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
   private flushing: Promise<void> | undefined;
+  /** Connections to the collector (made at the first export). */
+  private agent: Agent | undefined;
   /** Spans the collector accepted, and spans dropped (collector down or buffer full). */
   exported = 0;
   dropped = 0;
@@ -128,7 +130,7 @@ export class Tracer {
         },
       ],
     });
-    this.flushing = request(cfg.endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(5000) })
+    this.flushing = requestUrl((this.agent ??= new Agent()), cfg.endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(5000) })
       .then(async (res) => {
         await res.body.dump();
         if (res.statusCode >= 200 && res.statusCode < 300) this.exported += batch.length;
@@ -147,5 +149,6 @@ export class Tracer {
     this.unsubscribe();
     clearInterval(this.timer);
     await this.flush();
+    await this.agent?.close();
   }
 }

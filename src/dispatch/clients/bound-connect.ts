@@ -14,7 +14,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
-import { errors, type buildConnector } from 'undici';
+import { errors, type buildConnector } from '../../core/undici.ts';
 import type { LinkTls } from '../link.ts';
 
 export interface PortBlock {

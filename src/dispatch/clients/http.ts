@@ -1,5 +1,5 @@
 /** HTTP/1.1 backend client on an undici Pool: keep-alive connections, streamed bodies. */
-import { Pool } from 'undici';
+import { Pool } from '../../core/undici.ts';
 import type { BackendClient, BackendRequest, BackendResponse, ConnectionPhase } from '../client.ts';
 import { ConnectionFailure, RequestRejected } from '../client.ts';
 import { forwardable } from '../../core/headers.ts';
