@@ -19,7 +19,7 @@ import { backendTraceparent, startTrace } from '../core/trace-context.ts';
 import { validateKserveInfer } from '../security/kserve-validate.ts';
 import type { Credentials } from '../security/identity.ts';
 import type { Pipeline } from './pipeline.ts';
-import { answerAsAsked } from './rename.ts';
+import { answerAsAsked, answersNameOther } from './rename.ts';
 
 /** Who asks: a client's own credentials, or (on the broker listener) a proxy asserting an app. */
 export type Who = { readonly credentials: Credentials } | { readonly proxy: ProxyAssertion };
@@ -38,9 +38,9 @@ export interface Named {
   readonly permission: AppOperation;
   readonly model: string;
   /** The body: already read (then checked against the model's limit), or read under that limit. */
-  readonly body?: Buffer | ((limit: number) => Promise<Buffer>);
+  readonly body?: Buffer | ((limit: number) => Promise<Buffer>) | undefined;
   /** A KServe v2 infer body, checked before dispatch (`headerLength`: binary-data extension). */
-  readonly kserveInfer?: { readonly headerLength: number | undefined };
+  readonly kserveInfer?: { readonly headerLength: number | undefined } | undefined;
   readonly timeoutMs?: number | undefined;
   readonly costHint?: number | undefined;
   /** Checks that need the authorised model and caller (a reply topic, a pass-through's backend). */
@@ -118,8 +118,10 @@ export class Exchange {
    * MGError or a CancelledError, which `failure` turns into the answer to give.
    */
   async serve(who: Who, name: (identity: Identity) => Named | Promise<Named>): Promise<Served> {
-    const identity = await this.authenticate(who);
-    const named = await name(identity);
+    const id = this.authenticate(who);
+    const identity = id instanceof Promise ? await id : id;
+    const n = name(identity);
+    const named = n instanceof Promise ? await n : n;
     this.record.api = named.api;
     const model = this.authorize(identity, named.model, named.permission);
     named.check?.(model, identity);
@@ -158,6 +160,7 @@ export class Exchange {
       throw new CancelledError();
     }
     // An alias is answered with the name the client asked for, in every protocol.
+    if (!answersNameOther(model, named.model)) return { reply, model, identity };
     return { reply: await answerAsAsked(reply, { api: named.api, op: named.op, method: target.method, model: named.model }, model), model, identity };
   }
 

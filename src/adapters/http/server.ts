@@ -93,57 +93,44 @@ async function answer(pipeline: Pipeline, ex: Exchange, req: IncomingMessage, re
 
 type CallRoute = Extract<Route, { kind: 'openai' | 'server-extension' | 'model' }>;
 
-/** A call as the exchange needs it. */
-async function decode(pipeline: Pipeline, req: IncomingMessage, r: CallRoute, id: string): Promise<Named> {
+/** A call as the exchange needs it (at once, but for OpenAI, whose model is named inside the body). */
+function decode(pipeline: Pipeline, req: IncomingMessage, r: CallRoute, id: string): Named | Promise<Named> {
   const method = req.method ?? 'GET';
   const timeoutMs = clientTimeoutMs(req);
-  const hasBody = method !== 'GET' && method !== 'HEAD';
-  const readUnder = (limit: number): Promise<Buffer> => readBody(req, limit);
-  const headers = (): Record<string, string> => forwardHeaders(req, id);
-  if (r.kind === 'openai') {
-    // The model is named inside the body: read under the gateway's limit, then the model's.
-    const body = await readBody(req, pipeline.snapshot.gateway.maxBodyBytes);
-    const decoded = decodeOpenAi(parseJson(body, 'OpenAI request'), r.path);
-    return {
-      api: 'openai',
-      op: 'infer',
-      permission: 'infer',
-      model: decoded.model,
-      body,
-      timeoutMs,
-      costHint: decoded.tokens,
-      target: (model, b) => ({
-        method,
-        path: r.path,
-        headers: headers(),
-        body: model.backendModel === decoded.model ? b : Buffer.from(stringifyExact({ ...decoded.doc, model: model.backendModel })),
-      }),
-    };
-  }
+  const body = method === 'GET' || method === 'HEAD' ? undefined : (limit: number): Promise<Buffer> => readBody(req, limit);
+  if (r.kind === 'openai') return decodeOpenAiCall(pipeline, req, r.path, timeoutMs, id);
   if (r.kind === 'server-extension') {
     const target = req.headers[TARGET_HEADER];
     if (typeof target !== 'string' || target === '') {
       throw new MGError('MG_BAD_REQUEST', `${method} ${r.backendPath()} is server-wide: name the model whose server it goes to in the ${TARGET_HEADER} header`);
     }
-    return {
-      api: 'passthrough',
-      op: r.op,
-      permission: r.permission,
-      model: target,
-      ...(hasBody ? { body: readUnder } : {}),
-      timeoutMs,
-      target: (_model, body) => ({ method, path: r.backendPath(), headers: headers(), body }),
-    };
+    const path = r.backendPath();
+    return { api: 'passthrough', op: r.op, permission: r.permission, model: target, body, kserveInfer: undefined, timeoutMs, costHint: undefined, target: (_m, b) => ({ method, path, headers: forwardHeaders(req, id), body: b }) };
   }
+  const kserveInfer = body !== undefined && r.api === 'kserve-v2' && r.op === 'infer' ? { headerLength: binaryHeaderLength(req) } : undefined;
+  return { api: r.api, op: r.op, permission: r.permission, model: r.model, body, kserveInfer, timeoutMs, costHint: undefined, target: (m, b) => ({ method, path: r.backendPath(m.backendModel), headers: forwardHeaders(req, id), body: b }) };
+}
+
+/** OpenAI names the model inside the body: read under the gateway's limit (the model's is checked next). */
+async function decodeOpenAiCall(pipeline: Pipeline, req: IncomingMessage, path: string, timeoutMs: number | undefined, id: string): Promise<Named> {
+  const method = req.method ?? 'POST';
+  const body = await readBody(req, pipeline.snapshot.gateway.maxBodyBytes);
+  const decoded = decodeOpenAi(parseJson(body, 'OpenAI request'), path);
   return {
-    api: r.api,
-    op: r.op,
-    permission: r.permission,
-    model: r.model,
-    ...(hasBody ? { body: readUnder } : {}),
-    ...(hasBody && r.api === 'kserve-v2' && r.op === 'infer' ? { kserveInfer: { headerLength: binaryHeaderLength(req) } } : {}),
+    api: 'openai',
+    op: 'infer',
+    permission: 'infer',
+    model: decoded.model,
+    body,
+    kserveInfer: undefined,
     timeoutMs,
-    target: (model, body) => ({ method, path: r.backendPath(model.backendModel), headers: headers(), body }),
+    costHint: decoded.tokens,
+    target: (model, b) => ({
+      method,
+      path,
+      headers: forwardHeaders(req, id),
+      body: model.backendModel === decoded.model ? b : Buffer.from(stringifyExact({ ...decoded.doc, model: model.backendModel })),
+    }),
   };
 }
 
