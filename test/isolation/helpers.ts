@@ -136,13 +136,30 @@ export interface NeighbourResult {
 }
 
 /** Runs the neighbour (neighbour.ts) in its own process; resolves with its outcome counts. */
-export function neighbour(kind: 'flood' | 'bad' | 'broken' | 'hangup', mg: { httpUrl: string; grpcUrl: string }, key: string, rate: number, durationMs: number): Promise<NeighbourResult> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', 'test/isolation/neighbour.ts', kind, mg.httpUrl, mg.grpcUrl, key, String(rate), String(durationMs)], { cwd: ROOT }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`neighbour ${kind} failed: ${err.message}\n${stderr}`));
+/**
+ * The misbehaving neighbour in its own process. `started` resolves once it is loaded and sending
+ * (its start-up — a TypeScript compile and gRPC's modules — costs a core for most of a second on
+ * this machine, which is the load generator's cost, not the flood's); `result` when it is done.
+ */
+export function neighbour(kind: 'flood' | 'bad' | 'broken' | 'hangup', mg: { httpUrl: string; grpcUrl: string }, key: string, rate: number, durationMs: number): { started: Promise<void>; result: Promise<NeighbourResult> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/isolation/neighbour.ts', kind, mg.httpUrl, mg.grpcUrl, key, String(rate), String(durationMs)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let markStarted: () => void = () => undefined;
+  const started = new Promise<void>((resolve) => (markStarted = resolve));
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    if (stderr.includes('sending\n')) markStarted();
+  });
+  const result = new Promise<NeighbourResult>((resolve, reject) => {
+    child.once('exit', (code) => {
+      markStarted();
+      if (code !== 0) reject(new Error(`neighbour ${kind} failed (exit ${code}):\n${stderr}`));
       else resolve(JSON.parse(stdout) as NeighbourResult);
     });
   });
+  return { started, result };
 }
 
 export interface LoadResult {

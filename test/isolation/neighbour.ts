@@ -46,6 +46,7 @@ const one = (): Promise<Outcome> => {
   }
 };
 
+process.stderr.write('sending\n');
 const outcomes = await openLoop(rate, duration, one);
 const fastRefusals = outcomes.filter((o) => o.code === 'MG_BACKEND_ERROR' && o.ms < 10).length;
 process.stdout.write(`${JSON.stringify({ tally: tally(outcomes), fastRefusals })}\n`);

@@ -9,6 +9,12 @@
  *   (b) sends inputs the model server rejects with 400
  *   (c) calls a broken model on the same server (always 500)
  *   (d) hangs up 5 ms after each request, at 200 requests/s
+ *
+ * The modest app's window opens once the neighbour has been sending for 400 ms: the neighbour's own
+ * start-up (a TypeScript compile and gRPC's modules, most of a second of one of this box's two
+ * cores) is the test's load generator starting, not the misbehaviour under test, and it used to
+ * land inside the window (the flood case's p99 then read 86-115 ms; from the neighbour's steady
+ * state it reads 40-56 ms against a bound of ~80).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -53,25 +59,23 @@ describe('a modest app next to a misbehaving neighbour on one model server', () 
   const modest = (): Promise<Outcome> => httpCall(pool, '/v2/models/demo/infer', keyFor('modest'), INFER_BODY);
 
   /** Runs the modest app at `rate` beside the neighbour; checks the modest app's answers and latency. */
-  /** The flood case's latency, checked in a subtest of its own (see below). */
-  const floodLatency = new Map<number, { ok: boolean; summary: string }>();
-
   async function beside(rate: number, ms: number, kind: Parameters<typeof neighbour>[0], neighbourRate: number): Promise<NeighbourResult> {
     // The unloaded baseline is measured just before, in the same state of the machine.
     const alone = await openLoop(20, 1000, () => modest());
     unloadedP50 = p(alone.map((o) => o.ms), 50);
-    // The neighbour's process starts first; the modest app's window lies inside its run.
+    // The neighbour's process starts first and is sending for 400 ms before the modest app's window,
+    // which lies inside its run (its own start-up, a compile and gRPC's modules, is not the flood).
     const theirs = neighbour(kind, mg, keyFor('noisy'), neighbourRate, ms + 600);
+    await theirs.started;
     await delay(400);
     const mine = await openLoop(rate, ms, () => modest());
-    const t = await theirs;
+    const t = await theirs.result;
     const p99 = p(mine.map((o) => o.ms), 99);
     const bound = 3 * unloadedP50 + 10;
     const summary = `modest ${JSON.stringify(tally(mine))} p99 ${p99.toFixed(1)} ms (bound ${bound.toFixed(1)}: 3 × unloaded p50 ${unloadedP50.toFixed(1)} + 10); neighbour ${JSON.stringify(t)}`;
     console.log(`# ${kind} at modest ${rate}/s: ${summary}`);
     assert.deepEqual(tally(mine), { 200: mine.length }, summary);
-    if (kind === 'flood') floodLatency.set(rate, { ok: p99 <= bound, summary });
-    else assert.ok(p99 <= bound, summary);
+    assert.ok(p99 <= bound, summary);
     assert.ok(!Object.keys(t.tally).some((k) => k.includes('MG_NO_BACKEND')), `the neighbour caused MG_NO_BACKEND: ${summary}`);
     return t;
   }
@@ -84,15 +88,6 @@ describe('a modest app next to a misbehaving neighbour on one model server', () 
       const allowed = ['200', '503 MG_QUEUE_TIMEOUT', '504 MG_BACKEND_TIMEOUT', '429 MG_QUEUE_FULL', 'grpc MG_QUEUE_TIMEOUT', 'grpc MG_BACKEND_TIMEOUT', 'grpc MG_QUEUE_FULL', 'grpc client-deadline'];
       for (const k of Object.keys(t.tally)) assert.ok(allowed.includes(k.replace(/^\d+ grpc/, 'grpc')), `neighbour got ${k}: ${JSON.stringify(t.tally)}`);
       assert.ok((t.tally['503 MG_QUEUE_TIMEOUT'] ?? 0) + (t.tally['504 MG_BACKEND_TIMEOUT'] ?? 0) > 0, 'its deadlines are its own answers');
-    });
-
-    // Not met yet, and reported as TODO in the runner's summary rather than hidden: on a 2-core box
-    // the flood (~600 refusals/s over HTTP and gRPC) takes the CPU that ModelGuard's one event loop
-    // needs, and the modest app's p99 reached 86-115 ms against a bound of ~82 ms on a quiet run.
-    it(`(a) latency: under the flood, the modest app at ${rate}/s keeps p99 within 3 × unloaded p50 + 10 ms`, { todo: 'issue 13: refusals still cost the event loop too much under a 3x flood' }, () => {
-      const l = floodLatency.get(rate);
-      assert.ok(l, 'the flood case ran');
-      assert.ok(l.ok, l.summary);
     });
 
     it(`(b) inputs the model server rejects with 400; modest app at ${rate}/s`, async () => {
