@@ -60,3 +60,23 @@ export function tcState(ns: Namespaces, netns: string, dev: string): { qdisc: un
     filters: ns.exec(netns, ['tc', 'filter', 'show', 'dev', dev]),
   };
 }
+
+/**
+ * The uplink the QoS tests stand on: edge —veth— router —veth— cloud, routed, with the router's
+ * link to the cloud a 10 Mbit/s TBF with a deep buffer (1.25 MB, one second at that rate), as a
+ * modem's upstream. `net` is the tests' own /16 prefix ("10.19"): edge 1.1, router 1.2 and 2.1,
+ * cloud 2.2 (and `cloudExtra` more addresses there).
+ */
+export function uplink(ns: Namespaces, net: string, devs: { edge: string; routerEdge: string; modem: string; cloud: string }, cloudExtra: readonly string[] = []): { edge: string; router: string; cloud: string } {
+  const edge = ns.create('edge');
+  const router = ns.create('router');
+  const cloud = ns.create('cloud');
+  ns.link({ ns: edge, dev: devs.edge, addr: `${net}.1.1/24` }, { ns: router, dev: devs.routerEdge, addr: `${net}.1.2/24` });
+  ns.link({ ns: router, dev: devs.modem, addr: `${net}.2.1/24` }, { ns: cloud, dev: devs.cloud, addr: `${net}.2.2/24` });
+  for (const a of cloudExtra) ns.exec(cloud, ['ip', 'addr', 'add', a, 'dev', devs.cloud]);
+  ns.exec(edge, ['ip', 'route', 'add', 'default', 'via', `${net}.1.2`]);
+  ns.exec(cloud, ['ip', 'route', 'add', 'default', 'via', `${net}.2.1`]);
+  ns.exec(router, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+  ns.exec(router, ['tc', 'qdisc', 'add', 'dev', devs.modem, 'root', 'tbf', 'rate', '10mbit', 'burst', '16kb', 'limit', '1250000']);
+  return { edge, router, cloud };
+}

@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Child } from './child.ts';
-import { Namespaces, tcState } from './netns.ts';
+import { Namespaces, tcState, uplink } from './netns.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const PY = '/usr/bin/python3';
@@ -117,17 +117,7 @@ describe('traffic QoS on a bloated 10 Mbit/s uplink (network namespaces)', () =>
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'mg-qos-'));
-    edge = ns.create('edge');
-    router = ns.create('router');
-    cloud = ns.create('cloud');
-    ns.link({ ns: edge, dev: EDGE_DEV, addr: '10.19.1.1/24' }, { ns: router, dev: 'mgqr0', addr: '10.19.1.2/24' });
-    ns.link({ ns: router, dev: MODEM_DEV, addr: '10.19.2.1/24' }, { ns: cloud, dev: 'mgqc0', addr: '10.19.2.2/24' });
-    ns.exec(cloud, ['ip', 'addr', 'add', '10.19.2.3/24', 'dev', 'mgqc0']);
-    ns.exec(edge, ['ip', 'route', 'add', 'default', 'via', '10.19.1.2']);
-    ns.exec(cloud, ['ip', 'route', 'add', 'default', 'via', '10.19.2.1']);
-    ns.exec(router, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
-    // The modem: 10 Mbit/s upstream with a deep buffer (1.25 MB, one second at that rate).
-    ns.exec(router, ['tc', 'qdisc', 'add', 'dev', MODEM_DEV, 'root', 'tbf', 'rate', '10mbit', 'burst', '16kb', 'limit', '1250000']);
+    ({ edge, router, cloud } = uplink(ns, '10.19', { edge: EDGE_DEV, routerEdge: 'mgqr0', modem: MODEM_DEV, cloud: 'mgqc0' }, ['10.19.2.3/24']));
   });
 
   after(async () => {
