@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sha256Hex } from '../../src/security/identity.ts';
-import { startBrokerProcess, startController, startProxyProcess, type RoleProcess } from '../helpers/cluster.ts';
-import { acceleratorProcess, delay, keyFor, pool } from '../helpers/harness.ts';
+import { twoProxyCluster, type RoleProcess } from '../helpers/cluster.ts';
+import { acceleratorProcess, keyFor, pool } from '../helpers/harness.ts';
 import { API, ask } from './batching-helpers.ts';
 
 const NODE_TOKEN = 'node-token-batching';
@@ -41,7 +41,6 @@ function resources(modelUrl: string): string {
 describe('batching through controller + broker + two proxies (separate processes)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'mg-batch-roles-'));
   let model: { url: string; close: () => Promise<void> };
-  let controller: RoleProcess;
   let broker: RoleProcess;
   const nodes: RoleProcess[] = [];
   const proxies: Record<'a' | 'b', string> = { a: '', b: '' };
@@ -49,30 +48,14 @@ describe('batching through controller + broker + two proxies (separate processes
   before(async () => {
     model = await acceleratorProcess(['--slots', '1', '--models', 'demo=30ms+1ms/row']);
     writeFileSync(join(dir, 'resources.yaml'), resources(model.url));
-    controller = await startController(dir);
-    const ctl = controller.urls['url']!;
-    broker = await startBrokerProcess(ctl, 'node-1', NODE_TOKEN);
-    nodes.push(broker);
-    const [pa, pb] = await Promise.all([
-      startProxyProcess(ctl, 'proxy-a', 'app-a', broker.urls['link']!, { node: NODE_TOKEN, proxy: PROXY_TOKENS['proxy-a'] }),
-      startProxyProcess(ctl, 'proxy-b', 'app-b', broker.urls['link']!, { node: NODE_TOKEN, proxy: PROXY_TOKENS['proxy-b'] }),
-    ]);
-    nodes.push(pa, pb);
-    proxies.a = pa.urls['http']!;
-    proxies.b = pb.urls['http']!;
-    for (const n of nodes) {
-      let ready = false;
-      for (let i = 0; i < 200 && !ready; i++) {
-        ready = (await fetch(`${n.urls['admin']!}/readyz`).catch(() => undefined))?.status === 200;
-        if (!ready) await delay(50);
-      }
-      assert.ok(ready, `${n.urls['admin']!} never became ready:\n${n.output()}`);
-    }
+    // Every process goes on `nodes` as it starts, so `after` stops them whatever happens here.
+    const c = await twoProxyCluster(dir, { node: NODE_TOKEN, proxies: PROXY_TOKENS }, nodes);
+    broker = c.broker;
+    Object.assign(proxies, c.proxies);
   });
 
   after(async () => {
     await Promise.all(nodes.map((n) => n.stop()));
-    await controller?.stop();
     await model?.close();
     rmSync(dir, { recursive: true, force: true });
   });

@@ -65,3 +65,35 @@ export function startProxyProcess(controller: string, name: string, app: string,
     { MODELGUARD_NODE_TOKEN: tokens.node, MODELGUARD_PROXY_TOKEN: tokens.proxy },
   );
 }
+
+/** Waits until every role answers 200 on its admin /readyz (a proxy reaches its broker, a broker its model server). */
+export async function waitAllReady(nodes: readonly RoleProcess[]): Promise<void> {
+  for (const n of nodes) {
+    let ready = false;
+    for (let i = 0; i < 200 && !ready; i++) {
+      ready = (await fetch(`${n.urls['admin']!}/readyz`).catch(() => undefined))?.status === 200;
+      if (!ready) await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!ready) throw new Error(`${n.urls['admin']!} never became ready:\n${n.output()}`);
+  }
+}
+
+/**
+ * The cluster of the two-app role tests: the controller over `dir`, one broker `node-1`, and
+ * proxies `proxy-a` (app-a) and `proxy-b` (app-b), as separate processes, all ready. Each process
+ * is pushed on `started` as soon as it runs (the caller stops them all, also when this throws).
+ */
+export async function twoProxyCluster(dir: string, tokens: { node: string; proxies: { 'proxy-a': string; 'proxy-b': string } }, started: RoleProcess[]): Promise<{ controller: RoleProcess; broker: RoleProcess; proxies: { a: string; b: string } }> {
+  const controller = await startController(dir);
+  started.push(controller);
+  const ctl = controller.urls['url']!;
+  const broker = await startBrokerProcess(ctl, 'node-1', tokens.node);
+  started.push(broker);
+  const proxies = await Promise.all([
+    startProxyProcess(ctl, 'proxy-a', 'app-a', broker.urls['link']!, { node: tokens.node, proxy: tokens.proxies['proxy-a'] }),
+    startProxyProcess(ctl, 'proxy-b', 'app-b', broker.urls['link']!, { node: tokens.node, proxy: tokens.proxies['proxy-b'] }),
+  ]);
+  started.push(...proxies);
+  await waitAllReady([broker, ...proxies]);
+  return { controller, broker, proxies: { a: proxies[0].urls['http']!, b: proxies[1].urls['http']! } };
+}

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sha256Hex } from '../../src/security/identity.ts';
 import { acceleratorProcess, delay } from '../helpers/harness.ts';
-import { startBrokerProcess, startController, startProxyProcess, type RoleProcess } from '../helpers/cluster.ts';
+import { twoProxyCluster, type RoleProcess } from '../helpers/cluster.ts';
 import { load, type LoadResult } from './helpers.ts';
 
 const NODE_TOKEN = 'node-token-iso';
@@ -71,30 +71,14 @@ describe('admission through controller + broker + two proxies (separate processe
   before(async () => {
     model = await acceleratorProcess(['--slots', String(SLOTS), '--service-time', `${SERVICE_MS}ms`]);
     writeFileSync(file, resources(model.url, 0));
-    controller = await startController(dir);
-    const ctl = controller.urls['url']!;
-    const broker = await startBrokerProcess(ctl, 'node-1', NODE_TOKEN);
-    nodes.push(broker);
-    const [pa, pb] = await Promise.all([
-      startProxyProcess(ctl, 'proxy-a', 'app-a', broker.urls['link']!, { node: NODE_TOKEN, proxy: PROXY_TOKENS['proxy-a'] }),
-      startProxyProcess(ctl, 'proxy-b', 'app-b', broker.urls['link']!, { node: NODE_TOKEN, proxy: PROXY_TOKENS['proxy-b'] }),
-    ]);
-    nodes.push(pa, pb);
-    proxies.a = pa.urls['http']!;
-    proxies.b = pb.urls['http']!;
-    for (const n of nodes) {
-      let ready = false;
-      for (let i = 0; i < 200 && !ready; i++) {
-        ready = (await fetch(`${n.urls['admin']!}/readyz`).catch(() => undefined))?.status === 200;
-        if (!ready) await delay(50);
-      }
-      assert.ok(ready, `${n.urls['admin']!} never became ready:\n${n.output()}`);
-    }
+    // Every process goes on `nodes` as it starts, so `after` stops them whatever happens here.
+    const c = await twoProxyCluster(dir, { node: NODE_TOKEN, proxies: PROXY_TOKENS }, nodes);
+    controller = c.controller;
+    Object.assign(proxies, c.proxies);
   });
 
   after(async () => {
     await Promise.all(nodes.map((n) => n.stop()));
-    await controller?.stop();
     await model?.close();
     rmSync(dir, { recursive: true, force: true });
   });

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { Pool } from 'undici';
 import { sha256Hex } from '../../src/security/identity.ts';
 import { acceleratorProcess, delay, INFER_BODY, send, type Answer } from '../helpers/harness.ts';
-import { startBrokerProcess, startController, startProxyProcess, type RoleProcess } from '../helpers/cluster.ts';
+import { startBrokerProcess, startController, startProxyProcess, type RoleProcess, waitAllReady } from '../helpers/cluster.ts';
 
 const NODE_TOKEN = 'node-token-1';
 const ADMIN_TOKEN = 'admin-token-1';
@@ -114,14 +114,7 @@ describe('controller + 2 brokers + 3 proxies + 2 model servers, as processes', (
     });
     nodes.push(...started);
     // Ready when every proxy reaches its broker and every broker its model server.
-    for (const n of nodes) {
-      let ready = false;
-      for (let i = 0; i < 200 && !ready; i++) {
-        ready = (await fetch(`${n.urls['admin']!}/readyz`).catch(() => undefined))?.status === 200;
-        if (!ready) await delay(50);
-      }
-      assert.ok(ready, `${n.urls['admin']!} never became ready:\n${n.output()}`);
-    }
+    await waitAllReady(nodes);
   });
 
   after(async () => {
