@@ -35,9 +35,9 @@ function withField(body: Buffer, key: string, value: unknown): Buffer {
   return setTopLevel(body, key, stringifyExact(value)) ?? body;
 }
 
-/** `modelName`: the model the caller asked for, when the backend knows it by another name (an alias). */
-export function successReply(to: ReplyAddress, body: Buffer, servedBy: 'edge' | 'cloud', requestId: string, modelName?: string): ReplyMessage {
-  const payload = withField(withField(body, 'model_name', modelName), 'id', to.id);
+/** The answer as the exchange gave it (an alias's answer already names the model asked for), with the caller's `id`. */
+export function successReply(to: ReplyAddress, body: Buffer, servedBy: 'edge' | 'cloud', requestId: string): ReplyMessage {
+  const payload = withField(body, 'id', to.id);
   if (to.v5) {
     return { topic: to.topic, payload, correlationData: to.correlationData, userProperties: { 'x-modelguard-served-by': servedBy, 'x-request-id': requestId } };
   }
