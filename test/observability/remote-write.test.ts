@@ -4,8 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -224,11 +223,13 @@ describe('remote write failures', () => {
   });
 
   it('keeps at most maxPendingBatches while the endpoint is down, dropping the oldest, and counts why', async () => {
-    // No listener: bind a port, then free it.
-    const probe = http.createServer();
+    // An endpoint that is down: every connection is cut at once. Held open for the whole test, so
+    // the receiver started below cannot be given the same port (a freed port can come straight
+    // back from the kernel, and pushes to the "dead" URL would then be delivered).
+    const probe = net.createServer((socket) => socket.destroy());
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    closers.push(() => new Promise<void>((resolve) => probe.close(() => resolve())));
     const port = (probe.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
     const { w, registry } = writer({ url: `http://127.0.0.1:${port}/api/v1/write`, intervalMs: 20, maxPendingBatches: 3 });
     await until(async () => (await metric(registry, 'modelguard_remote_write_dropped_total', { reason: 'queue-full' })) >= 4, 'four batches dropped');
     assert.ok((await metric(registry, 'modelguard_remote_write_failed_total', { reason: 'network' })) >= 1, 'a refused connection counts as network');
