@@ -48,7 +48,7 @@ export function origin(url: string, functionName: string): string {
   if (functionName === '(program)') return '(program: native, not JS)';
   if (url === '') return 'native / V8 builtins';
   const u = shortUrl(url);
-  if (u.startsWith('src/')) return `ModelGuard ${u.split('/').slice(0, 2).join('/')}`;
+  if (u.startsWith('src/') || u.startsWith('dist/')) return `ModelGuard ${u.split('/').slice(0, 2).join('/')}`;
   if (u.startsWith('undici/')) return 'undici';
   if (u.startsWith('node:')) return 'Node internals';
   if (u.startsWith('tsx/') || u.startsWith('esbuild/')) return 'tsx loader';
@@ -133,7 +133,7 @@ export function formatSummary(s: ProfileSummary, top = 15): string {
     table(
       ['frame', 'ms', 'share'],
       s.total
-        .filter((f) => f.frame.includes(' src/'))
+        .filter((f) => f.frame.includes(' src/') || f.frame.includes(' dist/'))
         .slice(0, top)
         .map((f) => [f.frame, fixed(f.ms, 0), pct(f.ms)]),
     ),

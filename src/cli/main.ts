@@ -7,7 +7,7 @@
  */
 import { Command } from 'commander';
 import { ListenError, type ListenerKind } from '../net/listen.ts';
-import { DEFAULTS } from '../config/schema-common.ts';
+import { DEFAULTS } from '../config/defaults.ts';
 import { refuseSilentFlags, type FlagRule } from './flags.ts';
 import type { Running } from './roles.ts';
 

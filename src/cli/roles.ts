@@ -5,19 +5,17 @@
  * change and on SIGHUP). Either way a bad configuration is refused and the last good one stays.
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '../config/index.ts';
+import { ConfigError } from '../config/issues.ts';
 import { brokerSnapshot, proxySnapshot } from '../config/partition.ts';
-import { isLoopbackHost } from '../config/primitives.ts';
-import { withVersion } from '../config/compile.ts';
+import { isLoopbackHost } from '../config/values.ts';
+import { withVersion } from '../config/seal.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import { followBrokerTls, followProxyTls, proxyTls } from './tls.ts';
 import { startBroker, startProxy, type Role } from '../compose/roles.ts';
 import { bound, closeServer, listen, parseListen } from '../net/listen.ts';
 import { adminAddress } from '../compose/admin-address.ts';
-import { Controller } from '../controller/controller.ts';
-import { createControllerServer } from '../controller/server.ts';
+import type { Controller } from '../controller/controller.ts';
 import { NodeAgent } from '../controller/agent.ts';
-import { FileSource } from '../controller/source.ts';
 import { restartNote } from '../admin/restart.ts';
 import { mqttFlagNeedsGateway } from './flags.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -56,6 +54,8 @@ export async function runController(o: ControllerCliOptions): Promise<Running & 
   if ((o.config === undefined) === (o.kubernetes === undefined)) throw new Error('give either --config PATH (files) or --kubernetes (CRDs in --namespace)');
   // The Kubernetes client (hundreds of files, tens of MB) is loaded only in Kubernetes mode.
   const k8sMode = o.kubernetes ? await import('../k8s/controller-mode.ts') : undefined;
+  // So is the configuration compiler (zod, yaml): only the controller and standalone nodes use it.
+  const [{ Controller }, { createControllerServer }, { FileSource }] = await Promise.all([import('../controller/controller.ts'), import('../controller/server.ts'), import('../controller/source.ts')]);
   const k8s = o.kubernetes && k8sMode ? new k8sMode.KubernetesConfigSource({ namespace: o.kubernetes.namespace, ...(o.kubernetes.kubeConfig ? { kubeConfig: o.kubernetes.kubeConfig } : {}) }) : undefined;
   const source = k8s ?? new FileSource(o.config as string);
   const started: { gateway?: Snapshot['gateway'] } = {};
@@ -162,6 +162,8 @@ async function runNode<R extends Role>(
       },
     };
   }
+  // Files need the configuration compiler (zod, yaml); a managed node never loads it.
+  const { FileSource } = await import('../controller/source.ts');
   const source = new FileSource(o.config as string);
   let first: Snapshot | undefined;
   let version = 0;

@@ -5,7 +5,7 @@
  */
 import { watch } from 'node:fs';
 import { compileResources, ConfigError, loadConfig } from '../config/index.ts';
-import { DEFAULTS } from '../config/schema-common.ts';
+import { DEFAULTS } from '../config/defaults.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import { startGateway, type Gateway } from '../compose/gateway.ts';
 import type { ModelServer } from '../demo/index.ts';

@@ -1,5 +1,5 @@
 import type { GatewaySnapshot } from '../core/snapshot.ts';
-import { DEFAULTS } from '../config/schema-common.ts';
+import { DEFAULTS } from '../config/defaults.ts';
 
 /**
  * The admin listener of a role: the configured one, else the role's own default port (so the

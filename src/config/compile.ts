@@ -3,7 +3,6 @@
  * milliseconds, sizes in bytes, defaults applied, the `default` group present, URLs without a trailing
  * slash, deep-frozen, and hashed so that equal content gives an equal hash whatever the file layout.
  */
-import { createHash } from 'node:crypto';
 import { DEFAULT_GROUP } from '../core/snapshot.ts';
 import type { AppSnapshot, BackendSnapshot, GatewaySnapshot, GroupSnapshot, ModelSnapshot, OffloadSnapshot, Snapshot, SourcesSnapshot } from '../core/snapshot.ts';
 import type { RemoteWriteSnapshot } from '../core/snapshot.ts';
@@ -11,28 +10,8 @@ import { priorityLevels } from '../core/levels.ts';
 import { parseRate } from '../core/rate.ts';
 import { DEFAULTS, GatewaySpecSchema, ServiceGroupSpecSchema, durationMs, sizeBytes } from './schema.ts';
 import { resolveListeners } from './schema-gateway.ts';
+import { sealSnapshot } from './seal.ts';
 import type { App, Backend, Gateway, Model, Resource, ServiceGroup } from './schema.ts';
-
-/** Object.freeze, all the way down. */
-export function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const child of Object.values(value)) deepFreeze(child);
-  }
-  return value;
-}
-
-/** JSON with object keys sorted and undefined properties left out: one text per content. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
-  if (typeof value === 'object' && value !== null) {
-    const entries = Object.entries(value)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
-}
 
 const stripSlash = (url: string): string => url.replace(/\/+$/, '');
 
@@ -239,15 +218,4 @@ export function compileSnapshot(resources: readonly Resource[], version: number)
     for (const [name, b] of Object.entries(backends)) backends[name] = { ...b, priorityLevels: levels };
   }
   return sealSnapshot({ gateway: compiled, groups, backends, models, apps }, version);
-}
-
-/** The same snapshot under another version number (the hash covers content only, so it stays). */
-export function withVersion(s: Snapshot, version: number): Snapshot {
-  return s.version === version ? s : Object.freeze({ ...s, version });
-}
-
-/** Versions, hashes and freezes snapshot content (a compiled one, or a part of one for a node). */
-export function sealSnapshot(content: Omit<Snapshot, 'version' | 'hash'>, version: number): Snapshot {
-  const hash = createHash('sha256').update(canonicalJson(content)).digest('hex');
-  return deepFreeze({ version, hash, ...content });
 }

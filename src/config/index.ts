@@ -29,4 +29,4 @@ export type {
   GatewayInput,
   ResourceInput,
 } from './schema.ts';
-export { parseSize } from './primitives.ts';
+export { parseSize } from './values.ts';

@@ -2,7 +2,7 @@
  * Configuration problems: the ConfigError the loader throws, its `file:line:column: message — hint`
  * format, and the hint helpers (closest name by edit distance, renamed options).
  */
-import { HINT_SEP } from './primitives.ts';
+import { HINT_SEP } from './values.ts';
 
 /** File name used for resources built in code rather than read from a file. */
 export const INLINE = '<inline>';

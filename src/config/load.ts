@@ -12,7 +12,8 @@ import { ConfigError, INLINE, makeIssue } from './issues.ts';
 import type { ConfigIssue, Locator, Position, SourceDocument } from './issues.ts';
 import type { Resource, ResourceInput } from './schema.ts';
 import { validateDocuments } from './validate.ts';
-import { compileSnapshot, deepFreeze } from './compile.ts';
+import { compileSnapshot } from './compile.ts';
+import { deepFreeze } from './seal.ts';
 
 export interface LoadedConfig {
   /** The compiled, frozen configuration. */

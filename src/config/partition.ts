@@ -6,7 +6,7 @@
  * Each part is sealed with its own hash and the full snapshot's version.
  */
 import { DEFAULT_GROUP, type AppSnapshot, type BackendSnapshot, type GatewaySnapshot, type GroupSnapshot, type ModelSnapshot, type Snapshot } from '../core/snapshot.ts';
-import { sealSnapshot } from './compile.ts';
+import { sealSnapshot } from './seal.ts';
 
 function pick<T>(record: Readonly<Record<string, T>>, keep: (value: T, name: string) => boolean): Record<string, T> {
   const out: Record<string, T> = {};

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { DEFAULT_GROUP } from '../core/snapshot.ts';
 import type { BackendProtocol } from '../core/snapshot.ts';
 import type { App, Backend, Gateway, Kind, Model, Resource } from './schema.ts';
-import { isLoopbackHost, splitHostPort } from './primitives.ts';
+import { isLoopbackHost, splitHostPort } from './values.ts';
 import { DEFAULTS } from './schema.ts';
 import { formatPlace, suggest } from './issues.ts';
 import type { Reporter, SourceDocument } from './issues.ts';

@@ -4,10 +4,12 @@
  * KIND_SCHEMAS stay there.
  */
 import { z } from 'zod';
-import { dnsName, duration, hostPort, httpUrl, mqttUrl, sha256Hex, show, size, splitHostPort, withHint } from './primitives.ts';
+import { dnsName, duration, hostPort, httpUrl, mqttUrl, sha256Hex, size } from './primitives.ts';
+import { show, splitHostPort, withHint } from './values.ts';
 import { parseRate } from '../core/rate.ts';
 import { DEFAULT_SOURCE_PORTS, parsePortRange } from '../core/levels.ts';
-import { ACCESS_LOG_LEVELS, AUTH_MODES, Credentials, D, FAIRNESS, Metadata, Sources, Tls, apiVersion, ref } from './schema-common.ts';
+import { Credentials, Metadata, Sources, Tls, apiVersion, ref } from './schema-common.ts';
+import { ACCESS_LOG_LEVELS, AUTH_MODES, D, FAIRNESS } from './defaults.ts';
 
 const WILDCARDS = new Set(['0.0.0.0', '::']);
 

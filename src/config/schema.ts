@@ -5,13 +5,15 @@
  * the loader shows that text as the hint when a value is wrong, and docs/configuration.md repeats it.
  */
 import { z } from 'zod';
-import { dnsName, duration, httpUrl, parseSize, sha256Hex, show, size, withHint } from './primitives.ts';
+import { dnsName, duration, httpUrl, sha256Hex, size } from './primitives.ts';
+import { parseSize, show, withHint } from './values.ts';
 import { parseDuration } from '../core/duration.ts';
-import { BACKEND_PROTOCOLS, CANCEL_IN_FLIGHT, Credentials, D, Metadata, OFFLOAD_WHEN, Sources, Tls, VISIBILITIES, apiVersion, ref, type Kind } from './schema-common.ts';
+import { Credentials, Metadata, Sources, Tls, apiVersion, ref } from './schema-common.ts';
+import { BACKEND_PROTOCOLS, CANCEL_IN_FLIGHT, D, OFFLOAD_WHEN, VISIBILITIES, type Kind } from './defaults.ts';
 import { GatewaySchema } from './schema-gateway.ts';
 
-export { ACCESS_LOG_LEVELS, API_VERSION, AUTH_MODES, BACKEND_PROTOCOLS, CANCEL_IN_FLIGHT, DEFAULTS, FAIRNESS, KINDS, OFFLOAD_WHEN, VISIBILITIES } from './schema-common.ts';
-export type { Kind } from './schema-common.ts';
+export { ACCESS_LOG_LEVELS, API_VERSION, AUTH_MODES, BACKEND_PROTOCOLS, CANCEL_IN_FLIGHT, DEFAULTS, FAIRNESS, KINDS, OFFLOAD_WHEN, VISIBILITIES } from './defaults.ts';
+export type { Kind } from './defaults.ts';
 export { GatewaySchema, GatewaySpecSchema, JWT_ALGORITHMS } from './schema-gateway.ts';
 
 // ---- Backend ----

@@ -9,7 +9,7 @@ import type { Kind, Resource } from './schema.ts';
 import { Reporter, closest, isRecord, suggest, unknownKeyHint } from './issues.ts';
 import type { ConfigIssue, SourceDocument } from './issues.ts';
 import { isIntAt, keysAt, schemaAt } from './walk.ts';
-import { show } from './primitives.ts';
+import { show } from './values.ts';
 import { checkReferences } from './references.ts';
 
 /** A validated resource and the document it came from (for positions in later errors). */

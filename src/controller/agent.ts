@@ -5,7 +5,7 @@
  * keeps serving with what it has and re-registers when it returns.
  */
 import { Pool } from '../core/undici.ts';
-import { sealSnapshot } from '../config/compile.ts';
+import { sealSnapshot } from '../config/seal.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import type { Applied, NodeRole } from './controller.ts';
 

@@ -4,7 +4,7 @@
  * (src/config/partition.ts); a new configuration wakes every waiting node at once.
  */
 import { ConfigError, type LoadedConfig } from '../config/index.ts';
-import { withVersion } from '../config/compile.ts';
+import { withVersion } from '../config/seal.ts';
 import { brokerSnapshot, proxySnapshot } from '../config/partition.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import type { ConfigSource } from './source.ts';

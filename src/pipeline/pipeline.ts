@@ -13,7 +13,7 @@ import { Limits } from '../security/limits.ts';
 import { Policy } from '../security/policy.ts';
 import { ProxyAuthority } from '../security/proxies.ts';
 import { JwtVerifier } from '../security/jwt.ts';
-import { canonicalJson } from '../config/compile.ts';
+import { canonicalJson } from '../config/seal.ts';
 
 export class Pipeline {
   private identity: IdentityResolver;

@@ -1,7 +1,7 @@
 /** Source-address rules (IPv4 and IPv6 CIDRs) on node's BlockList: deny first, then allow. */
 import { BlockList, isIPv4 } from 'node:net';
 import type { SourcesSnapshot } from '../core/snapshot.ts';
-import { parseCidr } from '../config/primitives.ts';
+import { parseCidr } from '../config/values.ts';
 
 function blockList(cidrs: readonly string[]): BlockList {
   const list = new BlockList();

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { compileResources, formatIssue, loadConfig } from '../../src/config/index.ts';
 import type { LoadedConfig, ResourceInput } from '../../src/config/index.ts';
-import { canonicalJson } from '../../src/config/compile.ts';
+import { canonicalJson } from '../../src/config/seal.ts';
 import { fixture, issue, syncError } from './helpers.ts';
 
 const VALID_FILES = ['00-gateway.yaml', 'apps.yaml', 'backends.yaml', 'groups.yml', 'models.yaml'];

@@ -22,6 +22,8 @@ const MQTT = ['aedes', 'mqtt'];
 const JWT = 'jose';
 const CERTS = 'node-forge';
 const GRPC = ['@grpc/grpc-js', 'protobufjs'];
+/** The configuration compiler: schemas and the YAML parser. Files and CRDs need it; snapshots from a controller do not. */
+const COMPILER = ['zod', 'yaml'];
 
 const API_KEY = 'mg_fitness_key';
 const PROXY_TOKEN = 'fitness-proxy-token';
@@ -133,6 +135,27 @@ describe('each role loads only the subsystems its configuration uses', () => {
     await broker.stop();
     absent(trace.packages('broker'), 'broker', [KUBERNETES, ONNX, ...MQTT, JWT, CERTS, ...GRPC]);
     absent(trace.packages('proxy'), 'proxy', [KUBERNETES, ONNX, ...MQTT, JWT, CERTS]);
+  });
+
+  it('broker and proxy managed by a controller: no configuration compiler (zod, yaml), which only files need', async () => {
+    const controller = await role('controller-managing', ['controller', '--config', plain, '--admin', '127.0.0.1:0', '--heartbeat', '300'], { url: /controller +(http:\/\/\S+)/ });
+    const ctl = controller.urls['url'] as string;
+    const broker = await role('broker-managed', ['broker', '--controller', ctl, '--name', 'node-1', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { link: /broker listener (http:\/\/\S+)/ });
+    const proxy = await role(
+      'proxy-managed',
+      ['proxy', '--controller', ctl, '--name', 'proxy-1', '--app', 'app', '--broker', broker.urls['link'] as string, '--listen', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
+      { http: /inference HTTP\s+(http:\/\/\S+)/ },
+      { MODELGUARD_PROXY_TOKEN: PROXY_TOKEN },
+    );
+    assert.equal(await infer(proxy.urls['http'] as string), 200, 'a request through the managed proxy and broker');
+    await proxy.stop();
+    await broker.stop();
+    await controller.stop();
+    absent(trace.packages('broker-managed'), 'managed broker', [...COMPILER, KUBERNETES, ONNX, ...MQTT, JWT, CERTS, ...GRPC]);
+    absent(trace.packages('proxy-managed'), 'managed proxy', [...COMPILER, KUBERNETES, ONNX, ...MQTT, JWT, CERTS]);
+    // The controller compiles the files, so it loads them (the trace sees ESM packages too).
+    const ctlLoaded = trace.packages('controller-managing');
+    assert.ok(COMPILER.every((p) => ctlLoaded.has(p)), `the controller loads the compiler (saw ${[...ctlLoaded].join(', ')})`);
   });
 
   it('controller in file mode: no Kubernetes client, no webhook certificates, no data-plane protocols', async () => {
