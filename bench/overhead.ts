@@ -15,7 +15,7 @@
  * reversed), so a noisy machine's drift falls on all of them.
  *
  *   npm run build && node --import tsx bench/overhead.ts [--rounds 3] [--seconds 5] [--serial-seconds 5]
- *        [--warmup 4] [--connections 32] [--slots 64] [--no-auth] [--access-log] [--profile] [--baseline DIR]
+ *        [--warmup 30] [--connections 32] [--slots 64] [--no-auth] [--access-log] [--profile] [--baseline DIR]
  *
  * --baseline DIR adds "ModelGuard (baseline)": the same configuration run from another checkout
  * (for example `git worktree add /tmp/before <commit>`, then `npm run build` there), so a change's
@@ -40,7 +40,8 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '5' },
     'serial-seconds': { type: 'string', default: '5' },
-    warmup: { type: 'string', default: '4' },
+    /** The longest warm-up per path, s (it ends sooner once the throughput is steady). */
+    warmup: { type: 'string', default: '30' },
     connections: { type: 'string', default: '32' },
     slots: { type: 'string', default: '64' },
     'no-auth': { type: 'boolean', default: false },
@@ -125,7 +126,7 @@ async function main(): Promise<void> {
   say('ModelGuard overhead: wrk (C, 1 thread) against a zero-cost upstream, every path in the same run');
   say(await machineLine());
   say(`throughput: ${connections} connections, ${seconds} s per path and round; latency: 1 connection (one request at a time), ${serialSeconds} s`);
-  say(`${args.warmup} s warm-up per path, then ${rounds} rounds in alternating order; ModelGuard: ${mgRuntime()}, ${auth ? 'API key' : 'auth none'}, access log ${args['access-log'] ? 'on' : 'off'} (nginx's is off too), backend slots ${args.slots}`);
+  say(`warm-up per path until steady (2 s runs, 8 s at least, ${args.warmup} s at most), then ${rounds} rounds in alternating order; ModelGuard: ${mgRuntime()}, ${auth ? 'API key' : 'auth none'}, access log ${args['access-log'] ? 'on' : 'off'} (nginx's is off too), backend slots ${args.slots}`);
   say('note: a shared 2-core machine (other work runs on it, and wrk, the upstream and the proxy share the cores): compare the ratios within this run');
   say();
 
@@ -165,10 +166,25 @@ async function main(): Promise<void> {
   try {
     const script = wrkScript(INFER_BODY, { 'content-type': 'application/json', authorization: `Bearer ${KEY}` });
     const at = (s: Subject): string => `${s.url}${INFER_PATH}`;
+    const warmups: string[] = [];
+    // Warm-up until the throughput stops rising: 2 s runs, at least 8 s, until two in a row are within
+    // 5% (at most --warmup seconds). A Node process needs several seconds of load before V8 has
+    // optimised its request path; 3-4 s left ModelGuard at half its speed (0.5x the node proxy).
     for (const s of subjects) {
-      const w = await runWrk(wrk, at(s), { connections, seconds: Number(args.warmup), script });
-      if (w.requests === 0 || w.errors > w.requests / 100) throw new Error(`${s.name}: ${w.errors} errors of ${w.requests} in the warm-up (is it answering 200?)`);
+      const limit = Number(args.warmup);
+      let last = 0;
+      let spent = 0;
+      for (;;) {
+        const w = await runWrk(wrk, at(s), { connections, seconds: 2, script });
+        spent += 2;
+        if (w.requests === 0 || w.errors > w.requests / 100) throw new Error(`${s.name}: ${w.errors} errors of ${w.requests} in the warm-up (is it answering 200?)`);
+        const steady = last > 0 && Math.abs(w.rps - last) / last < 0.05;
+        last = w.rps;
+        if ((steady && spent >= 8) || spent >= limit) break;
+      }
+      warmups.push(`${s.name} ${spent} s`);
     }
+    say(`warm-up: ${warmups.join(', ')}`);
     for (let r = 0; r < rounds; r++) {
       const order = r % 2 === 0 ? subjects : [...subjects].reverse();
       for (const s of order) {

@@ -61,15 +61,16 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
   const obs = observe(pipeline);
   const httpServer: Server = createHttpServer(pipeline);
   // Protocol stacks are loaded when configured (docs/build.md, "What each role loads").
-  const { closeGrpc, createGrpcServer, listenGrpc } = await import('../adapters/grpc/server.ts');
-  const grpc = createGrpcServer(pipeline);
+  // gRPC: its port now, its stack with the first gRPC client (adapters/grpc/listener.ts).
+  const { GrpcListener } = await import('../adapters/grpc/listener.ts');
+  const grpc = new GrpcListener(pipeline);
   broker.start();
   let mqtt: MqttIngress | undefined;
   const close = async (): Promise<void> => {
     obs.closeStreams(); // ends the dashboards' event streams, so the admin listener closes at once
     await mqtt?.close(); // stops taking MQTT requests and lets those in flight answer
     const servers = [httpServer, obs.adminServer].filter((s) => s.listening);
-    await Promise.all([...servers.map((s) => closeServer(s)), closeGrpc(grpc.server)]);
+    await Promise.all([...servers.map((s) => closeServer(s)), grpc.close()]);
     await obs.close();
     await broker.close();
   };
@@ -80,7 +81,7 @@ export async function startGateway(snapshot: Snapshot, opts: GatewayOptions = {}
     httpUrl = await listen(httpServer, opts.http ?? snapshot.gateway.listeners.http, 'http');
     adminUrl = await listen(obs.adminServer, opts.admin ?? snapshot.gateway.listeners.admin, 'admin');
     const grpcAddr = opts.grpc ?? snapshot.gateway.listeners.grpc;
-    grpcUrl = await bound('grpc', grpcAddr, () => listenGrpc(grpc.server, grpcAddr));
+    grpcUrl = await grpc.start(grpcAddr);
   } catch (err) {
     await close();
     throw err;

@@ -200,15 +200,15 @@ export interface ProxyOptions {
 }
 
 export async function startProxy(snapshot: Snapshot, opts: ProxyOptions): Promise<ProxyRole> {
-  const { closeGrpc, createGrpcServer, listenGrpc } = await import('../adapters/grpc/server.ts');
+  const { GrpcListener } = await import('../adapters/grpc/listener.ts');
   const remote = new RemoteBroker(snapshot, { url: opts.broker, ...(opts.token === undefined ? {} : { token: opts.token }), ...(opts.tls === undefined ? {} : { tls: opts.tls }) });
   const c = await compose(
     remote,
     (pipeline) => {
-      const grpc = createGrpcServer(pipeline);
+      const grpc = new GrpcListener(pipeline);
       return [
         httpListener(createHttpServer(pipeline), opts.http ?? snapshot.gateway.listeners.http, 'http'),
-        { start: () => bound('grpc', opts.grpc ?? snapshot.gateway.listeners.grpc, () => listenGrpc(grpc.server, opts.grpc ?? snapshot.gateway.listeners.grpc)), close: () => closeGrpc(grpc.server) },
+        { start: () => grpc.start(opts.grpc ?? snapshot.gateway.listeners.grpc), close: () => grpc.close() },
       ];
     },
     opts.admin ?? adminAddress(snapshot.gateway, 'proxy'),

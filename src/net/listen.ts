@@ -4,8 +4,7 @@
  * machine always fails the same way: naming the listener, the address, and what moves it.
  */
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-
+import type { AddressInfo, Server as TcpServer } from 'node:net';
 
 export function parseListen(addr: string): { host: string; port: number } {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(addr) ?? /^([^:]+):(\d+)$/.exec(addr);
@@ -84,7 +83,7 @@ export async function bound<T>(listener: ListenerKind, addr: string, bind: () =>
   }
 }
 
-export async function listen(server: Server, addr: string, listener: ListenerKind = 'http'): Promise<string> {
+export async function listen(server: TcpServer, addr: string, listener: ListenerKind = 'http'): Promise<string> {
   const { host, port } = parseListen(addr);
   await bound(
     listener,

@@ -2,7 +2,7 @@
  * Who is calling: an API key (stored only as its sha256) maps to an App and its service group.
  * Under `auth: none`, the `X-Service-Group` header picks the group (trusted networks and demos).
  */
-import { createHash } from 'node:crypto';
+import crypto from 'node:crypto';
 import { MGError } from '../core/errors.ts';
 import type { Identity } from '../core/request.ts';
 import { DEFAULT_GROUP, type Snapshot } from '../core/snapshot.ts';
@@ -15,8 +15,11 @@ export interface Credentials {
   readonly group: string | undefined;
 }
 
+/** One-shot `crypto.hash` (Node ≥ 20.12: a third of the cost for a key-sized input, and it runs per request); a Hash object before. */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+
 export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+  return oneShot ? oneShot('sha256', text, 'hex') : crypto.createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
 export class IdentityResolver {

@@ -15,6 +15,7 @@ import { request } from 'undici';
 import { sha256Hex } from '../../src/security/identity.ts';
 import { startRole, type RoleProcess } from '../helpers/cluster.ts';
 import { loadTrace } from './load-trace.ts';
+import { call, inferenceClient } from '../grpc/helpers.ts';
 
 const KUBERNETES = '@kubernetes/client-node';
 const ONNX = 'onnxruntime-node';
@@ -105,7 +106,7 @@ describe('each role loads only the subsystems its configuration uses', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('up with an HTTP backend and no MQTT, JWT or Kubernetes: none of them, nor onnxruntime', async () => {
+  it('up with an HTTP backend, no MQTT, JWT or Kubernetes, and no gRPC client: none of them, nor onnxruntime, nor the gRPC stack', async () => {
     const up = await role('up', ['up', '--config', plain, '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
       http: /inference HTTP\s+(http:\/\/\S+)/,
       admin: /admin\s+(http:\/\/\S+)/,
@@ -116,9 +117,8 @@ describe('each role loads only the subsystems its configuration uses', () => {
     assert.ok((await script.body.text()).length > 1000, "the dashboard's script is served");
     await up.stop();
     const loaded = trace.packages('up');
-    absent(loaded, 'up', [KUBERNETES, ONNX, ...MQTT, JWT, CERTS]);
-    // Its gRPC listener is what loads grpc-js: present, as the configuration has one.
-    assert.ok(loaded.has('@grpc/grpc-js'), 'up serves gRPC, so grpc-js is loaded');
+    // Its gRPC listener holds the port, but no gRPC client connected: no gRPC stack.
+    absent(loaded, 'up', [KUBERNETES, ONNX, ...MQTT, JWT, CERTS, ...GRPC]);
     // Compiled (the bin found a current dist/, as in the image): no TypeScript tooling at all, and
     // the dashboard's script comes from the build, not from esbuild at run time.
     if (trace.files('up').some((f) => f.endsWith('/dist/cli/main.js'))) absent(loaded, 'up (compiled)', ['tsx', 'esbuild', 'typescript']);
@@ -144,15 +144,25 @@ describe('each role loads only the subsystems its configuration uses', () => {
     const proxy = await role(
       'proxy-managed',
       ['proxy', '--controller', ctl, '--name', 'proxy-1', '--app', 'app', '--broker', broker.urls['link'] as string, '--listen', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
-      { http: /inference HTTP\s+(http:\/\/\S+)/ },
+      { http: /inference HTTP\s+(http:\/\/\S+)/, grpc: /inference gRPC\s+(\S+)/ },
       { MODELGUARD_PROXY_TOKEN: PROXY_TOKEN },
     );
     assert.equal(await infer(proxy.urls['http'] as string), 200, 'a request through the managed proxy and broker');
+    // A gRPC client connects: the proxy loads the gRPC stack then, and answers.
+    const client = inferenceClient(proxy.urls['grpc'] as string);
+    try {
+      const live = await call<{ live: boolean }>(client, 'ServerLive', {});
+      assert.equal(live.value?.live, true, 'the first gRPC call is answered once the stack is loaded');
+    } finally {
+      client.close();
+    }
     await proxy.stop();
     await broker.stop();
     await controller.stop();
     absent(trace.packages('broker-managed'), 'managed broker', [...COMPILER, KUBERNETES, ONNX, ...MQTT, JWT, CERTS, ...GRPC]);
-    absent(trace.packages('proxy-managed'), 'managed proxy', [...COMPILER, KUBERNETES, ONNX, ...MQTT, JWT, CERTS]);
+    const proxyLoaded = trace.packages('proxy-managed');
+    absent(proxyLoaded, 'managed proxy', [...COMPILER, KUBERNETES, ONNX, ...MQTT, JWT, CERTS]);
+    assert.ok(proxyLoaded.has('@grpc/grpc-js'), 'a gRPC client connected to the proxy, so grpc-js is loaded');
     // The controller compiles the files, so it loads them (the trace sees ESM packages too).
     const ctlLoaded = trace.packages('controller-managing');
     assert.ok(COMPILER.every((p) => ctlLoaded.has(p)), `the controller loads the compiler (saw ${[...ctlLoaded].join(', ')})`);

@@ -7,7 +7,7 @@
  * `/v2/models/{backendModel}/infer`): the broker, limits and HTTP backends need no change, and a
  * gRPC backend's client translates it back (src/grpc/kserve.ts).
  */
-import { Metadata, Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import { Metadata, Server, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import type { Readable } from 'node:stream';
 import { readBounded } from '../../core/body.ts';
 import { CancelledError } from '../../core/cancel.ts';
@@ -18,7 +18,6 @@ import type { AppOperation } from '../../core/snapshot.ts';
 import { flagFromJson, inferRequestToRest, inferResponseFromRest, modelMetadataFromJson, WireError } from '../../grpc/kserve.ts';
 import { GRPC_CONTENT_TYPE, splitReply } from '../../grpc/passthrough.ts';
 import { methodPath, wire, type Codec, type Method } from '../../grpc/wire.ts';
-import { parseListen } from '../../net/listen.ts';
 import { Exchange, type Named, type Target, type Who } from '../../pipeline/exchange.ts';
 import type { Pipeline } from '../../pipeline/pipeline.ts';
 import { checkNamedModels, passthroughNeeds } from '../../security/passthrough.ts';
@@ -306,19 +305,6 @@ export function createGrpcServer(pipeline: Pipeline): GrpcIngress {
     };
   }
   return { server, passthrough: passthroughOk };
-}
-
-/** Binds the server; resolves with a gRPC target `host:port` clients can dial. */
-export function listenGrpc(server: Server, addr: string): Promise<string> {
-  const { host, port } = parseListen(addr);
-  const bind = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-  return new Promise((resolve, reject) => {
-    server.bindAsync(bind, ServerCredentials.createInsecure(), (err, bound) => {
-      if (err) return reject(new Error(`gRPC listener ${addr}: ${err.message}`));
-      const h = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
-      resolve(`${h}:${bound}`);
-    });
-  });
 }
 
 /** Waits up to a second for calls in flight, then cuts the rest. */
