@@ -6,17 +6,16 @@
  */
 import type { Server } from 'node:http';
 import type { Snapshot } from '../core/snapshot.ts';
-import { Broker } from '../broker/broker.ts';
+import type { Broker } from '../broker/broker.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { createHttpServer } from '../adapters/http/server.ts';
 import type { MqttIngress } from '../adapters/mqtt/ingress.ts';
-import { createLinkServer } from '../adapters/link/server.ts';
-import { ListenerTls, checkTlsSwitch, readBrokerTls } from '../link/tls.ts';
-import { RemoteBroker, type LinkClientTls } from '../link/remote.ts';
+import type { ListenerTls } from '../link/tls.ts';
+import type { LinkClientTls, RemoteBroker } from '../link/remote.ts';
 import { bound, closeServer, listen, type ListenerKind } from '../net/listen.ts';
 import { adminAddress } from './admin-address.ts';
 import { observe, type Observers } from './observe.ts';
-import { listenerPort, startTrafficQos, type TrafficQos } from '../qos/index.ts';
+import type { TrafficQos } from '../qos/index.ts';
 
 export interface Role {
   readonly pipeline: Pipeline;
@@ -125,6 +124,13 @@ export interface BrokerOptions {
 }
 
 export async function startBroker(snapshot: Snapshot, opts: BrokerOptions = {}): Promise<BrokerRole> {
+  // Each role loads its own data plane: a proxy never loads the broker's queues, link listener or traffic QoS.
+  const [{ Broker }, { createLinkServer }, { ListenerTls, checkTlsSwitch, readBrokerTls }, { listenerPort, startTrafficQos }] = await Promise.all([
+    import('../broker/broker.ts'),
+    import('../adapters/link/server.ts'),
+    import('../link/tls.ts'),
+    import('../qos/index.ts'),
+  ]);
   // Read first: unreadable or mismatched files stop the start before anything runs.
   const tlsCfg = snapshot.gateway.brokerTls;
   const tlsFiles = tlsCfg === undefined ? undefined : readBrokerTls(tlsCfg);
@@ -200,7 +206,7 @@ export interface ProxyOptions {
 }
 
 export async function startProxy(snapshot: Snapshot, opts: ProxyOptions): Promise<ProxyRole> {
-  const { GrpcListener } = await import('../adapters/grpc/listener.ts');
+  const [{ GrpcListener }, { RemoteBroker }] = await Promise.all([import('../adapters/grpc/listener.ts'), import('../link/remote.ts')]);
   const remote = new RemoteBroker(snapshot, { url: opts.broker, ...(opts.token === undefined ? {} : { token: opts.token }), ...(opts.tls === undefined ? {} : { tls: opts.tls }) });
   const c = await compose(
     remote,
