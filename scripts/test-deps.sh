@@ -19,6 +19,7 @@ needs=(
   "/usr/bin/python3 python3"                   # test/qos: the bulk uploads and their sink
   "/usr/sbin/ip iproute2"                      # also test/newcomer: default ports in a private network namespace (unshare -rn)
   "/usr/bin/curl curl"                         # test/newcomer: the README's curl commands, run as written
+  "/usr/bin/promtool prometheus"               # test/observability/exposition.test.ts: promtool check metrics on what /metrics serves
 )
 missing=()
 for line in "${needs[@]}"; do

@@ -4,7 +4,7 @@
  * `Gateway.spec.nodeTokens` lists any; the admin API needs an admin token when `adminTokens` does.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import { Gauge, Registry, Counter } from 'prom-client';
+import { Gauge, Registry, Counter } from '../core/prom.ts';
 import { presentedToken } from '../security/credentials.ts';
 import { sha256Hex } from '../security/identity.ts';
 import type { Applied, Controller } from './controller.ts';
@@ -53,7 +53,7 @@ function controllerMetrics(c: Controller): Registry {
   new Gauge({
     name: 'modelguard_controller_config_version',
     help: 'Version of the configuration the controller serves (0 before the first valid one)',
-    registers: [registry],
+    registry,
     collect() {
       this.set(c.current?.version ?? 0);
     },
@@ -61,7 +61,7 @@ function controllerMetrics(c: Controller): Registry {
   new Counter({
     name: 'modelguard_controller_config_refusals_total',
     help: 'Configurations refused as invalid (the last good one stays)',
-    registers: [registry],
+    registry,
     collect() {
       this.reset();
       this.inc(c.counters.refusals);
@@ -71,7 +71,7 @@ function controllerMetrics(c: Controller): Registry {
     name: 'modelguard_controller_nodes',
     help: 'Registered nodes by role and state (healthy: heartbeat recent; current: runs the latest snapshot)',
     labelNames: ['role', 'state'],
-    registers: [registry],
+    registry,
     collect() {
       this.reset();
       for (const role of ['broker', 'proxy'] as const) for (const state of ['healthy', 'unhealthy', 'current', 'behind']) this.set({ role, state }, 0);

@@ -17,7 +17,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import client, { type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from '../core/prom.ts';
 import { Agent, errors as undiciErrors, requestUrl } from '../core/undici.ts';
 import type { RemoteWriteSnapshot } from '../core/snapshot.ts';
 import { snappyCompress } from './remote-write/snappy.ts';
@@ -112,10 +112,10 @@ export class RemoteWriter {
   private rejectedLogged = false;
   private closed = false;
   private readonly log: (line: string) => void;
-  private readonly sent: client.Counter;
-  private readonly failed: client.Counter<'reason'>;
-  private readonly dropped: client.Counter<'reason'>;
-  private readonly lastSuccess: client.Gauge;
+  private readonly sent: Counter;
+  private readonly failed: Counter<'reason'>;
+  private readonly dropped: Counter<'reason'>;
+  private readonly lastSuccess: Gauge;
 
   constructor(
     private readonly registry: Registry,
@@ -123,24 +123,23 @@ export class RemoteWriter {
     opts: RemoteWriterOptions = {},
   ) {
     this.log = opts.log ?? ((line) => console.error(`modelguard: remote write: ${line}`));
-    const r = [registry];
-    this.sent = new client.Counter({ name: 'modelguard_remote_write_sent_total', help: 'Batches the remote-write endpoint accepted (one batch: every series once)', registers: r });
-    this.failed = new client.Counter({
+    this.sent = new Counter({ name: 'modelguard_remote_write_sent_total', help: 'Batches the remote-write endpoint accepted (one batch: every series once)', registry });
+    this.failed = new Counter({
       name: 'modelguard_remote_write_failed_total',
       help: 'Remote-write pushes that failed, by reason (rejected, server-error, throttled, timeout, network, setup)',
       labelNames: ['reason'],
-      registers: r,
+      registry,
     });
-    this.dropped = new client.Counter({
+    this.dropped = new Counter({
       name: 'modelguard_remote_write_dropped_total',
       help: 'Batches given up: queue-full (the oldest unsent batch, beyond maxPendingBatches) or rejected (a 4xx answer)',
       labelNames: ['reason'],
-      registers: r,
+      registry,
     });
-    this.lastSuccess = new client.Gauge({ name: 'modelguard_remote_write_last_success_timestamp_seconds', help: 'Unix time of the last batch the endpoint accepted (0: none yet)', registers: r });
+    this.lastSuccess = new Gauge({ name: 'modelguard_remote_write_last_success_timestamp_seconds', help: 'Unix time of the last batch the endpoint accepted (0: none yet)', registry });
     const pending = this.pending;
-    new client.Gauge({
-      name: 'modelguard_remote_write_pending_batches', help: 'Batches waiting to be sent (more than one: the endpoint is failing)', registers: r,
+    new Gauge({
+      name: 'modelguard_remote_write_pending_batches', help: 'Batches waiting to be sent (more than one: the endpoint is failing)', registry,
       collect() { this.set(pending.length); },
     });
     this.configure(settings);

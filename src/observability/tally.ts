@@ -1,6 +1,6 @@
 /**
  * Request counts per label combination, as plain numbers: one string key and one map lookup per
- * request instead of a prom-client call per counter. The counters are summed from these rows when
+ * request instead of a labelled counter update per metric. The counters are summed from these rows when
  * /metrics is scraped. Rows are bounded like the labels: every value comes from configuration or a
  * fixed set.
  */

@@ -3,7 +3,7 @@
  * traffic goes ahead of bulk. The composition roots call `startTrafficQos`; `modelguard qos plan`
  * uses the planner directly.
  */
-import type { Registry } from 'prom-client';
+import type { Registry } from '../core/prom.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import { TrafficQos, type TrafficQosOptions } from './applier.ts';
 import { registerQosMetrics } from './metrics.ts';

@@ -1,6 +1,6 @@
 /**
  * The access log: one line per request, matching what was sent and answered, with no secret in it;
- * levels, sampling and reconfiguration.
+ * the documented line format byte for byte; levels, sampling and reconfiguration.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -12,7 +12,7 @@ import type { Gateway } from '../../src/compose/gateway.ts';
 import type { ModelServer } from '../../src/demo/index.ts';
 import { RequestEvents, newRecord, type RequestRecord } from '../../src/core/events.ts';
 import type { AccessLogSnapshot } from '../../src/core/snapshot.ts';
-import { AccessLog } from '../../src/observability/access-log.ts';
+import { AccessLog, accessLine, formatLine, levelOf } from '../../src/observability/access-log.ts';
 import { sha256Hex } from '../../src/security/identity.ts';
 import { accelerator, gateway, INFER_BODY, keyFor, pool, send } from '../helpers/harness.ts';
 
@@ -207,5 +207,71 @@ describe('access log levels and sampling', () => {
     events.publish(record(4, 'MG_QUEUE_FULL'));
     await log.close();
     assert.deepEqual(out.lines.map((l) => (JSON.parse(l) as Line).id), ['r2', 'r4']);
+  });
+});
+
+describe('access log lines', () => {
+  const DOC = new URL('../../docs/observability.md', import.meta.url);
+  const section = async (): Promise<string> => {
+    const text = await readFile(DOC, 'utf8');
+    const start = text.indexOf('\n## Access log');
+    return text.slice(start, text.indexOf('\n## ', start + 1));
+  };
+
+  it('are the documented examples, byte for byte', async () => {
+    const examples = /```json\n([\s\S]*?)```/.exec(await section())![1]!.split('\n').filter((l) => l !== '');
+    assert.equal(examples.length, 2);
+    const now = 1000;
+    for (const example of examples) {
+      const d = JSON.parse(example) as Record<string, string | number | null>;
+      const v = <T>(k: string): T | undefined => (d[k] ?? undefined) as T | undefined;
+      const r: RequestRecord = {
+        ...newRecord(v<string>('id')!, v<RequestRecord['protocol']>('protocol')!, now - v<number>('durationMs')!),
+        time: Date.parse(v<string>('time')!),
+        app: v('app'),
+        group: v('group'),
+        model: v('model'),
+        api: v('api'),
+        outcome: v<RequestRecord['outcome']>('outcome')!,
+        status: v<number>('status')!,
+        queueMs: v('queueMs'),
+        backendMs: v('backendMs'),
+        backend: v('backend'),
+        endpoint: v('endpoint'),
+        servedBy: v('servedBy'),
+        offload: v('offload'),
+      };
+      assert.equal(levelOf(r.outcome), d['level']);
+      assert.equal(formatLine(levelOf(r.outcome), accessLine(r, now)), `${example}\n`);
+    }
+  });
+
+  it('hold only the documented fields, none of which looks like a credential, and nothing else of the record', async () => {
+    const r: RequestRecord = {
+      ...newRecord('r1', 'http', 0),
+      app: 'camera',
+      group: 'gold',
+      model: 'iris',
+      api: 'openai',
+      status: 200,
+      queueMs: 1,
+      backendMs: 2,
+      backend: 'accel',
+      endpoint: 'http://127.0.0.1:9001',
+      servedBy: 'cloud',
+      offload: 'cloud',
+      predictedWaitMs: 3,
+      source: '203.0.113.7',
+      queuedAt: 1,
+      dispatchedAt: 2,
+    };
+    const line = formatLine('info', accessLine(r, 5));
+    const keys = Object.keys(JSON.parse(line) as object);
+    for (const k of keys) assert.doesNotMatch(k, /auth|key|token|pass|secret|cookie|header|body|cred/i);
+    assert.ok(!line.includes('203.0.113.7'), 'the client address is not in the access log');
+    // The field table: the backticked names in its first column.
+    const table = (await section()).split('\n').filter((l) => /^\| `/.test(l));
+    const documented = table.flatMap((l) => [...l.split('|')[1]!.matchAll(/`(\w+)`/g)].map((m) => m[1]!));
+    assert.deepEqual([...keys, 'sampleRate'].sort(), documented.sort());
   });
 });

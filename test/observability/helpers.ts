@@ -8,7 +8,7 @@ export interface Sample {
   readonly value: number;
 }
 
-/** Parses the Prometheus text format (the subset prom-client writes). */
+/** Parses the Prometheus text format (the subset core/prom.ts writes). */
 export function parseProm(text: string): Sample[] {
   const out: Sample[] = [];
   for (const line of text.split('\n')) {

@@ -4,10 +4,9 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
-import client from 'prom-client';
+import { Counter, Histogram, Registry } from '../../src/core/prom.ts';
 import { maxCompressedLength, snappyCompress } from '../../src/observability/remote-write/snappy.ts';
 import { encodeWriteRequest, gather, type Series } from '../../src/observability/remote-write/write-request.ts';
-import { LeanHistogram } from '../../src/observability/lean-histogram.ts';
 import { decodeBody } from './remote-write-receiver.ts';
 
 const snappyjs = createRequire(import.meta.url)('snappyjs') as { uncompress(data: Uint8Array): Uint8Array };
@@ -64,10 +63,10 @@ describe('WriteRequest encoder', () => {
   });
 
   it('gathers a registry as /metrics shows it: sorted labels, external labels that do not override, histogram series', async () => {
-    const registry = new client.Registry();
-    const c = new client.Counter({ name: 'x_total', help: 'h', labelNames: ['job', 'group'], registers: [registry] });
+    const registry = new Registry();
+    const c = new Counter({ name: 'x_total', help: 'h', labelNames: ['job', 'group'], registry });
     c.inc({ job: 'own', group: 'g' }, 3);
-    const h = new LeanHistogram('lat_seconds', 'h', ['group'], [0.1, 1], registry);
+    const h = new Histogram({ name: 'lat_seconds', help: 'h', labelNames: ['group'], buckets: [0.1, 1], registry });
     h.observe(0.05, 'g');
     h.observe(0.5, 'g');
     h.observe(5, 'g');

@@ -8,13 +8,14 @@ import net, { type AddressInfo } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import client from 'prom-client';
 import { ConfigError, loadConfig } from '../../src/config/index.ts';
+import { Registry } from '../../src/core/prom.ts';
 import type { RemoteWriteSnapshot } from '../../src/core/snapshot.ts';
 import { RemoteWriter } from '../../src/observability/remote-write.ts';
 import { brokerSnapshot } from '../../src/config/partition.ts';
 import { startBroker } from '../../src/compose/roles.ts';
 import { accelerator, gateway, INFER_BODY, keyFor, pool, resourcesFor, send, snapshotFor, waitFor, type SetupDef } from '../helpers/harness.ts';
+import { parseProm } from './helpers.ts';
 import { receiver, valueOf, type Push, type Receiver } from './remote-write-receiver.ts';
 
 const closers: (() => Promise<void>)[] = [];
@@ -39,8 +40,8 @@ function setup(url: string, remoteWrite: Record<string, unknown>): SetupDef {
 }
 
 /** A writer on its own registry, with its log lines collected. */
-function writer(settings: Partial<RemoteWriteSnapshot> & { url: string }): { w: RemoteWriter; registry: client.Registry; logs: string[] } {
-  const registry = new client.Registry();
+function writer(settings: Partial<RemoteWriteSnapshot> & { url: string }): { w: RemoteWriter; registry: Registry; logs: string[] } {
+  const registry = new Registry();
   const logs: string[] = [];
   const full: RemoteWriteSnapshot = { intervalMs: 50, timeoutMs: 2000, maxPendingBatches: 10, externalLabels: {}, credentials: undefined, tls: undefined, ...settings };
   const w = new RemoteWriter(registry, full, { log: (l) => logs.push(l) });
@@ -48,10 +49,9 @@ function writer(settings: Partial<RemoteWriteSnapshot> & { url: string }): { w: 
   return { w, registry, logs };
 }
 
-async function metric(registry: client.Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
-  const v = m?.values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
-  return v?.value ?? 0;
+async function metric(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const s = parseProm(await registry.metrics()).find((x) => x.name === name && Object.entries(labels).every(([k, val]) => x.labels[k] === val));
+  return s?.value ?? 0;
 }
 
 /** Polls an async condition (every 5 ms) until it holds, failing after `timeoutMs`. */

@@ -6,8 +6,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import client from 'prom-client';
 import { compileResources } from '../../src/config/index.ts';
+import { Registry } from '../../src/core/prom.ts';
 import type { ResourceInput } from '../../src/config/schema.ts';
 import type { TcCommand, TcRunner } from '../../src/qos/contract.ts';
 import { TrafficQos } from '../../src/qos/applier.ts';
@@ -51,7 +51,7 @@ describe('traffic QoS metrics and dashboard panel', () => {
   it('exports the kernel counters per class, and the panel shows them with a rate', async () => {
     const tc = new RecordingTc();
     const qos = new TrafficQos({ ports: {}, tc, canAdmin: () => true, log: () => undefined, countersMaxAgeMs: 0 });
-    const registry = new client.Registry();
+    const registry = new Registry();
     registerQosMetrics(registry, qos);
     assert.equal(parseQosMetrics(await registry.metrics()), undefined, 'no QoS series while it is not configured');
 
@@ -94,7 +94,7 @@ describe('traffic QoS metrics and dashboard panel', () => {
             ' backlog 66616b 36p requeues 0',
           ].join('\n');
     const qos = new TrafficQos({ ports: {}, tc, canAdmin: () => true, log: () => undefined, countersMaxAgeMs: 0 });
-    const registry = new client.Registry();
+    const registry = new Registry();
     registerQosMetrics(registry, qos);
     const r: ResourceInput[] = [
       { apiVersion: API, kind: 'Gateway', metadata: { name: 'default' }, spec: { trafficQoS: { interface: 'eth9', uplinkRate: '10Mbit' } } },
@@ -116,10 +116,10 @@ describe('traffic QoS metrics and dashboard panel', () => {
   });
 
   it('every QoS metric is documented in docs/observability.md and docs/traffic-qos.md', async () => {
-    const registry = new client.Registry();
+    const registry = new Registry();
     registerQosMetrics(registry, new TrafficQos({ ports: {}, tc: new RecordingTc(), canAdmin: () => true, log: () => undefined }));
     const docs = ['observability.md', 'traffic-qos.md'].map((f) => readFileSync(join(import.meta.dirname, '..', '..', 'docs', f), 'utf8'));
-    for (const m of await registry.getMetricsAsJSON()) {
+    for (const m of registry.registered()) {
       for (const [i, d] of docs.entries()) assert.ok(d.includes(`\`${m.name}\``), `${m.name} is missing from ${i === 0 ? 'observability.md' : 'traffic-qos.md'}`);
     }
   });

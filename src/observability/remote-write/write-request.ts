@@ -1,5 +1,5 @@
 /**
- * The remote-write 1.0 payload: a `prometheus.WriteRequest` protobuf built from a prom-client
+ * The remote-write 1.0 payload: a `prometheus.WriteRequest` protobuf built from a metrics
  * registry. Encoded by hand: the message has four types and seven fields, so a two-pass writer
  * (sizes, then bytes into one buffer) is shorter than loading a .proto and copies nothing twice.
  *
@@ -8,7 +8,7 @@
  *   Label        { string name = 1; string value = 2; }
  *   Sample       { double value = 1; int64 timestamp = 2; }   // timestamp: ms since the epoch
  */
-import type { Registry } from 'prom-client';
+import type { Registry } from '../../core/prom.ts';
 
 /** One series with its one sample: labels sorted by name, `__name__` among them. */
 export interface Series {
@@ -23,16 +23,13 @@ export interface Series {
  */
 export async function gather(registry: Registry, external: Readonly<Record<string, string>>): Promise<Series[]> {
   const out: Series[] = [];
-  for (const metric of await registry.getMetricsAsJSON()) {
-    for (const v of metric.values as { value: number; labels: Record<string, string | number | undefined>; metricName?: string }[]) {
-      const labels = new Map<string, string>();
-      for (const [k, val] of Object.entries(v.labels)) if (val !== undefined) labels.set(k, String(val));
-      for (const [k, val] of Object.entries(external)) if (!labels.has(k)) labels.set(k, val);
-      labels.set('__name__', v.metricName ?? metric.name);
-      // The protocol requires the labels of a series sorted by name (byte order).
-      out.push({ labels: [...labels].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)), value: v.value });
-    }
-  }
+  await registry.forEachSample((name, own, value) => {
+    const labels = new Map<string, string>(own);
+    for (const [k, val] of Object.entries(external)) if (!labels.has(k)) labels.set(k, val);
+    labels.set('__name__', name);
+    // The protocol requires the labels of a series sorted by name (byte order).
+    out.push({ labels: [...labels].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)), value });
+  });
   return out;
 }
 
