@@ -18,14 +18,15 @@
  * Figures: median over runs; "× node" is the ratio to the bare Node baseline's median.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { sha256Hex } from '../src/security/identity.ts';
-import { cpuMs, ROOT, rssBytes, runMain, tempDir, waitForExit } from './lib/processes.ts';
+import { writeConfig } from './lib/config.ts';
+import { cpuMs, ROOT, rssBytes, runMain, waitForExit } from './lib/processes.ts';
 import { fixed, machineLine, median, say, table } from './lib/stats.ts';
 
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' }, idle: { type: 'string', default: '3' }, settle: { type: 'string', default: '20' } } });
@@ -38,30 +39,7 @@ const ANSWER = JSON.stringify({ model_name: 'demo', outputs: [{ name: 'output', 
 const TARGETS = { upReadyMs: 600, upRssMiB: 70, proxyRssMiB: 60 };
 
 function config(upstream: string): string {
-  const dir = tempDir('footprint');
-  writeFileSync(
-    join(dir, 'modelguard.yaml'),
-    `apiVersion: modelguard.io/v1alpha1
-kind: Gateway
-metadata: { name: default }
-spec:
-  auth: none
-  proxies: [{ name: p, tokens: [{ sha256: ${sha256Hex(TOKEN)} }] }]
----
-apiVersion: modelguard.io/v1alpha1
-kind: Backend
-metadata: { name: accel }
-spec:
-  protocol: kserve-v2-http
-  endpoints: [{ url: "${upstream}", slots: 4 }]
----
-apiVersion: modelguard.io/v1alpha1
-kind: Model
-metadata: { name: demo }
-spec: { backend: accel }
-`,
-  );
-  return dir;
+  return writeConfig({ acceleratorUrl: upstream, slots: 4, proxyTokenSha256: sha256Hex(TOKEN) });
 }
 
 interface Started {

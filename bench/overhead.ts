@@ -23,12 +23,11 @@
  * --profile runs ModelGuard under `node --cpu-prof` and prints where its time went.
  */
 import { existsSync } from 'node:fs';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { sha256Hex } from '../src/security/identity.ts';
 import { waitReady } from './lib/admin.ts';
-import { INFER_BODY, INFER_PATH } from './lib/config.ts';
+import { INFER_BODY, INFER_PATH, writeConfig } from './lib/config.ts';
 import { formatSummary, profileIn, summarizeFile } from './lib/cpu-profile.ts';
 import { findNginx, startNginx } from './lib/nginx.ts';
 import { cpuMs, keepDir, ROOT, runMain, startModelGuard, startNodeProxy, tempDir, treeCpuMs, type Service } from './lib/processes.ts';
@@ -70,43 +69,7 @@ interface Subject {
 }
 
 function mgConfig(upstream: string, slots: number, auth: boolean, accessLog: boolean): string {
-  const dir = tempDir('overhead-config');
-  writeFileSync(
-    join(dir, 'modelguard.yaml'),
-    `apiVersion: modelguard.io/v1alpha1
-kind: Gateway
-metadata: { name: default }
-spec:
-  auth: ${auth ? 'apiKey' : 'none'}
-  accessLog: { enabled: ${accessLog} }
----
-apiVersion: modelguard.io/v1alpha1
-kind: Backend
-metadata: { name: accel }
-spec:
-  protocol: kserve-v2-http
-  endpoints: [{ url: "${upstream}", slots: ${slots} }]
-  dispatchAhead: 0
----
-apiVersion: modelguard.io/v1alpha1
-kind: Model
-metadata: { name: demo }
-spec: { backend: accel }
----
-apiVersion: modelguard.io/v1alpha1
-kind: ServiceGroup
-metadata: { name: bench }
-spec: { queue: { maxLength: 10000, maxWait: 10s } }
----
-apiVersion: modelguard.io/v1alpha1
-kind: App
-metadata: { name: bench }
-spec:
-  serviceGroup: bench
-  apiKeys: [{ sha256: ${sha256Hex(KEY)} }]
-`,
-  );
-  return dir;
+  return writeConfig({ acceleratorUrl: upstream, slots, maxLength: 10000, maxWait: '10s', accessLog, ...(auth ? { apiKeySha256: sha256Hex(KEY) } : {}) });
 }
 
 /** dist/ is what the bin runs when it is current; say which one is measured. */

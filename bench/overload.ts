@@ -24,7 +24,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { waitReady } from './lib/admin.ts';
-import { INFER_BODY, INFER_PATH, JSON_HEADERS } from './lib/config.ts';
+import { configYaml as benchConfig, INFER_BODY, INFER_PATH, JSON_HEADERS } from './lib/config.ts';
 import { cpuMs, rssBytes, runMain, spawnTracked, startModelGuard, startService, tempDir, type Service } from './lib/processes.ts';
 import { fixed, machineLine, median, mib, percentile, say, table } from './lib/stats.ts';
 import type { OverloadAnswers } from './overload-child.ts';
@@ -63,38 +63,17 @@ async function replica(listen: string): Promise<Service & { url: string }> {
 }
 
 function configYaml(urls: readonly string[], earlyRefusal: boolean, spareWeight: number): string {
-  return `apiVersion: modelguard.io/v1alpha1
-kind: Gateway
-metadata: { name: default }
-spec: { auth: none }
----
-apiVersion: modelguard.io/v1alpha1
-kind: Backend
-metadata: { name: accel }
-spec:
-  protocol: kserve-v2-http
-  endpoints:
-${urls.map((u) => `    - { url: ${u}, slots: 1 }`).join('\n')}
-  timeout: 10s
-  healthCheck: { interval: 500ms, timeout: 300ms }
----
-apiVersion: modelguard.io/v1alpha1
-kind: Model
-metadata: { name: demo }
-spec: { backend: accel }
----
-apiVersion: modelguard.io/v1alpha1
-kind: ServiceGroup
-metadata: { name: default }
-spec:
-  queue: { maxLength: 1000, maxWait: 2s, earlyRefusal: ${earlyRefusal} }
----
-# Changed on every reload (a real change, so the broker applies a new snapshot); no traffic uses it.
-apiVersion: modelguard.io/v1alpha1
-kind: ServiceGroup
-metadata: { name: spare }
-spec: { weight: ${spareWeight} }
-`;
+  return benchConfig({
+    endpoints: urls,
+    slots: 1,
+    timeout: '10s',
+    healthCheck: '{ interval: 500ms, timeout: 300ms }',
+    maxLength: 1000,
+    maxWait: '2s',
+    earlyRefusal,
+    // Changed on every reload (a real change, so the broker applies a new snapshot); no traffic uses it.
+    extra: `apiVersion: modelguard.io/v1alpha1\nkind: ServiceGroup\nmetadata: { name: spare }\nspec: { weight: ${spareWeight} }\n`,
+  });
 }
 
 interface RunResult {

@@ -39,11 +39,6 @@ export class GrpcListener {
     this.tcp = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(socket));
   }
 
-  /** True once a client connected and the stack is loaded (or loading). */
-  get loaded(): boolean {
-    return this.stack !== undefined;
-  }
-
   /** Binds; resolves with a gRPC target `host:port` clients can dial. */
   async start(addr: string): Promise<string> {
     return (await listen(this.tcp, addr, 'grpc')).replace(/^http:\/\//, '');
