@@ -113,13 +113,14 @@ async function measureUp(mode: Mode, dir: string): Promise<Sample> {
   }
 }
 
-async function measureSplit(mode: Mode, dir: string): Promise<{ broker: Sample; proxy: Sample }> {
-  const b = await start([...MG[mode], 'broker', '--config', dir, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], /broker listener (http:\/\/\S+)[\s\S]*admin\s+(http:\/\/\S+)/);
+/** A broker, then a proxy sending to it, each with `source` (its configuration flags and name); both idle together. */
+async function measurePair(mode: Mode, source: { broker: readonly string[]; proxy: readonly string[] }): Promise<{ broker: Sample; proxy: Sample }> {
+  const b = await start([...MG[mode], 'broker', ...source.broker, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], /broker listener (http:\/\/\S+)[\s\S]*admin\s+(http:\/\/\S+)/);
   try {
     const brokerReady = await readyAfter(b.match[2] as string, b.upMs, performance.now());
     const brokerCpu = cpuMs(b.child.pid as number);
     const p = await start(
-      [...MG[mode], 'proxy', '--config', dir, '--broker', b.match[1] as string, '--listen', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
+      [...MG[mode], 'proxy', ...source.proxy, '--broker', b.match[1] as string, '--listen', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
       /admin\s+(http:\/\/\S+)/,
       { MODELGUARD_PROXY_TOKEN: TOKEN },
     );
@@ -138,33 +139,17 @@ async function measureSplit(mode: Mode, dir: string): Promise<{ broker: Sample; 
   }
 }
 
+/** Standalone: both read the files (`--config`). */
+function measureSplit(mode: Mode, dir: string): Promise<{ broker: Sample; proxy: Sample }> {
+  return measurePair(mode, { broker: ['--config', dir], proxy: ['--config', dir] });
+}
+
 /** A controller over the same files, and a broker and a proxy it manages (`--controller`): no configuration files on the nodes. */
 async function measureManaged(mode: Mode, dir: string): Promise<{ broker: Sample; proxy: Sample }> {
   const c = await start([...MG[mode], 'controller', '--config', dir, '--admin', '127.0.0.1:0'], /controller +(http:\/\/\S+)/);
   try {
     const ctl = c.match[1] as string;
-    const b = await start([...MG[mode], 'broker', '--controller', ctl, '--name', 'node-1', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], /broker listener (http:\/\/\S+)[\s\S]*admin\s+(http:\/\/\S+)/);
-    try {
-      const brokerReady = await readyAfter(b.match[2] as string, b.upMs, performance.now());
-      const brokerCpu = cpuMs(b.child.pid as number);
-      const p = await start(
-        [...MG[mode], 'proxy', '--controller', ctl, '--name', 'proxy-1', '--broker', b.match[1] as string, '--listen', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
-        /admin\s+(http:\/\/\S+)/,
-        { MODELGUARD_PROXY_TOKEN: TOKEN },
-      );
-      try {
-        const proxyReady = await readyAfter(p.match[1] as string, p.upMs, performance.now());
-        const [broker, proxy] = await idleSamples([
-          { child: b.child, readyMs: brokerReady, cpuMs: brokerCpu },
-          { child: p.child, readyMs: proxyReady, cpuMs: cpuMs(p.child.pid as number) },
-        ]);
-        return { broker: broker as Sample, proxy: proxy as Sample };
-      } finally {
-        await waitForExit(p.child);
-      }
-    } finally {
-      await waitForExit(b.child);
-    }
+    return await measurePair(mode, { broker: ['--controller', ctl, '--name', 'node-1'], proxy: ['--controller', ctl, '--name', 'proxy-1'] });
   } finally {
     await waitForExit(c.child);
   }
