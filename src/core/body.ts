@@ -54,7 +54,8 @@ export function readBounded(body: Readable | Buffer, opts: ReadLimit): Promise<B
 }
 
 /** Reads a stream to its end, keeping nothing (an answer whose client left, cancelInFlight: finish). */
-export function drain(body: Readable): Promise<void> {
+export function drain(body: Readable | Buffer): Promise<void> {
+  if (Buffer.isBuffer(body)) return Promise.resolve();
   return new Promise((resolve, reject) => {
     body.on('data', () => undefined);
     body.once('end', resolve);

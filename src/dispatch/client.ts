@@ -1,6 +1,7 @@
 /** Backend client contract: one per endpoint, reusing its connections. */
 import type { Readable } from 'node:stream';
 import type { CancelSignal } from '../core/cancel.ts';
+import type { Whole } from '../core/http-call.ts';
 
 export interface BackendRequest {
   readonly method: string;
@@ -11,12 +12,15 @@ export interface BackendRequest {
   readonly signal: CancelSignal;
   /** The caller's priority level, for a client with a pool per level (traffic QoS); others ignore it. */
   readonly level?: number;
+  /** Answers to read whole rather than stream (an HTTP client honours it; others may answer with a stream). */
+  readonly whole?: Whole;
 }
 
 export interface BackendResponse {
   readonly status: number;
   readonly headers: Record<string, string>;
-  readonly body: Readable;
+  /** The whole answer, or a stream of it. */
+  readonly body: Readable | Buffer;
 }
 
 export interface BackendClient {

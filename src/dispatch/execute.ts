@@ -21,6 +21,7 @@ import type { BackendReply, InferenceCall } from '../core/request.ts';
 import { type Fault, faultOf, statusFault } from './attribution.ts';
 import { ConnectionFailure, RequestRejected } from './client.ts';
 import type { Endpoint } from './endpoint.ts';
+import type { Whole } from '../core/http-call.ts';
 
 /** Largest backend answer buffered for validation. */
 const MAX_BUFFERED_REPLY = 64 * 1024 * 1024;
@@ -55,13 +56,27 @@ export interface CallLimits {
 
 const answerTooLarge = (limit: number): MGError => new MGError('MG_BACKEND_ERROR', `backend answer larger than ${limit} bytes`);
 
-function readAll(body: Readable, limit: number): Promise<Buffer> {
+function readAll(body: Readable | Buffer, limit: number): Promise<Buffer> {
   return readBounded(body, { limit, over: answerTooLarge, destroyWhenOver: true });
 }
 
-function isJson(headers: Record<string, string>): boolean {
+function isJson(headers: Readonly<Record<string, string>>): boolean {
   return (headers['content-type'] ?? '').includes('json');
 }
+
+/** A 2xx inference answer is checked before the caller gets it: KServe's always, OpenAI's when it is JSON (not SSE). */
+function mustValidate(call: InferenceCall, status: number, headers: Readonly<Record<string, string>>): boolean {
+  return status >= 200 && status < 300 && call.op === 'infer' && (call.api === 'kserve-v2' || (call.api === 'openai' && isJson(headers)));
+}
+
+/** What the client reads whole (straight into a Buffer as it arrives): the answers that are checked. */
+function wholeFor(call: InferenceCall): Whole | undefined {
+  if (call.op !== 'infer') return undefined;
+  if (call.api === 'kserve-v2') return WHOLE_KSERVE;
+  return call.api === 'openai' ? WHOLE_OPENAI : undefined;
+}
+const WHOLE_KSERVE: Whole = { limit: (status) => (status >= 200 && status < 300 ? MAX_BUFFERED_REPLY : undefined), tooLarge: answerTooLarge };
+const WHOLE_OPENAI: Whole = { limit: (status, headers) => (status >= 200 && status < 300 && isJson(headers) ? MAX_BUFFERED_REPLY : undefined), tooLarge: answerTooLarge };
 
 /** Tokens a completed OpenAI-style answer reports in `usage`, if any. */
 function usageTokens(doc: unknown): number | undefined {
@@ -145,8 +160,23 @@ export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimit
   void (async () => {
     let res;
     try {
-      res = await ep.client.request({ method: call.method, path: call.path, headers: call.headers, body: call.body, signal: ac, ...(level === undefined ? {} : { level }) });
+      const whole = wholeFor(call);
+      res = await ep.client.request({
+        method: call.method,
+        path: call.path,
+        headers: call.headers,
+        body: call.body,
+        signal: ac,
+        ...(level === undefined ? {} : { level }),
+        ...(whole === undefined ? {} : { whole }),
+      });
     } catch (err) {
+      if (err instanceof MGError && err.code === 'MG_BACKEND_ERROR' && !ac.aborted) {
+        // Read whole by the client and over MAX_BUFFERED_REPLY: a broken answer, the server's fault.
+        refuse(err);
+        end({ fault: 'answer', status: undefined, units: undefined, served: false });
+        return;
+      }
       failed(err);
       return;
     }
@@ -158,15 +188,13 @@ export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimit
         end({ fault: statusFault(status), status, units: undefined, served: false });
         return;
       }
-      const ok = status >= 200 && status < 300;
-      const mustValidate = ok && call.op === 'infer' && (call.api === 'kserve-v2' || (call.api === 'openai' && isJson(res.headers)));
       if (answered) {
         // Nobody waits for this answer any more (finish): read it to its end, then the slot is free.
         await drain(res.body);
         end({ fault: statusFault(status), status, units: undefined, served: status < 400 });
         return;
       }
-      if (mustValidate) {
+      if (mustValidate(call, status, res.headers)) {
         const buf = await readAll(res.body, MAX_BUFFERED_REPLY);
         let units: number | undefined;
         if (call.api === 'openai') {
@@ -187,6 +215,11 @@ export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimit
         return;
       }
       const backendBody = res.body;
+      if (Buffer.isBuffer(backendBody)) {
+        give({ status, headers: res.headers, body: backendBody, endpoint: ep.url, servedBy: 'edge' });
+        end({ fault: statusFault(status), status, units: undefined, served: true });
+        return;
+      }
       let body: Readable = backendBody;
       if (limits.finish) {
         // The caller's stream may be dropped (client gone); the backend's is read to its end regardless.
@@ -206,7 +239,7 @@ export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimit
       });
       give({ status, headers: res.headers, body, endpoint: ep.url, servedBy: 'edge' });
     } catch (err) {
-      if (!res.body.destroyed) res.body.destroy();
+      if (!Buffer.isBuffer(res.body) && !res.body.destroyed) res.body.destroy();
       // An answer that is not what the protocol promises: the server's fault, like a 5xx.
       if (err instanceof MGError && err.code === 'MG_BACKEND_ERROR') {
         refuse(err);

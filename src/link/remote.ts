@@ -14,6 +14,8 @@
  */
 import { CancelledError } from '../core/cancel.ts';
 import { Pool } from '../core/undici.ts';
+import { httpCall, type Whole } from '../core/http-call.ts';
+import { readBounded } from '../core/body.ts';
 import { MGError, type ErrorCode, ERRORS } from '../core/errors.ts';
 import type { RequestRecord } from '../core/events.ts';
 import type { BackendReply, Identity, InferenceCall } from '../core/request.ts';
@@ -32,6 +34,14 @@ const CONNECT_TIMEOUT_MS = 3000;
 
 /** Answers up to this size are read whole (one write to the client); larger or unsized ones stream. */
 const BUFFER_LIMIT = 4 * 1024 * 1024;
+/** Answers up to BUFFER_LIMIT that say their length are read whole; longer or unsized ones (SSE) stream. */
+const LINK_WHOLE: Whole = {
+  limit: (_status, headers) => {
+    const size = Number(headers['content-length']);
+    return Number.isFinite(size) && size <= BUFFER_LIMIT ? BUFFER_LIMIT : undefined;
+  },
+  tooLarge: (limit) => new Error(`the broker's answer ran past its content-length (${limit} bytes at most)`),
+};
 
 /** PEM contents (not paths) for mutual TLS to the broker listener. */
 export interface LinkClientTls {
@@ -195,10 +205,10 @@ export class RemoteBroker implements DataPlane {
       } else this.failures++;
     };
     try {
-      const res = await this.pool.request({ method: call.method, path: call.path, headers, body: call.body ?? null, signal: call.signal });
+      const res = await httpCall(this.pool, { method: call.method, path: call.path, headers, body: call.body ?? null, signal: call.signal }, LINK_WHOLE);
       const code = res.headers[H.error];
       if (typeof code === 'string') {
-        const text = await res.body.text().catch(() => '');
+        const text = (await readBounded(res.body, { limit: 64 * 1024, over: 'truncate' }).catch(() => Buffer.alloc(0))).toString('utf8');
         finish(true);
         const err = remoteError(code, text, res.headers[H.retryAfterMs]);
         if (err.code === 'MG_QUEUE_FULL' && err.retryAfterMs !== undefined) g.retryAfterMs = err.retryAfterMs;
@@ -206,21 +216,19 @@ export class RemoteBroker implements DataPlane {
       }
       const out: Record<string, string> = {};
       for (const [k, v] of Object.entries(res.headers)) {
-        if (v === undefined || k.startsWith('x-modelguard-') || LINK_ONLY.has(k)) continue;
-        out[k] = Array.isArray(v) ? v.join(', ') : v;
+        if (k.startsWith('x-modelguard-') || LINK_ONLY.has(k)) continue;
+        out[k] = v;
       }
       Object.assign(out, unpackHeaders(headerText(res.headers[H.packed])));
       const endpoint = headerText(res.headers[H.endpoint]) ?? this.opts.url;
       const servedBy = headerText(res.headers[H.servedBy]) === 'cloud' ? 'cloud' : 'edge';
       record.endpoint = endpoint;
-      const size = Number(res.headers['content-length']);
-      if (Number.isFinite(size) && size <= BUFFER_LIMIT) {
-        const body = Buffer.from(await res.body.arrayBuffer());
+      if (Buffer.isBuffer(res.body)) {
         finish(true);
-        return { status: res.statusCode, headers: out, body, endpoint, servedBy };
+        return { status: res.status, headers: out, body: res.body, endpoint, servedBy };
       }
       res.body.once('close', () => finish(true));
-      return { status: res.statusCode, headers: out, body: res.body, endpoint, servedBy };
+      return { status: res.status, headers: out, body: res.body, endpoint, servedBy };
     } catch (err) {
       if (err instanceof MGError) throw err;
       finish(false);

@@ -13,7 +13,8 @@ import { HttpBackendClient } from '../../src/dispatch/clients/http.ts';
 import type { ModelServer } from '../../src/demo/index.ts';
 import { accelerator, INFER_BODY, waitFor } from '../helpers/harness.ts';
 
-async function text(body: Readable): Promise<string> {
+async function text(body: Readable | Buffer): Promise<string> {
+  if (Buffer.isBuffer(body)) return body.toString('utf8');
   const chunks: Buffer[] = [];
   for await (const c of body) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('utf8');

@@ -12,7 +12,6 @@
  */
 import { Metadata } from '@grpc/grpc-js';
 import { Code, httpStatusFor } from '../../core/grpc-status.ts';
-import { Readable } from 'node:stream';
 import type { BackendClient, BackendRequest, BackendResponse } from '../client.ts';
 import { ConnectionFailure, RequestRejected } from '../client.ts';
 import { NOT_FORWARDED } from '../../core/headers.ts';
@@ -63,7 +62,7 @@ export function routeOf(httpMethod: string, rawPath: string): Route | undefined 
 
 function jsonResponse(status: number, doc: unknown, extra: Record<string, string> = {}): BackendResponse {
   const body = Buffer.from(JSON.stringify(doc));
-  return { status, headers: { 'content-type': 'application/json', 'content-length': String(body.length), ...extra }, body: Readable.from([body]) };
+  return { status, headers: { 'content-type': 'application/json', 'content-length': String(body.length), ...extra }, body };
 }
 
 /** The gRPC target (`host:port`) of an endpoint URL (`http://host:port`, or https for TLS). */
@@ -97,7 +96,7 @@ export class GrpcBackendClient implements BackendClient {
     if (isGrpcPassthrough(req.headers)) {
       const r = await this.unary(req.path, req.body ?? Buffer.alloc(0), md, req.signal);
       this.refused(r);
-      return { status: 200, headers: replyHeaders(r.code, r.details, r.initial, r.trailers), body: Readable.from([r.value ?? Buffer.alloc(0)]) };
+      return { status: 200, headers: replyHeaders(r.code, r.details, r.initial, r.trailers), body: r.value ?? Buffer.alloc(0) };
     }
     const route = routeOf(req.method, req.path);
     if (!route) return jsonResponse(404, { error: `a KServe v2 gRPC backend has no counterpart for ${req.method} ${req.path}` });
@@ -115,7 +114,7 @@ export class GrpcBackendClient implements BackendClient {
     try {
       if (route.method === 'ModelInfer') {
         const rest = inferResponseToRest(wire.ModelInferResponse.decode(r.value ?? Buffer.alloc(0)), binary);
-        return { status: 200, headers: { ...rest.headers, 'content-length': String(rest.body.length) }, body: Readable.from([rest.body]) };
+        return { status: 200, headers: { ...rest.headers, 'content-length': String(rest.body.length) }, body: rest.body };
       }
       return jsonResponse(200, this.decodeResponse(route, r.value ?? Buffer.alloc(0)));
     } catch (err) {

@@ -1,5 +1,6 @@
 /** HTTP/1.1 backend client on an undici Pool: keep-alive connections, streamed bodies. */
 import { Pool } from '../../core/undici.ts';
+import { httpCall } from '../../core/http-call.ts';
 import type { BackendClient, BackendRequest, BackendResponse, ConnectionPhase } from '../client.ts';
 import { ConnectionFailure, RequestRejected } from '../client.ts';
 import { forwardable } from '../../core/headers.ts';
@@ -55,18 +56,7 @@ export class HttpBackendClient implements BackendClient {
   async request(req: BackendRequest): Promise<BackendResponse> {
     if (this.problem !== undefined) throw new ConnectionFailure(this.problem);
     try {
-      const res = await this.pool.request({
-        method: req.method,
-        path: req.path,
-        headers: this.withLink(forwardable(req.headers)),
-        body: req.body ?? null,
-        signal: req.signal,
-      });
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(res.headers)) {
-        if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-      }
-      return { status: res.statusCode, headers, body: res.body };
+      return await httpCall(this.pool, { method: req.method, path: req.path, headers: this.withLink(forwardable(req.headers)), body: req.body ?? null, signal: req.signal }, req.whole);
     } catch (err) {
       if (req.signal.aborted) throw err;
       const code = errorCode(err);
