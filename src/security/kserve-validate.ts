@@ -18,12 +18,33 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Why a leaf is not a valid element of `datatype`, or undefined when it is. */
+function leafProblem(v: unknown, datatype: KserveDatatype, range: readonly [number, number] | undefined): string | undefined {
+  if (datatype === 'BYTES') return typeof v === 'string' ? undefined : 'BYTES data must be strings';
+  if (datatype === 'BOOL') return typeof v === 'boolean' ? undefined : 'BOOL data must be true or false';
+  if (typeof v !== 'number' || !Number.isFinite(v)) return `${datatype} data must be finite numbers`;
+  if (range && (!Number.isInteger(v) || v < range[0] || v > range[1])) return `${v} is not a valid ${datatype}`;
+  return undefined;
+}
+
 /**
  * Counts leaf elements of data, checking each against the datatype. Data is flat, or nested in
  * row-major form exactly as deep as the shape: every leaf must sit at depth 1 or at depth `rank`.
  */
-function countData(data: unknown, datatype: KserveDatatype, where: string, rank: number): number {
+function countData(data: unknown[], datatype: KserveDatatype, where: string, rank: number): number {
   const range = INT_RANGE[datatype];
+  // Flat data (the common case) in one loop; the first nested element sends it to the general walk.
+  let flat = true;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (Array.isArray(v)) {
+      flat = false;
+      break;
+    }
+    const problem = leafProblem(v, datatype, range);
+    if (problem !== undefined) throw bad(`${where}: ${problem}`);
+  }
+  if (flat) return data.length;
   let n = 0;
   let leafDepth = 0;
   const stack: [unknown, number][] = [[data, 0]];
@@ -38,15 +59,8 @@ function countData(data: unknown, datatype: KserveDatatype, where: string, rank:
     else if (depth !== leafDepth) throw bad(`${where}: data is nested unevenly`);
     if (depth !== 1 && depth !== rank) throw bad(`${where}: data must be flat or nested as deep as the shape`);
     n++;
-    if (datatype === 'BYTES') {
-      if (typeof v !== 'string') throw bad(`${where}: BYTES data must be strings`);
-    } else if (datatype === 'BOOL') {
-      if (typeof v !== 'boolean') throw bad(`${where}: BOOL data must be true or false`);
-    } else if (typeof v !== 'number' || !Number.isFinite(v)) {
-      throw bad(`${where}: ${datatype} data must be finite numbers`);
-    } else if (range && (!Number.isInteger(v) || v < range[0] || v > range[1])) {
-      throw bad(`${where}: ${v} is not a valid ${datatype}`);
-    }
+    const problem = leafProblem(v, datatype, range);
+    if (problem !== undefined) throw bad(`${where}: ${problem}`);
   }
   return n;
 }
@@ -78,7 +92,8 @@ export function validateKserveInfer(body: Buffer, headerLength: number | undefin
   if (!Array.isArray(inputs) || inputs.length === 0) throw bad('body needs a non-empty "inputs" array');
   let binaryTotal = 0;
   const names = new Set<string>();
-  inputs.forEach((input: unknown, i) => {
+  for (let i = 0; i < inputs.length; i++) {
+    const input: unknown = inputs[i];
     const where = `inputs[${i}]`;
     if (!isRecord(input)) throw bad(`${where} must be an object`);
     const { name, shape, datatype, data, parameters } = input;
@@ -109,13 +124,13 @@ export function validateKserveInfer(body: Buffer, headerLength: number | undefin
         throw bad(`${where}: shape ${JSON.stringify(shape)} of ${datatype} needs ${elements * size} bytes, binary_data_size is ${binarySize}`);
       }
       binaryTotal += binarySize;
-      return;
+      continue;
     }
     if (data === undefined) throw bad(`${where} has no data`);
     if (!Array.isArray(data)) throw bad(`${where}.data must be an array`);
     const count = countData(data, datatype, where, (shape as number[]).length);
     if (count !== elements) throw bad(`${where}: shape ${JSON.stringify(shape)} holds ${elements} elements, data has ${count}`);
-  });
+  }
   const outputs = doc['outputs'];
   if (outputs !== undefined) {
     if (!Array.isArray(outputs)) throw bad('"outputs" must be an array');

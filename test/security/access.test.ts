@@ -190,3 +190,24 @@ test('audit: one JSON line per decision with app, group, model, source and reaso
   assert.ok(existsSync(`${file}.1`) && existsSync(`${file}.2`) && !existsSync(`${file}.3`));
   assert.ok(statSync(file).size <= 2048);
 });
+
+test('one keep-alive connection, many keys: each request is judged by its own key, and a reload revokes a remembered one', async () => {
+  const { def, gw } = await setup([]);
+  // One connection carries every request (a reverse proxy in front pools its upstream connections like this).
+  const one = pool(gw.httpUrl, 1);
+  closers.push(() => one.close());
+  const a = keyFor('a');
+  const sameLength = `${a.slice(0, -1)}x`;
+  assert.equal((await send(one, INFER, { key: a, body: INFER_BODY })).status, 200);
+  const wrong = await send(one, INFER, { key: sameLength, body: INFER_BODY });
+  assert.equal(wrong.status, 401, 'a key differing in its last character from the one remembered');
+  assert.equal(wrong.code, 'MG_UNAUTHENTICATED');
+  const b = await send(one, '/v2/models/secret/infer', { key: keyFor('b'), body: INFER_BODY });
+  assert.equal(b.status, 403, 'the other app on the same connection gets its own grants, not the remembered app\'s');
+  assert.equal((await send(one, INFER, { key: a, body: INFER_BODY })).status, 200);
+  // A reload that drops app-a: the connection's remembered key no longer lets it in.
+  gw.reload(snapshotFor({ ...def, groups: [{ name: 'b', priority: 5 }] }, 2));
+  const revoked = await send(one, INFER, { key: a, body: INFER_BODY });
+  assert.equal(revoked.status, 401);
+  assert.equal(revoked.code, 'MG_UNAUTHENTICATED');
+});

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { parseDuration } from '../../core/duration.ts';
 import { MGError } from '../../core/errors.ts';
 import { HTTP_LABELS, parseCredentials } from '../../security/credentials.ts';
-import type { Credentials } from '../../security/identity.ts';
+import type { Credentials, KeyMemo } from '../../security/identity.ts';
 
 /** Headers never forwarded to a backend: hop-by-hop, and anything that asserts identity or routing. */
 const STRIP = new Set([
@@ -45,8 +45,15 @@ export function credentials(req: IncomingMessage): Credentials {
     if (seen.includes(`|${name}|`)) throw new MGError('MG_BAD_REQUEST', `header ${name} given more than once`);
     seen += `|${name}|`;
   }
-  return parseCredentials({ authorization: single(req, 'authorization'), apiKey: single(req, 'x-api-key'), group: single(req, 'x-service-group') }, HTTP_LABELS);
+  const creds = parseCredentials({ authorization: single(req, 'authorization'), apiKey: single(req, 'x-api-key'), group: single(req, 'x-service-group') }, HTTP_LABELS);
+  if (creds.key === undefined) return creds;
+  let memo = memos.get(req.socket);
+  if (memo === undefined) memos.set(req.socket, (memo = {}));
+  return { ...creds, memo };
 }
+
+/** Per keep-alive connection, the last key recognised on it (security/identity.ts KeyMemo). */
+const memos = new WeakMap<object, KeyMemo>();
 
 export function clientTimeoutMs(req: IncomingMessage): number | undefined {
   const v = single(req, 'x-request-timeout');
