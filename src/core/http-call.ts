@@ -4,7 +4,8 @@
  * a promise per read; ModelGuard reads most answers whole (a KServe or OpenAI JSON answer it checks
  * before the caller gets it), so this reads those straight into a Buffer as undici parses them,
  * and gives a stream only to answers the caller wants as one (server-sent events, large bodies).
- * About 5 µs of CPU less per call on the bench's path (docs/benchmarks.md).
+ * Measured in one process against a loopback server, 32 calls at a time: 17–18 µs of CPU per
+ * call against 21 µs through `request` and a read of its stream.
  *
  * What it keeps from `request`: a signal that aborts the call before or after the answer began,
  * 1xx answers skipped, backpressure on a streamed answer (undici pauses the socket until the
