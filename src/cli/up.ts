@@ -4,16 +4,17 @@
  * embedded demo.
  */
 import { watch } from 'node:fs';
-import { compileResources, ConfigError, loadConfig } from '../config/index.ts';
+import { ConfigError } from '../config/issues.ts';
 import { DEFAULTS } from '../config/defaults.ts';
 import type { Snapshot } from '../core/snapshot.ts';
-import { startGateway, type Gateway } from '../compose/gateway.ts';
+import type { Gateway } from '../compose/gateway.ts';
 import type { ModelServer } from '../demo/index.ts';
 import { DEMO_MQTT, DEMO_SERVICE_TIME, DEMO_SLOTS, demoResources } from './demo-config.ts';
 import { removeDemoState, writeDemoState } from './demo-state.ts';
 import { mqttTryLine } from './mqtt-hint.ts';
 import { restartNote } from '../admin/restart.ts';
 import { mqttFlagNeedsGateway } from './flags.ts';
+import { loadSnapshot } from './config-thread.ts';
 
 export interface UpOptions {
   readonly config?: string;
@@ -39,12 +40,16 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
   let modelServer: ModelServer | undefined;
   let snapshot: Snapshot;
   let demoKeys: Record<string, { key: string }> | undefined;
+  // The gateway's modules load while the worker compiles the files (two threads at once).
+  const gatewayModule = import('../compose/gateway.ts');
+  gatewayModule.catch(() => undefined); // awaited below; not an unhandled rejection if the configuration fails first
   if (opts.config) {
-    snapshot = (await loadConfig(opts.config)).snapshot;
+    // Compiled in a worker thread: this process never holds the compiler (config-thread.ts).
+    snapshot = await loadSnapshot(opts.config);
     mqttFlagNeedsGateway(`modelguard up --config ${opts.config}`, snapshot.gateway.mqtt !== undefined, opts.mqtt);
   } else {
     // The demo model server (onnxruntime, its own gRPC server) only for the demo.
-    const { startModelServer } = await import('../demo/index.ts');
+    const [{ startModelServer }, { compileResources }] = await Promise.all([import('../demo/index.ts'), import('../config/load.ts')]);
     modelServer = await startModelServer({ mode: 'onnx', slots: DEMO_SLOTS, serviceTime: DEMO_SERVICE_TIME });
     const demo = demoResources(modelServer.url, { http: opts.http ?? '127.0.0.1:8080', ...(opts.grpc === undefined ? {} : { grpc: opts.grpc }), admin: opts.admin ?? DEFAULTS.gateway.adminByRole.up });
     snapshot = compileResources(demo.resources, { version: 1, sources: ['<embedded demo>'] }).snapshot;
@@ -58,14 +63,14 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
   let mqttProblem: string | undefined;
   // The demo must come up even when something else (a system mosquitto) holds port 1883.
   if (!opts.config) overrides.onMqttError = (err) => (mqttProblem = mqttStartProblem(err, opts.mqtt ?? DEMO_MQTT));
-  const gateway = await startGateway(snapshot, overrides);
+  const gateway = await (await gatewayModule).startGateway(snapshot, overrides);
 
   // Before the lines that say it is up: a SIGHUP sent as soon as they appear must reload, not kill.
   let version = snapshot.version;
   const reload = async (why: string): Promise<void> => {
     if (!opts.config) return;
     try {
-      const next = (await loadConfig(opts.config, { version: version + 1 })).snapshot;
+      const next = await loadSnapshot(opts.config, { version: version + 1 });
       if (next.hash === gateway.broker.current.hash) return;
       version = next.version;
       const before = gateway.broker.current.gateway;

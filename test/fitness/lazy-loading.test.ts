@@ -106,7 +106,7 @@ describe('each role loads only the subsystems its configuration uses', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('up with an HTTP backend, no MQTT, JWT or Kubernetes, and no gRPC client: none of them, nor onnxruntime, nor the gRPC stack', async () => {
+  it('up with an HTTP backend, no MQTT, JWT or Kubernetes, and no gRPC client: none of them, nor onnxruntime, nor the gRPC stack, nor the configuration compiler (a worker thread compiles the files)', async () => {
     const up = await role('up', ['up', '--config', plain, '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
       http: /inference HTTP\s+(http:\/\/\S+)/,
       admin: /admin\s+(http:\/\/\S+)/,
@@ -118,7 +118,7 @@ describe('each role loads only the subsystems its configuration uses', () => {
     await up.stop();
     const loaded = trace.packages('up');
     // Its gRPC listener holds the port, but no gRPC client connected: no gRPC stack.
-    absent(loaded, 'up', [KUBERNETES, ONNX, ...MQTT, JWT, CERTS, ...GRPC]);
+    absent(loaded, 'up', [...COMPILER, KUBERNETES, ONNX, ...MQTT, JWT, CERTS, ...GRPC]);
     // Compiled (the bin found a current dist/, as in the image): no TypeScript tooling at all, and
     // the dashboard's script comes from the build, not from esbuild at run time.
     if (trace.files('up').some((f) => f.endsWith('/dist/cli/main.js'))) absent(loaded, 'up (compiled)', ['tsx', 'esbuild', 'typescript']);
