@@ -1,5 +1,6 @@
 /**
- * `up --config` compiles its files in a short-lived worker thread. The configuration compiler (the
+ * `up --config` and a standalone broker or proxy (`--config`) compile their files in a short-lived
+ * worker thread. The configuration compiler (the
  * YAML parser, zod and the schemas) is needed only while files are read; loaded in the long-running
  * process it stays there for good (ES modules are never unloaded, and the schemas live in module
  * scope): about 6 MiB of V8 heap, 12 MiB resident in all. In a worker it goes away with the worker's
@@ -7,6 +8,7 @@
  *
  * The same file is the worker's entry: run as a worker, it loads the compiler and answers once.
  */
+import { watch, type FSWatcher } from 'node:fs';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { Snapshot } from '../core/snapshot.ts';
 import { ConfigError, type ConfigIssue } from '../config/issues.ts';
@@ -40,6 +42,52 @@ export async function loadSnapshot(path: string, options: { version?: number } =
   if ('snapshot' in answer) return deepFreeze(answer.snapshot);
   if ('issues' in answer) throw new ConfigError(answer.issues);
   throw Object.assign(new Error(answer.error.message), answer.error.code === undefined ? {} : { code: answer.error.code });
+}
+
+/**
+ * A YAML file or a directory of them, compiled by loadSnapshot, re-read on change (debounced) and on
+ * demand, one load at a time: the contract of the controller's FileSource (src/controller/source.ts),
+ * which loads the compiler into its own process, as the controller has to.
+ */
+export class SnapshotFileSource {
+  private watcher: FSWatcher | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+  private handlers: { onLoad(snapshot: Snapshot): void; onError(err: unknown): void } | undefined;
+  /** Loads run one at a time, in order: a slow read never overwrites a newer one. */
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(readonly path: string) {}
+
+  /** Loads once (resolving after the first onLoad or onError), then keeps watching. */
+  async start(handlers: { onLoad(snapshot: Snapshot): void; onError(err: unknown): void }): Promise<void> {
+    this.handlers = handlers;
+    await this.reload('start');
+    this.watcher = watch(this.path, { persistent: false }, () => {
+      clearTimeout(this.debounce);
+      this.debounce = setTimeout(() => void this.reload('file change'), 100);
+    });
+    this.watcher.on('error', (err) => handlers.onError(err));
+  }
+
+  /** Re-reads now (SIGHUP). */
+  reload(_why: string): Promise<void> {
+    const run = async (): Promise<void> => {
+      const h = this.handlers;
+      if (!h) return;
+      try {
+        h.onLoad(await loadSnapshot(this.path));
+      } catch (err) {
+        h.onError(err);
+      }
+    };
+    this.chain = this.chain.then(run, run);
+    return this.chain;
+  }
+
+  close(): void {
+    clearTimeout(this.debounce);
+    this.watcher?.close();
+  }
 }
 
 async function answer(request: Request): Promise<Answer> {

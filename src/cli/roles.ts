@@ -162,14 +162,15 @@ async function runNode<R extends Role>(
       },
     };
   }
-  // Files need the configuration compiler (zod, yaml); a managed node never loads it.
-  const { FileSource } = await import('../controller/source.ts');
-  const source = new FileSource(o.config as string);
+  // Files need the configuration compiler (zod, yaml): a worker thread runs it for each load, so a
+  // standalone node does not keep it either (config-thread.ts).
+  const { SnapshotFileSource } = await import('./config-thread.ts');
+  const source = new SnapshotFileSource(o.config as string);
   let first: Snapshot | undefined;
   let version = 0;
   await source.start({
-    onLoad: (c) => {
-      const s = partition(c.snapshot);
+    onLoad: (snapshot) => {
+      const s = partition(snapshot);
       if (running && s.hash === running.current.hash) return;
       version++;
       const next = withVersion(s, version);

@@ -125,7 +125,7 @@ describe('each role loads only the subsystems its configuration uses', () => {
     else assert.ok(loaded.has('tsx'), 'without a current dist/, the sources run through tsx');
   });
 
-  it('broker with HTTP backends and no MQTT: no gRPC, no MQTT, no Kubernetes', async () => {
+  it('broker and proxy from files, HTTP backends and no MQTT: no gRPC, no MQTT, no Kubernetes, and no configuration compiler (a worker thread compiles the files)', async () => {
     const broker = await role('broker', ['broker', '--config', plain, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { link: /broker listener (http:\/\/\S+)/ });
     const proxy = await role('proxy', ['proxy', '--config', plain, '--broker', broker.urls['link'] as string, '--listen', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { http: /inference HTTP\s+(http:\/\/\S+)/ }, {
       MODELGUARD_PROXY_TOKEN: PROXY_TOKEN,
@@ -133,8 +133,8 @@ describe('each role loads only the subsystems its configuration uses', () => {
     assert.equal(await infer(proxy.urls['http'] as string), 200, 'a request through proxy and broker');
     await proxy.stop();
     await broker.stop();
-    absent(trace.packages('broker'), 'broker', [KUBERNETES, ONNX, ...MQTT, JWT, CERTS, ...GRPC]);
-    absent(trace.packages('proxy'), 'proxy', [KUBERNETES, ONNX, ...MQTT, JWT, CERTS]);
+    absent(trace.packages('broker'), 'broker', [...COMPILER, KUBERNETES, ONNX, ...MQTT, JWT, CERTS, ...GRPC]);
+    absent(trace.packages('proxy'), 'proxy', [...COMPILER, KUBERNETES, ONNX, ...MQTT, JWT, CERTS]);
   });
 
   it('broker and proxy managed by a controller: no configuration compiler (zod, yaml), which only files need', async () => {
