@@ -3,7 +3,7 @@
  * ready (`/readyz` 200: its one backend probed healthy), and resident memory once idle. Each role
  * runs in its own process against a zero-cost upstream in this one, compiled (`dist/`, through
  * bin/modelguard.js as the image runs it) and from the sources (tsx, as a fresh clone without a build
- * does), alternating, several times: `up`, a standalone broker and proxy (`--config`), and a broker
+ * does), in rotating order, several times: `up`, a standalone broker and proxy (`--config`), and a broker
  * and proxy managed by a controller (`--controller`, as the Kubernetes sidecar runs). Baseline in the
  * same run: a bare Node process that listens on one port (Node's own start and memory, which no Node
  * program goes below).
@@ -12,6 +12,14 @@
  * V8's memory reducer (it runs about 8 s after the last major GC of a quiet process) shrinks the
  * young generation that start-up grew (16 MiB semi-spaces back to 1 MiB): the settled figure is what
  * an idle sidecar holds for most of its life.
+ *
+ * The compiled runs are made twice: as started by hand (`dist`), and with glibc's trim threshold
+ * pinned at its default (`dist+trim`: MALLOC_TRIM_THRESHOLD_=131072 in the environment, which only
+ * the process's starter can set). Without it, glibc raises the threshold when a large block is freed
+ * (V8 compiling undici's HTTP parser, WebAssembly, frees a 2 MiB compiler zone a second or so after
+ * the first request) and then keeps up to ~10 MiB of freed memory in a worker thread's malloc arena
+ * for good: the settled RSS of one process varies by that much from one start to the next.
+ * docs/build.md, "Footprint".
  *
  *   npm run build && node --import tsx bench/overhead-footprint.ts [--runs 5] [--idle 3] [--settle 20]
  *
@@ -49,9 +57,12 @@ interface Started {
   readonly match: RegExpExecArray;
 }
 
-function start(argv: readonly string[], ready: RegExp, env: Record<string, string> = {}): Promise<Started> {
+/** Starts a process; `env` adds to this process's environment (an undefined value removes the variable). */
+function start(argv: readonly string[], ready: RegExp, env: Record<string, string | undefined> = {}): Promise<Started> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const merged: Record<string, string | undefined> = { ...process.env, ...env };
+  for (const [k, v] of Object.entries(merged)) if (v === undefined) delete merged[k];
+  const child = spawn(process.execPath, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: merged });
   let out = '';
   return new Promise((resolve, reject) => {
     child.stdout.on('data', (d: Buffer) => {
@@ -99,11 +110,15 @@ async function idleSamples(ps: readonly { child: ChildProcess; readyMs: number; 
   return ps.map((p, i) => ({ readyMs: p.readyMs, cpuMs: p.cpuMs, rssMiB: early[i] as number, settledMiB: rss(p.child) }));
 }
 
-const MG = { dist: ['bin/modelguard.js'], sources: ['--import', 'tsx', 'src/cli/main.ts'] } as const;
-type Mode = keyof typeof MG;
+/** glibc's own default trim threshold, pinned: see the header. */
+const TRIM = { MALLOC_TRIM_THRESHOLD_: '131072' };
+type Mode = 'dist' | 'dist+trim' | 'sources';
+/** How each mode runs the CLI (its arguments before the command), and the environment of its processes. */
+const MG: Record<Mode, readonly string[]> = { dist: ['bin/modelguard.js'], 'dist+trim': ['bin/modelguard.js'], sources: ['--import', 'tsx', 'src/cli/main.ts'] };
+const ENV: Record<Mode, Record<string, string | undefined>> = { dist: { MALLOC_TRIM_THRESHOLD_: undefined }, 'dist+trim': TRIM, sources: { MALLOC_TRIM_THRESHOLD_: undefined } };
 
 async function measureUp(mode: Mode, dir: string): Promise<Sample> {
-  const s = await start([...MG[mode], 'up', '--config', dir, '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'], /admin\s+(http:\/\/\S+)/);
+  const s = await start([...MG[mode], 'up', '--config', dir, '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'], /admin\s+(http:\/\/\S+)/, ENV[mode]);
   try {
     const readyMs = await readyAfter(s.match[1] as string, s.upMs, performance.now());
     const [sample] = await idleSamples([{ child: s.child, readyMs, cpuMs: cpuMs(s.child.pid as number) }]);
@@ -115,14 +130,14 @@ async function measureUp(mode: Mode, dir: string): Promise<Sample> {
 
 /** A broker, then a proxy sending to it, each with `source` (its configuration flags and name); both idle together. */
 async function measurePair(mode: Mode, source: { broker: readonly string[]; proxy: readonly string[] }): Promise<{ broker: Sample; proxy: Sample }> {
-  const b = await start([...MG[mode], 'broker', ...source.broker, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], /broker listener (http:\/\/\S+)[\s\S]*admin\s+(http:\/\/\S+)/);
+  const b = await start([...MG[mode], 'broker', ...source.broker, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], /broker listener (http:\/\/\S+)[\s\S]*admin\s+(http:\/\/\S+)/, ENV[mode]);
   try {
     const brokerReady = await readyAfter(b.match[2] as string, b.upMs, performance.now());
     const brokerCpu = cpuMs(b.child.pid as number);
     const p = await start(
       [...MG[mode], 'proxy', ...source.proxy, '--broker', b.match[1] as string, '--listen', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'],
       /admin\s+(http:\/\/\S+)/,
-      { MODELGUARD_PROXY_TOKEN: TOKEN },
+      { ...ENV[mode], MODELGUARD_PROXY_TOKEN: TOKEN },
     );
     try {
       const proxyReady = await readyAfter(p.match[1] as string, p.upMs, performance.now());
@@ -146,7 +161,7 @@ function measureSplit(mode: Mode, dir: string): Promise<{ broker: Sample; proxy:
 
 /** A controller over the same files, and a broker and a proxy it manages (`--controller`): no configuration files on the nodes. */
 async function measureManaged(mode: Mode, dir: string): Promise<{ broker: Sample; proxy: Sample }> {
-  const c = await start([...MG[mode], 'controller', '--config', dir, '--admin', '127.0.0.1:0'], /controller +(http:\/\/\S+)/);
+  const c = await start([...MG[mode], 'controller', '--config', dir, '--admin', '127.0.0.1:0'], /controller +(http:\/\/\S+)/, ENV[mode]);
   try {
     const ctl = c.match[1] as string;
     return await measurePair(mode, { broker: ['--controller', ctl, '--name', 'node-1'], proxy: ['--controller', ctl, '--name', 'proxy-1'] });
@@ -178,14 +193,15 @@ async function main(): Promise<void> {
 
   say('ModelGuard footprint: start to ready, and idle RSS, per role');
   say(await machineLine());
-  say(`${RUNS} runs, alternating order; RSS read ${IDLE_MS / 1000} s and ${SETTLE_MS / 1000} s (settled) after ready; one kserve-v2-http backend (zero-cost upstream in the bench process)`);
+  say(`${RUNS} runs, rotating order (dist+trim: MALLOC_TRIM_THRESHOLD_=${TRIM.MALLOC_TRIM_THRESHOLD_}); RSS read ${IDLE_MS / 1000} s and ${SETTLE_MS / 1000} s (settled) after ready; one kserve-v2-http backend (zero-cost upstream in the bench process)`);
   say('note: a shared machine; read the ratios and medians, not single figures');
   say();
 
   const rows: Record<string, Sample[]> = {};
   const add = (k: string, s: Sample): void => void (rows[k] ??= []).push(s);
   for (let i = 0; i < RUNS; i++) {
-    const order: Mode[] = i % 2 === 0 ? ['dist', 'sources'] : ['sources', 'dist'];
+    const modes = Object.keys(MG) as Mode[];
+    const order = [...modes.slice(i % modes.length), ...modes.slice(0, i % modes.length)];
     add('bare node (listen on one port)', await measureBare());
     for (const mode of order) {
       add(`up --config, ${mode}`, await measureUp(mode, dir));
@@ -232,9 +248,13 @@ async function main(): Promise<void> {
   const verdict = (v: number, limit: number, digits: number): string => `${fixed(v, digits)} ${v <= limit ? 'met' : 'NOT met'}`;
   say(`targets (compiled; idle RSS = settled, @${SETTLE_MS / 1000} s):`);
   say(`  up ready ≤ ${TARGETS.upReadyMs} ms: ${verdict(upReady, TARGETS.upReadyMs, 0)}`);
-  say(`  up idle RSS ≤ ${TARGETS.upRssMiB} MiB: ${verdict(med('up --config, dist', (s) => s.settledMiB), TARGETS.upRssMiB, 1)} (@${IDLE_MS / 1000} s: ${fixed(med('up --config, dist', (s) => s.rssMiB), 1)})`);
-  for (const k of ['proxy --controller, dist', 'proxy --config, dist']) {
-    say(`  ${k.replace(', dist', '')} idle RSS ≤ ${TARGETS.proxyRssMiB} MiB: ${verdict(med(k, (s) => s.settledMiB), TARGETS.proxyRssMiB, 1)} (@${IDLE_MS / 1000} s: ${fixed(med(k, (s) => s.rssMiB), 1)})`);
+  for (const mode of ['dist', 'dist+trim'] as const) {
+    const up = `up --config, ${mode}`;
+    say(`  ${mode}: up idle RSS ≤ ${TARGETS.upRssMiB} MiB: ${verdict(med(up, (s) => s.settledMiB), TARGETS.upRssMiB, 1)} (@${IDLE_MS / 1000} s: ${fixed(med(up, (s) => s.rssMiB), 1)})`);
+    for (const role of ['proxy --controller', 'proxy --config']) {
+      const k = `${role}, ${mode}`;
+      say(`  ${mode}: ${role} idle RSS ≤ ${TARGETS.proxyRssMiB} MiB: ${verdict(med(k, (s) => s.settledMiB), TARGETS.proxyRssMiB, 1)} (@${IDLE_MS / 1000} s: ${fixed(med(k, (s) => s.rssMiB), 1)})`);
+    }
   }
   upstream.close();
 }
