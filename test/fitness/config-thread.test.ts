@@ -1,0 +1,68 @@
+/**
+ * `up --config` and standalone nodes compile their files in a worker thread (src/cli/config-thread.ts),
+ * so the compiler never stays in the long-running process (docs/build.md, "Footprint"). What the
+ * worker posts back must be what loadConfig gives in the process itself: the same snapshot (hash and
+ * content), frozen, and a ConfigError with the same issues for a bad file.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { loadSnapshot } from '../../src/cli/config-thread.ts';
+import { ConfigError } from '../../src/config/issues.ts';
+import { loadConfig } from '../../src/config/load.ts';
+
+const CONFIG = `apiVersion: modelguard.io/v1alpha1
+kind: Gateway
+metadata: { name: default }
+spec: { auth: none }
+---
+apiVersion: modelguard.io/v1alpha1
+kind: Backend
+metadata: { name: accel }
+spec:
+  protocol: kserve-v2-http
+  endpoints: [{ url: "http://127.0.0.1:9", slots: 3 }]
+---
+apiVersion: modelguard.io/v1alpha1
+kind: Model
+metadata: { name: demo }
+spec: { backend: accel }
+---
+apiVersion: modelguard.io/v1alpha1
+kind: ServiceGroup
+metadata: { name: default }
+spec: { queue: { maxLength: 7 } }
+`;
+
+describe('the configuration compiled in a worker thread', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mg-config-thread-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('is the snapshot loadConfig compiles in-process: same hash, same content, frozen, the version asked for', async () => {
+    const good = join(dir, 'good.yaml');
+    writeFileSync(good, CONFIG);
+    const inProcess = (await loadConfig(good, { version: 4 })).snapshot;
+    const fromWorker = await loadSnapshot(good, { version: 4 });
+    assert.equal(fromWorker.hash, inProcess.hash);
+    assert.equal(fromWorker.version, 4);
+    assert.deepEqual(fromWorker, inProcess);
+    assert.ok(Object.isFrozen(fromWorker) && Object.isFrozen(fromWorker.gateway), 'deep-frozen, as a compiled snapshot is');
+  });
+
+  it('refuses a bad file with a ConfigError carrying the same issues, and a missing path as loadConfig does', async () => {
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'apiVersion: modelguard.io/v1alpha1\nkind: Backend\nmetadata: { name: x }\nspec: { protocol: nope }\n');
+    const expected = await loadConfig(bad).then(
+      () => assert.fail('loadConfig accepted a bad file'),
+      (e: unknown) => e as ConfigError,
+    );
+    await assert.rejects(loadSnapshot(bad), (err: unknown) => {
+      assert.ok(err instanceof ConfigError, `a ConfigError (got ${String(err)})`);
+      assert.deepEqual(err.issues, expected.issues);
+      return true;
+    });
+    await assert.rejects(loadSnapshot(join(dir, 'missing')), (err: unknown) => err instanceof ConfigError && /no such file or directory/.test(err.message));
+  });
+});
