@@ -8,11 +8,11 @@
  *
  * The same file is the worker's entry: run as a worker, it loads the compiler and answers once.
  */
-import { watch, type FSWatcher } from 'node:fs';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { Snapshot } from '../core/snapshot.ts';
 import { ConfigError, type ConfigIssue } from '../config/issues.ts';
 import { deepFreeze } from '../config/seal.ts';
+import { WatchedFiles } from '../config/file-watch.ts';
 
 interface Request {
   readonly path: string;
@@ -44,50 +44,9 @@ export async function loadSnapshot(path: string, options: { version?: number } =
   throw Object.assign(new Error(answer.error.message), answer.error.code === undefined ? {} : { code: answer.error.code });
 }
 
-/**
- * A YAML file or a directory of them, compiled by loadSnapshot, re-read on change (debounced) and on
- * demand, one load at a time: the contract of the controller's FileSource (src/controller/source.ts),
- * which loads the compiler into its own process, as the controller has to.
- */
-export class SnapshotFileSource {
-  private watcher: FSWatcher | undefined;
-  private debounce: NodeJS.Timeout | undefined;
-  private handlers: { onLoad(snapshot: Snapshot): void; onError(err: unknown): void } | undefined;
-  /** Loads run one at a time, in order: a slow read never overwrites a newer one. */
-  private chain: Promise<void> = Promise.resolve();
-
-  constructor(readonly path: string) {}
-
-  /** Loads once (resolving after the first onLoad or onError), then keeps watching. */
-  async start(handlers: { onLoad(snapshot: Snapshot): void; onError(err: unknown): void }): Promise<void> {
-    this.handlers = handlers;
-    await this.reload('start');
-    this.watcher = watch(this.path, { persistent: false }, () => {
-      clearTimeout(this.debounce);
-      this.debounce = setTimeout(() => void this.reload('file change'), 100);
-    });
-    this.watcher.on('error', (err) => handlers.onError(err));
-  }
-
-  /** Re-reads now (SIGHUP). */
-  reload(_why: string): Promise<void> {
-    const run = async (): Promise<void> => {
-      const h = this.handlers;
-      if (!h) return;
-      try {
-        h.onLoad(await loadSnapshot(this.path));
-      } catch (err) {
-        h.onError(err);
-      }
-    };
-    this.chain = this.chain.then(run, run);
-    return this.chain;
-  }
-
-  close(): void {
-    clearTimeout(this.debounce);
-    this.watcher?.close();
-  }
+/** A YAML file or a directory of them, compiled in a worker thread at each load, re-read on change and on SIGHUP. */
+export function snapshotFiles(path: string): WatchedFiles<Snapshot> {
+  return new WatchedFiles(path, (p) => loadSnapshot(p));
 }
 
 async function answer(request: Request): Promise<Answer> {

@@ -164,8 +164,8 @@ async function runNode<R extends Role>(
   }
   // Files need the configuration compiler (zod, yaml): a worker thread runs it for each load, so a
   // standalone node does not keep it either (config-thread.ts).
-  const { SnapshotFileSource } = await import('./config-thread.ts');
-  const source = new SnapshotFileSource(o.config as string);
+  const { snapshotFiles } = await import('./config-thread.ts');
+  const source = snapshotFiles(o.config as string);
   let first: Snapshot | undefined;
   let version = 0;
   await source.start({

@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { loadSnapshot } from '../../src/cli/config-thread.ts';
+import { loadSnapshot, snapshotFiles } from '../../src/cli/config-thread.ts';
+import type { Snapshot } from '../../src/core/snapshot.ts';
 import { ConfigError } from '../../src/config/issues.ts';
 import { loadConfig } from '../../src/config/load.ts';
 
@@ -65,4 +66,39 @@ describe('the configuration compiled in a worker thread', () => {
     });
     await assert.rejects(loadSnapshot(join(dir, 'missing')), (err: unknown) => err instanceof ConfigError && /no such file or directory/.test(err.message));
   });
+
+  it('a standalone node\'s files: loaded, re-loaded when they change, a bad edit refused (the last good one stays the caller\'s), SIGHUP re-reads', async () => {
+    const path = join(dir, 'watched.yaml');
+    writeFileSync(path, CONFIG);
+    const loads: Snapshot[] = [];
+    const errors: unknown[] = [];
+    const files = snapshotFiles(path);
+    try {
+      await files.start({ onLoad: (s) => loads.push(s), onError: (e) => errors.push(e) });
+      assert.equal(loads.length, 1);
+      assert.equal(loads[0]!.groups['default']?.queue.maxLength, 7);
+      writeFileSync(path, CONFIG.replace('maxLength: 7', 'maxLength: 9'));
+      await until(() => loads.length === 2, 'the change to be loaded');
+      assert.equal(loads[1]!.groups['default']?.queue.maxLength, 9);
+      writeFileSync(path, CONFIG.replace('protocol: kserve-v2-http', 'protocol: nope'));
+      await until(() => errors.length === 1, 'the bad edit to be refused');
+      assert.ok(errors[0] instanceof ConfigError, `a ConfigError (got ${String(errors[0])})`);
+      assert.equal(loads.length, 2, 'nothing loaded from the bad edit');
+      writeFileSync(path, CONFIG);
+      await until(() => loads.length === 3, 'the repaired file to be loaded');
+      await files.reload('SIGHUP');
+      assert.equal(loads.length, 4);
+      assert.equal(loads[3]!.hash, loads[0]!.hash);
+    } finally {
+      files.close();
+    }
+  });
 });
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 10_000;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
