@@ -196,6 +196,6 @@ export function httpCall(dispatcher: Dispatcher, req: CallRequest, whole: Whole 
       return;
     }
     const handler = new CallHandler(req.signal, whole, resolve, reject);
-    dispatcher.dispatch({ method: req.method as Dispatcher.HttpMethod, path: req.path, headers: req.headers, body: req.body }, handler as unknown as Dispatcher.DispatchHandler);
+    dispatcher.dispatch({ method: req.method, path: req.path, headers: req.headers, body: req.body }, handler);
   });
 }
