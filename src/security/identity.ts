@@ -20,7 +20,7 @@ export interface Credentials {
 /**
  * The last key a connection presented and was recognised with, and by which resolver (a reload
  * makes a new one, so a revoked key is looked up again). A keep-alive client sends the same key on
- * every request: comparing it with the remembered one costs a tenth of hashing it. The comparison
+ * every request: comparing it with the remembered one costs a quarter of hashing it. The comparison
  * runs in time independent of where the keys differ, because a connection can carry more than one
  * client's requests (a reverse proxy in front pools its upstream connections).
  */
