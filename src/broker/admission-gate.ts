@@ -13,6 +13,9 @@ import type { DomainFlow, GroupState, Work } from './work.ts';
 /** How often every domain is sampled (and checked for a fall of its rate), ms. */
 const TICK_MS = 50;
 
+/** predict()'s answer for a free slot (admission.ts), shared: a Prediction is never changed. */
+const STARTS_NOW: Prediction = Object.freeze({ waitMs: 0, refuse: false, retryAfterMs: 0 });
+
 export interface GateEnv {
   domains(): Iterable<Domain>;
   /** The group has early refusal on (ServiceGroup.spec.queue.earlyRefusal). */
@@ -50,6 +53,12 @@ export class AdmissionGate {
   /** The prediction for a new arrival at the back of `flow`; undefined while the rate is cold. */
   predict(domain: Domain, flow: DomainFlow, deadline: number): Prediction | undefined {
     const est = this.estimate(domain);
+    // The common arrival: nothing waits and a slot is free. It starts now (a free slot always
+    // admits), and the sample only says the domain is not backlogged: no view to build.
+    if (domain.queued === 0 && pickEndpoint(domain.endpoints) !== undefined) {
+      est.idle();
+      return STARTS_NOW;
+    }
     const view = viewOf(domain);
     est.sample(view);
     return predict(est, view, flow, flow.queue.length, performance.now(), deadline);

@@ -112,6 +112,19 @@ export class DrainEstimate {
     this.slotMs[i] = (this.slotMs[i] ?? 0) + dt * prev.capacity;
   }
 
+  /**
+   * A sample of a domain with nothing queued (sample() with `queued` 0): it only ends a backlogged
+   * stretch, so its counters are not needed. The broker's common arrival (a slot free) records this.
+   */
+  idle(): void {
+    const last = this.last;
+    if (last === undefined) this.last = { at: this.now(), dispatched: 0, busy: false, capacity: 0 };
+    else {
+      last.at = this.now();
+      last.busy = false;
+    }
+  }
+
   /** Dispatches per second with `capacity` healthy slots; undefined while cold or stale. */
   rate(capacity: number): number | undefined {
     this.advance(this.now());

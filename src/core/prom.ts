@@ -6,12 +6,13 @@
  * memory.
  *
  * It lives in core because every layer that exposes metrics (observability, qos, controller) may
- * import core and nothing else in common; it imports nothing.
+ * import core and nothing else in common; it imports nothing outside core.
  *
  * Counters and gauges take label objects and are mostly filled at scrape time by their `collect`
- * hook. The histogram is for the request path: label values positionally, one map lookup and a
- * short bucket scan per observation.
+ * hook. The histogram is for the request path: label values positionally, one map lookup per
+ * label (tuple-map.ts) and a short bucket scan per observation.
  */
+import { TupleMap } from './tuple-map.ts';
 
 /** One label of a sample: name, value. */
 export type Label = readonly [name: string, value: string];
@@ -216,7 +217,7 @@ export interface HistogramOptions<L extends string> {
 
 /** Observations counted into buckets, written as cumulative `_bucket{le}` lines, `_sum` and `_count`. */
 export class Histogram<L extends string = never> extends Metric {
-  private readonly series = new Map<string, HistogramSeries>();
+  private readonly series: TupleMap<HistogramSeries>;
   private readonly buckets: readonly number[];
   /** The bounds as `le` values. */
   private readonly les: readonly string[];
@@ -229,19 +230,20 @@ export class Histogram<L extends string = never> extends Metric {
     this.buckets = [...opts.buckets];
     this.les = [...this.buckets.map(formatValue), '+Inf'];
     this.head = this.header();
+    this.series = new TupleMap(this.labelNames.length, (values) => {
+      const labels: Label[] = this.labelNames.map((n, i) => [n, values[i] ?? '']);
+      const inner = labelText(labels);
+      return { labels, bucketPrefix: inner === '' ? '{' : `{${inner},`, text: inner === '' ? '' : `{${inner}}`, counts: new Float64Array(this.buckets.length + 1), sum: 0, count: 0 };
+    });
     opts.registry.register(this);
   }
 
-  /** Records `value` for the series with these label values (in `labelNames` order). */
-  observe(value: number, ...labelValues: string[]): void {
-    const key = labelValues.length === 1 ? labelValues[0]! : labelValues.join('\u0000');
-    let s = this.series.get(key);
-    if (!s) {
-      const labels: Label[] = this.labelNames.map((n, i) => [n, labelValues[i] ?? '']);
-      const inner = labelText(labels);
-      s = { labels, bucketPrefix: inner === '' ? '{' : `{${inner},`, text: inner === '' ? '' : `{${inner}}`, counts: new Float64Array(this.buckets.length + 1), sum: 0, count: 0 };
-      this.series.set(key, s);
-    }
+  /**
+   * Records `value` for the series with these label values (in `labelNames` order; up to five
+   * labels, positional rather than a rest array: it runs for every request).
+   */
+  observe(value: number, l0?: string, l1?: string, l2?: string, l3?: string, l4?: string): void {
+    const s = this.series.at(l0, l1, l2, l3, l4);
     let i = 0;
     while (i < this.buckets.length && value > this.buckets[i]!) i++;
     s.counts[i]! += 1;

@@ -11,9 +11,9 @@ export interface BackendRequest {
   /** Aborts the call (client gone, or the call's deadline). */
   readonly signal: CancelSignal;
   /** The caller's priority level, for a client with a pool per level (traffic QoS); others ignore it. */
-  readonly level?: number;
+  readonly level?: number | undefined;
   /** Answers to read whole rather than stream (an HTTP client honours it; others may answer with a stream). */
-  readonly whole?: Whole;
+  readonly whole?: Whole | undefined;
 }
 
 export interface BackendResponse {

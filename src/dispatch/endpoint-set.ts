@@ -22,7 +22,7 @@ import { createBackendClient, hasLevelPools } from './clients/index.ts';
 import { LevelledClient } from './clients/levelled.ts';
 import { Endpoint, pickEndpoint } from './endpoint.ts';
 import { callBackend, type Completion } from './execute.ts';
-import { Health, modelProbePath } from './health.ts';
+import { Health, metadataCall, modelProbePath } from './health.ts';
 import { type LinkOptions, linkOptions } from './link.ts';
 
 /** How long a call held its slot and how it ended. */
@@ -202,7 +202,10 @@ export class EndpointSet {
         ep.served++;
         ep.observeLatency(ms);
       }
-      this.health.observe(ep, model, completion, failure || `status ${completion.status ?? '-'}`, model === undefined ? undefined : modelProbePath(b.protocol, call.path));
+      this.health.observe(ep, model, completion, () => ({
+        reason: failure || `status ${completion.status ?? '-'}`,
+        probePath: model === undefined ? undefined : modelProbePath(b.protocol, call.path),
+      }));
       return { ms, completion };
     });
     // A connection failure reaches the caller after it was counted: a retry then sees the endpoint
@@ -228,7 +231,7 @@ export class EndpointSet {
       if (!ep) break;
       tried.add(ep);
       const c = callBackend(ep, call, { caller: deadline, backend: performance.now() + this.backend.timeoutMs, finish: false });
-      void c.done.then((completion) => this.health.observe(ep, undefined, completion, 'metadata call', undefined));
+      void c.done.then((completion) => this.health.observe(ep, undefined, completion, metadataCall));
       try {
         return await c.answer;
       } catch (err) {

@@ -160,16 +160,8 @@ export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimit
   void (async () => {
     let res;
     try {
-      const whole = wholeFor(call);
-      res = await ep.client.request({
-        method: call.method,
-        path: call.path,
-        headers: call.headers,
-        body: call.body,
-        signal: ac,
-        ...(level === undefined ? {} : { level }),
-        ...(whole === undefined ? {} : { whole }),
-      });
+      // Plain properties (undefined when absent): conditional spreads cost a generic copy per call.
+      res = await ep.client.request({ method: call.method, path: call.path, headers: call.headers, body: call.body, signal: ac, level, whole: wholeFor(call) });
     } catch (err) {
       if (err instanceof MGError && err.code === 'MG_BACKEND_ERROR' && !ac.aborted) {
         // Read whole by the client and over MAX_BUFFERED_REPLY: a broken answer, the server's fault.
@@ -195,7 +187,8 @@ export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimit
         return;
       }
       if (mustValidate(call, status, res.headers)) {
-        const buf = await readAll(res.body, MAX_BUFFERED_REPLY);
+        // Most clients read it whole already (wholeFor): no await for those.
+        const buf = Buffer.isBuffer(res.body) && res.body.length <= MAX_BUFFERED_REPLY ? res.body : await readAll(res.body, MAX_BUFFERED_REPLY);
         let units: number | undefined;
         if (call.api === 'openai') {
           // LLM answers are parsed in full: their `usage` corrects the cost of the call.

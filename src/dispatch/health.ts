@@ -46,6 +46,16 @@ export function modelProbePath(protocol: BackendSnapshot['protocol'], path: stri
   return m ? `/v2/models/${m[1]}${m[2] ?? ''}/ready` : undefined;
 }
 
+/** A failed call, as a model that goes out of service remembers it. */
+export interface CallFailure {
+  readonly reason: string;
+  /** The model's readiness path, probed before its trial call (undefined: none, the trial decides). */
+  readonly probePath: string | undefined;
+}
+
+const METADATA_CALL: CallFailure = { reason: 'metadata call', probePath: undefined };
+export const metadataCall = (): CallFailure => METADATA_CALL;
+
 export class Health {
   private timer: NodeJS.Timeout | undefined;
   private probing = false;
@@ -79,8 +89,11 @@ export class Health {
     return Math.min(MAX_EJECTION_MS, this.hc.intervalMs * 2 ** Math.max(0, n - 1));
   }
 
-  /** What a finished call says about its endpoint and its model (undefined model: not inference). */
-  observe(ep: Endpoint, model: string | undefined, c: Completion, reason: string, probePath: string | undefined): void {
+  /**
+   * What a finished call says about its endpoint and its model (undefined model: not inference).
+   * `failure` describes it, asked only when its model counts a failure (most calls succeed).
+   */
+  observe(ep: Endpoint, model: string | undefined, c: Completion, failure: () => CallFailure): void {
     const now = performance.now();
     const mh = model === undefined ? undefined : this.model(ep, model);
     switch (c.fault) {
@@ -94,7 +107,7 @@ export class Health {
         ep.failures++;
         ep.run5xx++;
         ep.runModels.add(model ?? '');
-        if (mh) this.modelFailed(mh, now, reason, probePath);
+        if (mh) this.modelFailed(mh, now, failure);
         // The same 5xx from two or more models with nothing good between: the server's, not a model's.
         if (ep.runModels.size >= 2 && ep.run5xx >= this.hc.failureThreshold) this.serverFault(ep, now, false);
         return;
@@ -135,16 +148,17 @@ export class Health {
     } else if (mh.ejections > 0 && now - mh.upSince > HEALTHY_SPELL_INTERVALS * this.hc.intervalMs) mh.ejections = 0;
   }
 
-  private modelFailed(mh: ModelHealth, now: number, reason: string, probePath: string | undefined): void {
+  private modelFailed(mh: ModelHealth, now: number, failure: () => CallFailure): void {
     mh.failures++;
     if (mh.down) {
       if (!mh.down.trial) return; // a call that left before the model went down
       mh.ejections++;
-      Object.assign(mh.down, { until: now + this.backoff(mh.ejections), due: false, trial: false, reason });
+      Object.assign(mh.down, { until: now + this.backoff(mh.ejections), due: false, trial: false, reason: failure().reason });
       return;
     }
     if (mh.failures < this.hc.failureThreshold) return;
     mh.ejections++;
+    const { reason, probePath } = failure();
     mh.down = { until: now + this.backoff(mh.ejections), ejections: mh.ejections, due: false, trial: false, probePath, reason };
   }
 

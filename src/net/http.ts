@@ -69,7 +69,8 @@ export function writeReply(
   shape: (headers: Record<string, string>) => Record<string, string> = (h) => h,
 ): void {
   const own: Record<string, string> = {};
-  for (const [k, v] of Object.entries(reply.headers)) if (!HOP_BY_HOP.has(k)) own[k] = v;
+  const given = reply.headers;
+  for (const k in given) if (!HOP_BY_HOP.has(k)) own[k] = given[k] as string;
   const headers = shape(own);
   headers['x-request-id'] = id;
   headers['x-modelguard-served-by'] = reply.servedBy;

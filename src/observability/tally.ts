@@ -1,9 +1,10 @@
 /**
- * Request counts per label combination, as plain numbers: one string key and one map lookup per
+ * Request counts per label combination, as plain numbers: one lookup per label (tuple-map.ts) per
  * request instead of a labelled counter update per metric. The counters are summed from these rows when
  * /metrics is scraped. Rows are bounded like the labels: every value comes from configuration or a
  * fixed set.
  */
+import { TupleMap } from '../core/tuple-map.ts';
 
 export interface TallyRow {
   readonly group: string;
@@ -18,12 +19,10 @@ export interface TallyRow {
 }
 
 export class RequestTally {
-  private readonly byKey = new Map<string, TallyRow>();
+  private readonly byKey = new TupleMap<TallyRow>(5, ([group = '', app = '', model = '', protocol = '', outcome = '']) => ({ group, app, model, protocol, outcome, count: 0, handled: 0 }));
 
   add(group: string, app: string, model: string, protocol: string, outcome: string, handled: boolean): void {
-    const key = `${group}\u0000${app}\u0000${model}\u0000${protocol}\u0000${outcome}`;
-    let row = this.byKey.get(key);
-    if (!row) this.byKey.set(key, (row = { group, app, model, protocol, outcome, count: 0, handled: 0 }));
+    const row = this.byKey.at(group, app, model, protocol, outcome);
     row.count++;
     if (handled) row.handled++;
   }

@@ -70,6 +70,30 @@ test('a free slot is never refused, however long the queue and however short the
   assert.deepEqual(p, { waitMs: 0, refuse: false, retryAfterMs: 0 });
 });
 
+test('an idle sample (an arrival to a free slot with nothing queued) ends a backlogged stretch', () => {
+  // Two domains measured alike, then 100 ms in which 50 calls went straight to free slots. Only the
+  // one told so by idle() leaves that stretch out of its backlogged rate.
+  const told = new DrainEstimate({}, clock);
+  const untold = new DrainEstimate({}, clock);
+  const a = { dispatched: 0 };
+  const b = { dispatched: 0 };
+  told.sample({ dispatched: 0, queued: 50, capacity: 2 });
+  untold.sample({ dispatched: 0, queued: 50, capacity: 2 });
+  for (let t = 0; t < 1000; t += 50) {
+    mock.timers.tick(50);
+    a.dispatched += 5;
+    b.dispatched += 5;
+    told.sample({ dispatched: a.dispatched, queued: 50, capacity: 2 });
+    untold.sample({ dispatched: b.dispatched, queued: 50, capacity: 2 });
+  }
+  told.idle();
+  mock.timers.tick(100);
+  told.sample({ dispatched: a.dispatched + 50, queued: 50, capacity: 2 });
+  untold.sample({ dispatched: b.dispatched + 50, queued: 50, capacity: 2 });
+  assert.ok(Math.abs((told.rate(2) as number) - 100) < 1e-6, `told: ${told.rate(2)}/s`);
+  assert.ok(Math.abs((untold.rate(2) as number) - 100) > 10, `untold: ${untold.rate(2)}/s counts the free-slot calls as backlog`);
+});
+
 test('stale: a rate not measured for a whole window is forgotten', () => {
   const est = new DrainEstimate({}, clock);
   const st = { dispatched: 0 };

@@ -49,7 +49,8 @@ export function credentials(req: IncomingMessage): Credentials {
   if (creds.key === undefined) return creds;
   let memo = memos.get(req.socket);
   if (memo === undefined) memos.set(req.socket, (memo = {}));
-  return { ...creds, memo };
+  // A literal, not `{ ...creds, memo }`: the spread took about 1 µs here (V8's generic copy).
+  return { key: creds.key, group: creds.group, memo };
 }
 
 /** Per keep-alive connection, the last key recognised on it (security/identity.ts KeyMemo). */
