@@ -26,18 +26,18 @@
  * Figures: median over runs; "× node" is the ratio to the bare Node baseline's median.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { sha256Hex } from '../src/security/identity.ts';
 import { writeConfig } from './lib/config.ts';
-import { cpuMs, ROOT, rssBytes, runMain, waitForExit } from './lib/processes.ts';
+import { binRuns, cpuMs, ROOT, rssBytes, runMain, waitForExit } from './lib/processes.ts';
 import { fixed, machineLine, median, say, table } from './lib/stats.ts';
 
-const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' }, idle: { type: 'string', default: '3' }, settle: { type: 'string', default: '20' } } });
+const { values: args } = parseArgs({
+  options: { runs: { type: 'string', default: '5' }, idle: { type: 'string', default: '3' }, settle: { type: 'string', default: '20' }, modes: { type: 'string' } },
+});
 const RUNS = Number(args.runs);
 const IDLE_MS = Number(args.idle) * 1000;
 const SETTLE_MS = Math.max(IDLE_MS, Number(args.settle) * 1000);
@@ -110,12 +110,25 @@ async function idleSamples(ps: readonly { child: ChildProcess; readyMs: number; 
   return ps.map((p, i) => ({ readyMs: p.readyMs, cpuMs: p.cpuMs, rssMiB: early[i] as number, settledMiB: rss(p.child) }));
 }
 
-/** glibc's own default trim threshold, pinned: see the header. */
+/** glibc's own default trim threshold, pinned, and one malloc arena for all threads: see the header. */
 const TRIM = { MALLOC_TRIM_THRESHOLD_: '131072' };
-type Mode = 'dist' | 'dist+trim' | 'sources';
+const ARENA = { MALLOC_ARENA_MAX: '1' };
+const GLIBC_DEFAULTS = { MALLOC_TRIM_THRESHOLD_: undefined, MALLOC_ARENA_MAX: undefined };
+const ALL_MODES = ['dist', 'dist+trim', 'dist+arena', 'sources'] as const;
+type Mode = (typeof ALL_MODES)[number];
+const DIST = ['bin/modelguard.js'];
 /** How each mode runs the CLI (its arguments before the command), and the environment of its processes. */
-const MG: Record<Mode, readonly string[]> = { dist: ['bin/modelguard.js'], 'dist+trim': ['bin/modelguard.js'], sources: ['--import', 'tsx', 'src/cli/main.ts'] };
-const ENV: Record<Mode, Record<string, string | undefined>> = { dist: { MALLOC_TRIM_THRESHOLD_: undefined }, 'dist+trim': TRIM, sources: { MALLOC_TRIM_THRESHOLD_: undefined } };
+const MG: Record<Mode, readonly string[]> = { dist: DIST, 'dist+trim': DIST, 'dist+arena': DIST, sources: ['--import', 'tsx', 'src/cli/main.ts'] };
+const ENV: Record<Mode, Record<string, string | undefined>> = {
+  dist: GLIBC_DEFAULTS,
+  'dist+trim': { ...GLIBC_DEFAULTS, ...TRIM },
+  'dist+arena': { ...GLIBC_DEFAULTS, ...ARENA },
+  sources: GLIBC_DEFAULTS,
+};
+const MODES: readonly Mode[] = args.modes === undefined ? ALL_MODES : args.modes.split(',').map((m) => {
+  if (!(ALL_MODES as readonly string[]).includes(m)) throw new Error(`--modes: unknown mode ${m} (one of ${ALL_MODES.join(', ')})`);
+  return m as Mode;
+});
 
 async function measureUp(mode: Mode, dir: string): Promise<Sample> {
   const s = await start([...MG[mode], 'up', '--config', dir, '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--admin', '127.0.0.1:0'], /admin\s+(http:\/\/\S+)/, ENV[mode]);
@@ -183,7 +196,7 @@ async function measureBare(): Promise<Sample> {
 }
 
 async function main(): Promise<void> {
-  if (!existsSync(join(ROOT, 'dist/BUILD'))) throw new Error('no dist/ build: run `npm run build` first');
+  if (binRuns() !== 'dist') throw new Error('dist/ is missing or older than src/ (the bin would run the sources): run `npm run build` first');
   const upstream = http.createServer((req, res) => {
     req.resume();
     req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(ANSWER));
@@ -193,14 +206,14 @@ async function main(): Promise<void> {
 
   say('ModelGuard footprint: start to ready, and idle RSS, per role');
   say(await machineLine());
-  say(`${RUNS} runs, rotating order (dist+trim: MALLOC_TRIM_THRESHOLD_=${TRIM.MALLOC_TRIM_THRESHOLD_}); RSS read ${IDLE_MS / 1000} s and ${SETTLE_MS / 1000} s (settled) after ready; one kserve-v2-http backend (zero-cost upstream in the bench process)`);
+  say(`${RUNS} runs, rotating order (dist+trim: MALLOC_TRIM_THRESHOLD_=${TRIM.MALLOC_TRIM_THRESHOLD_}; dist+arena: MALLOC_ARENA_MAX=${ARENA.MALLOC_ARENA_MAX}); RSS read ${IDLE_MS / 1000} s and ${SETTLE_MS / 1000} s (settled) after ready; one kserve-v2-http backend (zero-cost upstream in the bench process)`);
   say('note: a shared machine; read the ratios and medians, not single figures');
   say();
 
   const rows: Record<string, Sample[]> = {};
   const add = (k: string, s: Sample): void => void (rows[k] ??= []).push(s);
   for (let i = 0; i < RUNS; i++) {
-    const modes = Object.keys(MG) as Mode[];
+    const modes = MODES;
     const order = [...modes.slice(i % modes.length), ...modes.slice(0, i % modes.length)];
     add('bare node (listen on one port)', await measureBare());
     for (const mode of order) {
@@ -244,11 +257,11 @@ async function main(): Promise<void> {
   );
   say();
   const med = (k: string, f: (s: Sample) => number): number => median((rows[k] ?? []).map(f));
-  const upReady = med('up --config, dist', (s) => s.readyMs);
+  const upReady = med(`up --config, ${MODES[0] ?? 'dist'}`, (s) => s.readyMs);
   const verdict = (v: number, limit: number, digits: number): string => `${fixed(v, digits)} ${v <= limit ? 'met' : 'NOT met'}`;
   say(`targets (compiled; idle RSS = settled, @${SETTLE_MS / 1000} s):`);
   say(`  up ready ≤ ${TARGETS.upReadyMs} ms: ${verdict(upReady, TARGETS.upReadyMs, 0)}`);
-  for (const mode of ['dist', 'dist+trim'] as const) {
+  for (const mode of MODES.filter((m) => m !== 'sources')) {
     const up = `up --config, ${mode}`;
     say(`  ${mode}: up idle RSS ≤ ${TARGETS.upRssMiB} MiB: ${verdict(med(up, (s) => s.settledMiB), TARGETS.upRssMiB, 1)} (@${IDLE_MS / 1000} s: ${fixed(med(up, (s) => s.rssMiB), 1)})`);
     for (const role of ['proxy --controller', 'proxy --config']) {
@@ -257,6 +270,8 @@ async function main(): Promise<void> {
     }
   }
   upstream.close();
+  // An edit of src/ during the run makes the bin run the sources from then on: the dist rows would lie.
+  if (binRuns() !== 'dist') throw new Error('src/ changed during the run, so later "dist" starts ran the sources: run it again without editing');
 }
 
 runMain(main);

@@ -22,15 +22,13 @@
  * cost per request is compared before and after in one run.
  * --profile runs ModelGuard under `node --cpu-prof` and prints where its time went.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { sha256Hex } from '../src/security/identity.ts';
 import { waitReady } from './lib/admin.ts';
 import { INFER_BODY, INFER_PATH, writeConfig } from './lib/config.ts';
 import { formatSummary, profileIn, summarizeFile } from './lib/cpu-profile.ts';
 import { findNginx, startNginx } from './lib/nginx.ts';
-import { cpuMs, keepDir, ROOT, runMain, startModelGuard, startNodeProxy, tempDir, treeCpuMs, type Service } from './lib/processes.ts';
+import { binRuns, cpuMs, keepDir, ROOT, runMain, startModelGuard, startNodeProxy, tempDir, treeCpuMs, type Service } from './lib/processes.ts';
 import { fixed, machineLine, median, say, table } from './lib/stats.ts';
 import { executable, runWrk, startHaproxy, startUpstream, wrkScript, type WrkResult } from './overhead-lib.ts';
 
@@ -73,8 +71,8 @@ function mgConfig(upstream: string, slots: number, auth: boolean, accessLog: boo
 }
 
 /** dist/ is what the bin runs when it is current; say which one is measured. */
-function mgRuntime(): string {
-  return existsSync(join(ROOT, 'dist/BUILD')) ? 'compiled dist/ (if current; else the bin falls back to the sources through tsx and says so on stderr)' : 'TypeScript sources through tsx (no dist/: run `npm run build` for the compiled build)';
+function mgRuntime(root: string = ROOT): string {
+  return binRuns(root) === 'dist' ? 'compiled dist/' : 'TypeScript sources through tsx (dist/ missing or older than src/: `npm run build` for the compiled build)';
 }
 
 async function main(): Promise<void> {
@@ -89,7 +87,7 @@ async function main(): Promise<void> {
   say('ModelGuard overhead: wrk (C, 1 thread) against a zero-cost upstream, every path in the same run');
   say(await machineLine());
   say(`throughput: ${connections} connections, ${seconds} s per path and round; latency: 1 connection (one request at a time), ${serialSeconds} s`);
-  say(`warm-up per path until steady (2 s runs, 8 s at least, ${args.warmup} s at most), then ${rounds} rounds in alternating order; ModelGuard: ${mgRuntime()}, ${auth ? 'API key' : 'auth none'}, access log ${args['access-log'] ? 'on' : 'off'} (nginx's is off too), backend slots ${args.slots}`);
+  say(`warm-up per path until steady (2 s runs, 8 s at least, ${args.warmup} s at most), then ${rounds} rounds in alternating order; ModelGuard: ${mgRuntime()}${args.baseline === undefined ? '' : ` (baseline: ${mgRuntime(args.baseline)})`}, ${auth ? 'API key' : 'auth none'}, access log ${args['access-log'] ? 'on' : 'off'} (nginx's is off too), backend slots ${args.slots}`);
   say('note: a shared 2-core machine (other work runs on it, and wrk, the upstream and the proxy share the cores): compare the ratios within this run');
   say();
 

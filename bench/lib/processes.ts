@@ -5,7 +5,7 @@
  * fails or is interrupted.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -238,4 +238,26 @@ export function treeCpuMs(pid: number): number {
     // no children file: the process alone
   }
   return total;
+}
+
+/**
+ * Which code `bin/modelguard.js` under `root` runs: `dist` (a build newer than every file in src/),
+ * `sources` (src/ changed after the build, or no build: the bin falls back to tsx). The same test as
+ * the bin's own. A benchmark of the compiled build checks it before and after its run: an edit made
+ * while it runs turns later starts into source runs.
+ */
+export function binRuns(root: string = ROOT): 'dist' | 'sources' {
+  const mtime = (p: string): number | undefined => {
+    try {
+      return statSync(p).mtimeMs;
+    } catch {
+      return undefined;
+    }
+  };
+  const built = mtime(join(root, 'dist/BUILD'));
+  if (built === undefined) return 'sources';
+  for (const e of readdirSync(join(root, 'src'), { recursive: true, withFileTypes: true })) {
+    if ((mtime(join(e.parentPath, e.name)) ?? 0) > built) return 'sources';
+  }
+  return 'dist';
 }
