@@ -67,11 +67,11 @@ export interface RequestRecord {
   /** The offload decision for a model that has offload configured (why it went to the cloud or stayed). */
   offload: OffloadDecision | undefined;
   /** Predicted queue wait at admission, ms, when the drain rate was measured (admission.ts). */
-  predictedWaitMs?: number;
+  predictedWaitMs?: number | undefined;
   /** Set by the broker when it refused the request early (MG_QUEUE_FULL): which rule refused it. */
-  refusal?: RefusalReason;
+  refusal?: RefusalReason | undefined;
   /** The batch this request was sent in, for a model with batching (broker/batching). */
-  batch?: BatchRecord;
+  batch?: BatchRecord | undefined;
   /** W3C trace context of this request when it is traced (ids in lower-case hex). */
   trace: TraceContext | undefined;
   /** performance.now() when the request entered its queue, and when it was dispatched. */
@@ -93,6 +93,8 @@ export function refusalReason(rec: Pick<RequestRecord, 'refusal' | 'outcome'>): 
 }
 
 export function newRecord(id: string, protocol: Protocol, startedAt: number): RequestRecord {
+  // Every field, the optional ones too: one object shape for every record (the broker sets
+  // predictedWaitMs on nearly every request; added later, it would allocate a property store).
   return {
     id,
     protocol,
@@ -108,6 +110,9 @@ export function newRecord(id: string, protocol: Protocol, startedAt: number): Re
     backend: undefined,
     servedBy: undefined,
     offload: undefined,
+    predictedWaitMs: undefined,
+    refusal: undefined,
+    batch: undefined,
     trace: undefined,
     queuedAt: undefined,
     dispatchedAt: undefined,
