@@ -13,15 +13,19 @@
  * young generation that start-up grew (16 MiB semi-spaces back to 1 MiB): the settled figure is what
  * an idle sidecar holds for most of its life.
  *
- * The compiled runs are made twice: as started by hand (`dist`), and with glibc's trim threshold
- * pinned at its default (`dist+trim`: MALLOC_TRIM_THRESHOLD_=131072 in the environment, which only
- * the process's starter can set). Without it, glibc raises the threshold when a large block is freed
- * (V8 compiling undici's HTTP parser, WebAssembly, frees a 2 MiB compiler zone a second or so after
- * the first request) and then keeps up to ~10 MiB of freed memory in a worker thread's malloc arena
- * for good: the settled RSS of one process varies by that much from one start to the next.
- * docs/build.md, "Footprint".
+ * The compiled runs are made as started by hand (`dist`), with glibc's trim threshold pinned at its
+ * default (`dist+trim`: MALLOC_TRIM_THRESHOLD_=131072 in the environment, which only the process's
+ * starter can set), and with one malloc arena for all threads (`dist+arena`: MALLOC_ARENA_MAX=1).
+ * Without them, glibc raises the threshold when a large block is freed (V8 compiling undici's HTTP
+ * parser, WebAssembly, frees a 2 MiB compiler zone a second or so after the first request) and then
+ * keeps up to ~10 MiB of freed memory in a worker thread's malloc arena for good: the settled RSS of
+ * one process varies by that much from one start to the next. docs/build.md, "Footprint".
  *
  *   npm run build && node --import tsx bench/overhead-footprint.ts [--runs 5] [--idle 3] [--settle 20]
+ *        [--modes dist,dist+trim,dist+arena,sources]
+ *
+ * It refuses to start when dist/ is older than src/, and fails at the end when src/ changed while it
+ * ran (the bin would have run the sources for the later "dist" rows): do not edit src/ meanwhile.
  *
  * Figures: median over runs; "× node" is the ratio to the bare Node baseline's median.
  */

@@ -255,6 +255,8 @@ program
     }, cmd: Command) =>
       serve(async () => {
         refuseSilentFlags(cmd, [nodeTokenRule(o)]);
+        // Before anything opens a connection with undici: a sidecar's idle memory (wasm-tier.ts).
+        (await import('./wasm-tier.ts')).keepWasmOnBaselineTier();
         const { runProxy, secret } = await import('./roles.ts');
         return runProxy({
           ...o,

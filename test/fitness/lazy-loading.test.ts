@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
-import { sha256Hex } from '../../src/security/identity.ts';
 import { startRole, type RoleProcess } from '../helpers/cluster.ts';
+import { ANSWER, infer, PROXY_TOKEN, resources } from './fixture.ts';
 import { loadTrace } from './load-trace.ts';
 import { call, inferenceClient } from '../grpc/helpers.ts';
 
@@ -25,50 +25,6 @@ const CERTS = 'node-forge';
 const GRPC = ['@grpc/grpc-js', 'protobufjs'];
 /** The configuration compiler: schemas and the YAML parser. Files and CRDs need it; snapshots from a controller do not. */
 const COMPILER = ['zod', 'yaml'];
-
-const API_KEY = 'mg_fitness_key';
-const PROXY_TOKEN = 'fitness-proxy-token';
-const INFER = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] });
-const ANSWER = JSON.stringify({ model_name: 'demo', outputs: [{ name: 'output', shape: [1, 1], datatype: 'FP32', data: [1] }] });
-
-function resources(upstream: string, extra: string): string {
-  return `apiVersion: modelguard.io/v1alpha1
-kind: Gateway
-metadata: { name: default }
-spec:
-  proxies: [{ name: p1, tokens: [{ sha256: ${sha256Hex(PROXY_TOKEN)} }] }]
-${extra}---
-apiVersion: modelguard.io/v1alpha1
-kind: Backend
-metadata: { name: accel }
-spec:
-  protocol: kserve-v2-http
-  endpoints: [{ url: "${upstream}", slots: 2 }]
----
-apiVersion: modelguard.io/v1alpha1
-kind: Model
-metadata: { name: demo }
-spec: { backend: accel }
----
-apiVersion: modelguard.io/v1alpha1
-kind: ServiceGroup
-metadata: { name: main }
-spec: {}
----
-apiVersion: modelguard.io/v1alpha1
-kind: App
-metadata: { name: app }
-spec:
-  serviceGroup: main
-  apiKeys: [{ sha256: ${sha256Hex(API_KEY)} }]
-`;
-}
-
-async function infer(url: string): Promise<number> {
-  const r = await request(`${url}/v2/models/demo/infer`, { method: 'POST', body: INFER, headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` } });
-  await r.body.text();
-  return r.statusCode;
-}
 
 function absent(loaded: Set<string>, role: string, packages: readonly string[]): void {
   const found = packages.filter((p) => loaded.has(p));

@@ -1,6 +1,7 @@
 /**
  * Which files a ModelGuard process loaded: a preload (`node --import`, through NODE_OPTIONS) that
- * records every module and writes the list when the process exits. ES modules are seen by a loader
+ * records every module and writes the list when the process exits, with V8's heap statistics then
+ * (`v8.getHeapStatistics()`: its peak of malloc'ed memory shows a large background compile). ES modules are seen by a loader
  * hook (off the main thread in Node 20; it posts each URL back), CommonJS files by the require cache
  * (a package that requires its own files never passes the ESM hooks). The preload is plain
  * JavaScript written to a temp dir, so the traced process needs no TypeScript loader of its own.
@@ -14,6 +15,7 @@ import { register, createRequire } from 'node:module';
 import { MessageChannel } from 'node:worker_threads';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
 const out = process.env.MODELGUARD_LOAD_TRACE;
 if (out) {
   const seen = new Set();
@@ -25,6 +27,7 @@ if (out) {
   process.on('exit', () => {
     for (const file of Object.keys(cache)) seen.add(file);
     writeFileSync(out, JSON.stringify([...seen]));
+    writeFileSync(out + '.heap', JSON.stringify(v8.getHeapStatistics()));
   });
 }
 `;
@@ -42,6 +45,8 @@ export interface LoadTrace {
   files(name: string): string[];
   /** The npm packages among them (scoped names whole). */
   packages(name: string): Set<string>;
+  /** `v8.getHeapStatistics()` of the child named `name` as it exited. */
+  heap(name: string): { readonly peak_malloced_memory: number; readonly malloced_memory: number };
 }
 
 export function loadTrace(): LoadTrace {
@@ -53,6 +58,7 @@ export function loadTrace(): LoadTrace {
   return {
     env: (name) => ({ NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import=${join(dir, 'preload.mjs')}`.trim(), MODELGUARD_LOAD_TRACE: out(name) }),
     files,
+    heap: (name) => JSON.parse(readFileSync(`${out(name)}.heap`, 'utf8')) as ReturnType<LoadTrace['heap']>,
     packages: (name) => {
       const found = new Set<string>();
       for (const f of files(name)) {

@@ -14,9 +14,12 @@ export interface RoleProcess {
   stop(hard?: boolean): Promise<void>;
 }
 
-/** Starts `modelguard <args>` and resolves once every pattern (name → regexp with one URL group) matched its output. */
-export function startRole(args: string[], patterns: Record<string, RegExp>, env: Record<string, string> = {}): Promise<RoleProcess> {
-  const child = spawn(process.execPath, ['bin/modelguard.js', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+/**
+ * Starts `modelguard <args>` (`node <nodeArgs> bin/modelguard.js <args>`) and resolves once every
+ * pattern (name → regexp with one URL group) matched its output.
+ */
+export function startRole(args: string[], patterns: Record<string, RegExp>, env: Record<string, string> = {}, nodeArgs: readonly string[] = []): Promise<RoleProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, 'bin/modelguard.js', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
