@@ -15,12 +15,17 @@
  * reversed), so a noisy machine's drift falls on all of them.
  *
  *   npm run build && node --import tsx bench/overhead.ts [--rounds 3] [--seconds 5] [--serial-seconds 5]
- *        [--warmup 30] [--connections 32] [--slots 64] [--no-auth] [--access-log] [--profile] [--baseline DIR]
+ *        [--warmup 30] [--connections 32] [--slots 64] [--no-auth] [--access-log] [--profile] [--baseline DIR] [--paired 5]
  *
  * --baseline DIR adds "ModelGuard (baseline)": the same configuration run from another checkout
  * (for example `git worktree add /tmp/before <commit>`, then `npm run build` there), so a change's
  * cost per request is compared before and after in one run.
  * --profile runs ModelGuard under `node --cpu-prof` and prints where its time went.
+ *
+ * Then, because one path at a time on a shared machine swings by tens of percent from one run to
+ * the next: ModelGuard and the node proxy (and ModelGuard and its baseline) loaded *at the same
+ * time*, one wrk each at half the connections, `--paired` runs of `--seconds`: the ratio of their
+ * CPU per request in each run. Whatever the machine does falls on both at once.
  */
 import { parseArgs } from 'node:util';
 import { sha256Hex } from '../src/security/identity.ts';
@@ -47,6 +52,8 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     /** Another checkout (a git worktree of an earlier commit, with node_modules) run beside this one: before/after in the same run. */
     baseline: { type: 'string' },
+    /** Runs with two paths loaded at once (0: none). */
+    paired: { type: 'string', default: '5' },
   },
 });
 
@@ -95,6 +102,7 @@ async function main(): Promise<void> {
   const upstream = await startUpstream();
   services.push(upstream);
   const subjects: Subject[] = [];
+  const paired: { a: Subject; b: Subject; ratios: number[] }[] = [];
   const add = (name: string, url: string, cpu: (() => number) | undefined): void => void subjects.push({ name, url, cpu, rps: [], cpuPerReq: [], p50: [], p99: [], errors: 0 });
   add('direct', upstream.url, undefined);
   const nodeProxy = await startNodeProxy(upstream.url, connections);
@@ -161,6 +169,10 @@ async function main(): Promise<void> {
       }
       process.stderr.write(`round ${r + 1}/${rounds}: ${order.map((s) => `${s.name} ${Math.round(s.rps.at(-1) ?? 0)}/s`).join(', ')}\n`);
     }
+    const mgPath = subjects.find((s) => s.name === 'ModelGuard') as Subject;
+    for (const other of subjects.filter((s) => s.name === 'node proxy' || s.name === 'ModelGuard (baseline)')) {
+      paired.push({ a: mgPath, b: other, ratios: await pairedRatios(wrk, mgPath, other, at, { connections: Math.max(1, connections / 2), seconds, script, runs: Number(args.paired) }) });
+    }
   } finally {
     for (const s of services.reverse()) await s.stop();
   }
@@ -197,6 +209,12 @@ async function main(): Promise<void> {
   say(
     `ModelGuard added p50 / p99 beyond the node proxy's: ${fixed(median(m.p50) - median(node.p50), 3)} / ${fixed(addedP99Gap, 3)} ms (target p99 ≤ ${TARGET_ADDED_P99_VS_NODE_MS}: ${addedP99Gap <= TARGET_ADDED_P99_VS_NODE_MS ? 'met' : 'NOT met'})`,
   );
+  for (const p of paired) {
+    if (p.ratios.length === 0) continue;
+    say(
+      `${p.a.name} and ${p.b.name} loaded at the same time (${p.ratios.length} runs): CPU per request ${p.a.name} ÷ ${p.b.name} ${fixed(median(p.ratios), 2)} (${fixed(Math.min(...p.ratios), 2)}–${fixed(Math.max(...p.ratios), 2)})`,
+    );
+  }
   if (profileDir) {
     const file = profileIn(profileDir);
     if (file) {
@@ -206,6 +224,33 @@ async function main(): Promise<void> {
       say(formatSummary(summarizeFile(file), 25));
     }
   }
+}
+
+/**
+ * Two paths under load at once, one wrk each: per run, a's CPU per request over b's. A warm-up run
+ * first (both processes are warm from the rounds; this settles the pair's sharing of the cores).
+ */
+async function pairedRatios(
+  wrk: string,
+  a: Subject,
+  b: Subject,
+  at: (s: Subject) => string,
+  o: { connections: number; seconds: number; script: string; runs: number },
+): Promise<number[]> {
+  if (!a.cpu || !b.cpu || o.runs <= 0) return [];
+  const both = (): Promise<[WrkResult, WrkResult]> =>
+    Promise.all([runWrk(wrk, at(a), { connections: o.connections, seconds: o.seconds, script: o.script }), runWrk(wrk, at(b), { connections: o.connections, seconds: o.seconds, script: o.script })]);
+  await both();
+  const ratios: number[] = [];
+  for (let i = 0; i < o.runs; i++) {
+    const a0 = a.cpu();
+    const b0 = b.cpu();
+    const [wa, wb] = await both();
+    const perA = (a.cpu() - a0) / wa.requests;
+    const perB = (b.cpu() - b0) / wb.requests;
+    if (wa.requests > 0 && wb.requests > 0) ratios.push(perA / perB);
+  }
+  return ratios;
 }
 
 runMain(main);
