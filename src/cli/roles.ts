@@ -162,9 +162,9 @@ async function runNode<R extends Role>(
       },
     };
   }
-  // Files need the configuration compiler (zod, yaml): a child process runs it for each load, so a
-  // standalone node does not keep it either (config-process.ts).
-  const { snapshotFiles } = await import('./config-process.ts');
+  // Files need the configuration compiler (zod, yaml): a worker thread runs it for each load, so a
+  // standalone node does not keep it either (config-thread.ts).
+  const { snapshotFiles } = await import('./config-thread.ts');
   const source = snapshotFiles(o.config as string);
   let first: Snapshot | undefined;
   let version = 0;

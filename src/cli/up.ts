@@ -14,7 +14,7 @@ import { removeDemoState, writeDemoState } from './demo-state.ts';
 import { mqttTryLine } from './mqtt-hint.ts';
 import { restartNote } from '../admin/restart.ts';
 import { mqttFlagNeedsGateway } from './flags.ts';
-import { loadSnapshot } from './config-process.ts';
+import { loadSnapshot } from './config-thread.ts';
 
 export interface UpOptions {
   readonly config?: string;
@@ -40,11 +40,11 @@ export async function up(opts: UpOptions): Promise<{ gateway: Gateway; stop: () 
   let modelServer: ModelServer | undefined;
   let snapshot: Snapshot;
   let demoKeys: Record<string, { key: string }> | undefined;
-  // The gateway's modules load while a child process compiles the files (two processes at once).
+  // The gateway's modules load while the worker compiles the files (two threads at once).
   const gatewayModule = import('../compose/gateway.ts');
   gatewayModule.catch(() => undefined); // awaited below; not an unhandled rejection if the configuration fails first
   if (opts.config) {
-    // Compiled in a child process: this process never holds the compiler (config-process.ts).
+    // Compiled in a worker thread: this process never holds the compiler (config-thread.ts).
     snapshot = await loadSnapshot(opts.config);
     mqttFlagNeedsGateway(`modelguard up --config ${opts.config}`, snapshot.gateway.mqtt !== undefined, opts.mqtt);
   } else {

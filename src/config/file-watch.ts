@@ -2,7 +2,7 @@
  * A YAML file or a directory of them, loaded once, then re-loaded on change (debounced) and on
  * demand (SIGHUP), one load at a time in order, so a slow read never overwrites a newer one. What
  * "load" means is the caller's: the controller compiles in its own process (controller/source.ts);
- * a standalone broker or proxy compiles in a child process (cli/config-process.ts), so that the
+ * a standalone broker or proxy compiles in a worker thread (cli/config-thread.ts), so that the
  * compiler never stays resident there. No schema library here.
  */
 import { watch, type FSWatcher } from 'node:fs';

@@ -1,7 +1,7 @@
 /**
- * `up --config` and standalone nodes compile their files in a child process (src/cli/config-process.ts),
+ * `up --config` and standalone nodes compile their files in a worker thread (src/cli/config-thread.ts),
  * so the compiler never stays in the long-running process (docs/build.md, "Footprint"). What the
- * child sends back must be what loadConfig gives in the process itself: the same snapshot (hash and
+ * worker posts back must be what loadConfig gives in the process itself: the same snapshot (hash and
  * content), frozen, and a ConfigError with the same issues for a bad file.
  */
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { loadSnapshot, snapshotFiles } from '../../src/cli/config-process.ts';
+import { loadSnapshot, snapshotFiles } from '../../src/cli/config-thread.ts';
 import type { Snapshot } from '../../src/core/snapshot.ts';
 import { ConfigError } from '../../src/config/issues.ts';
 import { loadConfig } from '../../src/config/load.ts';
@@ -37,19 +37,19 @@ metadata: { name: default }
 spec: { queue: { maxLength: 7 } }
 `;
 
-describe('the configuration compiled in a child process', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'mg-config-process-'));
+describe('the configuration compiled in a worker thread', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mg-config-thread-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('is the snapshot loadConfig compiles in-process: same hash, same content, frozen, the version asked for', async () => {
     const good = join(dir, 'good.yaml');
     writeFileSync(good, CONFIG);
     const inProcess = (await loadConfig(good, { version: 4 })).snapshot;
-    const fromChild = await loadSnapshot(good, { version: 4 });
-    assert.equal(fromChild.hash, inProcess.hash);
-    assert.equal(fromChild.version, 4);
-    assert.deepEqual(fromChild, inProcess);
-    assert.ok(Object.isFrozen(fromChild) && Object.isFrozen(fromChild.gateway), 'deep-frozen, as a compiled snapshot is');
+    const fromWorker = await loadSnapshot(good, { version: 4 });
+    assert.equal(fromWorker.hash, inProcess.hash);
+    assert.equal(fromWorker.version, 4);
+    assert.deepEqual(fromWorker, inProcess);
+    assert.ok(Object.isFrozen(fromWorker) && Object.isFrozen(fromWorker.gateway), 'deep-frozen, as a compiled snapshot is');
   });
 
   it('refuses a bad file with a ConfigError carrying the same issues, and a missing path as loadConfig does', async () => {
