@@ -162,10 +162,11 @@ async function runNode<R extends Role>(
       },
     };
   }
-  // Files need the configuration compiler (zod, yaml): a worker thread runs it for each load, so a
-  // standalone node does not keep it either (config-thread.ts).
+  // Files need the configuration compiler (zod, yaml): a worker thread (a broker) or a child process
+  // (a proxy, whose idle memory counts once per app) runs it for each load, so a standalone node does
+  // not keep it either (config-thread.ts).
   const { snapshotFiles } = await import('./config-thread.ts');
-  const source = snapshotFiles(o.config as string);
+  const source = snapshotFiles(o.config as string, role === 'proxy' ? 'process' : 'thread');
   let first: Snapshot | undefined;
   let version = 0;
   await source.start({

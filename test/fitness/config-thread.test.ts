@@ -1,15 +1,18 @@
 /**
- * `up --config` and standalone nodes compile their files in a worker thread (src/cli/config-thread.ts),
- * so the compiler never stays in the long-running process (docs/build.md, "Footprint"). What the
- * worker posts back must be what loadConfig gives in the process itself: the same snapshot (hash and
- * content), frozen, and a ConfigError with the same issues for a bad file.
+ * `up --config` and standalone nodes compile their files in a worker thread, or for a proxy in a
+ * child process (src/cli/config-thread.ts), so the compiler never stays in the long-running process
+ * (docs/build.md, "Footprint"). What either sends back must be what loadConfig gives in the process
+ * itself: the same snapshot (hash and content), frozen, and a ConfigError with the same issues for a
+ * bad file. Every test runs both ways.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
-import { loadSnapshot, snapshotFiles } from '../../src/cli/config-thread.ts';
+import childProcess from 'node:child_process';
+import { syncBuiltinESMExports } from 'node:module';
+import { after, before, describe, it } from 'node:test';
+import { type Isolation, loadSnapshot, snapshotFiles } from '../../src/cli/config-thread.ts';
 import type { Snapshot } from '../../src/core/snapshot.ts';
 import { ConfigError } from '../../src/config/issues.ts';
 import { loadConfig } from '../../src/config/load.ts';
@@ -37,19 +40,37 @@ metadata: { name: default }
 spec: { queue: { maxLength: 7 } }
 `;
 
-describe('the configuration compiled in a worker thread', () => {
+/** Child processes forked while a describe ran (node:child_process's fork, counted in place). */
+let forks = 0;
+const realFork = childProcess.fork;
+before(() => {
+  childProcess.fork = ((...a: Parameters<typeof realFork>) => {
+    forks++;
+    return realFork(...a);
+  }) as typeof realFork;
+  syncBuiltinESMExports();
+});
+after(() => {
+  childProcess.fork = realFork;
+  syncBuiltinESMExports();
+});
+
+for (const isolation of ['thread', 'process'] as const satisfies readonly Isolation[]) describe(`the configuration compiled in a ${isolation === 'thread' ? 'worker thread' : 'child process'}`, () => {
   const dir = mkdtempSync(join(tmpdir(), 'mg-config-thread-'));
+  let forksBefore = 0;
+  before(() => (forksBefore = forks));
   after(() => rmSync(dir, { recursive: true, force: true }));
+  after(() => assert.equal(forks > forksBefore, isolation === 'process', `${isolation}: ${forks - forksBefore} child processes forked`));
 
   it('is the snapshot loadConfig compiles in-process: same hash, same content, frozen, the version asked for', async () => {
     const good = join(dir, 'good.yaml');
     writeFileSync(good, CONFIG);
     const inProcess = (await loadConfig(good, { version: 4 })).snapshot;
-    const fromWorker = await loadSnapshot(good, { version: 4 });
-    assert.equal(fromWorker.hash, inProcess.hash);
-    assert.equal(fromWorker.version, 4);
-    assert.deepEqual(fromWorker, inProcess);
-    assert.ok(Object.isFrozen(fromWorker) && Object.isFrozen(fromWorker.gateway), 'deep-frozen, as a compiled snapshot is');
+    const fromOutside = await loadSnapshot(good, { version: 4, isolation });
+    assert.equal(fromOutside.hash, inProcess.hash);
+    assert.equal(fromOutside.version, 4);
+    assert.deepEqual(fromOutside, inProcess);
+    assert.ok(Object.isFrozen(fromOutside) && Object.isFrozen(fromOutside.gateway), 'deep-frozen, as a compiled snapshot is');
   });
 
   it('refuses a bad file with a ConfigError carrying the same issues, and a missing path as loadConfig does', async () => {
@@ -59,12 +80,12 @@ describe('the configuration compiled in a worker thread', () => {
       () => assert.fail('loadConfig accepted a bad file'),
       (e: unknown) => e as ConfigError,
     );
-    await assert.rejects(loadSnapshot(bad), (err: unknown) => {
+    await assert.rejects(loadSnapshot(bad, { isolation }), (err: unknown) => {
       assert.ok(err instanceof ConfigError, `a ConfigError (got ${String(err)})`);
       assert.deepEqual(err.issues, expected.issues);
       return true;
     });
-    await assert.rejects(loadSnapshot(join(dir, 'missing')), (err: unknown) => err instanceof ConfigError && /no such file or directory/.test(err.message));
+    await assert.rejects(loadSnapshot(join(dir, 'missing'), { isolation }), (err: unknown) => err instanceof ConfigError && /no such file or directory/.test(err.message));
   });
 
   it('a standalone node\'s files: loaded, re-loaded when they change, a bad edit refused (the last good one stays the caller\'s), SIGHUP re-reads', async () => {
@@ -72,7 +93,7 @@ describe('the configuration compiled in a worker thread', () => {
     writeFileSync(path, CONFIG);
     const loads: Snapshot[] = [];
     const errors: unknown[] = [];
-    const files = snapshotFiles(path);
+    const files = snapshotFiles(path, isolation);
     try {
       await files.start({ onLoad: (s) => loads.push(s), onError: (e) => errors.push(e) });
       assert.equal(loads.length, 1);
