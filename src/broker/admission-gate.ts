@@ -51,17 +51,17 @@ export class AdmissionGate {
   }
 
   /** The prediction for a new arrival at the back of `flow`; undefined while the rate is cold. */
-  predict(domain: Domain, flow: DomainFlow, deadline: number): Prediction | undefined {
+  predict(domain: Domain, flow: DomainFlow, deadline: number, now: number = performance.now()): Prediction | undefined {
     const est = this.estimate(domain);
     // The common arrival: nothing waits and a slot is free. It starts now (a free slot always
     // admits), and the sample only says the domain is not backlogged: no view to build.
     if (domain.queued === 0 && pickEndpoint(domain.endpoints) !== undefined) {
-      est.idle();
+      est.idle(now);
       return STARTS_NOW;
     }
     const view = viewOf(domain);
     est.sample(view);
-    return predict(est, view, flow, flow.queue.length, performance.now(), deadline);
+    return predict(est, view, flow, flow.queue.length, now, deadline);
   }
 
   private estimate(d: Domain): DrainEstimate {

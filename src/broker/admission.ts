@@ -116,11 +116,11 @@ export class DrainEstimate {
    * A sample of a domain with nothing queued (sample() with `queued` 0): it only ends a backlogged
    * stretch, so its counters are not needed. The broker's common arrival (a slot free) records this.
    */
-  idle(): void {
+  idle(at: number = this.now()): void {
     const last = this.last;
-    if (last === undefined) this.last = { at: this.now(), dispatched: 0, busy: false, capacity: 0 };
+    if (last === undefined) this.last = { at, dispatched: 0, busy: false, capacity: 0 };
     else {
-      last.at = this.now();
+      last.at = at;
       last.busy = false;
     }
   }

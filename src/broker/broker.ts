@@ -98,7 +98,7 @@ export class Broker implements DataPlane {
   }
 
   /** Admits a scheduled call: it is answered exactly once, by the backend or with an MGError. */
-  submit(call: InferenceCall, identity: Identity, record: RequestRecord): Promise<BackendReply> {
+  submit(call: InferenceCall, identity: Identity, record: RequestRecord, now: number = performance.now()): Promise<BackendReply> {
     const model = this.snapshot.models[call.model];
     if (!model) return Promise.reject(new MGError('MG_MODEL_NOT_FOUND', `model "${call.model}" is not configured`));
     const domain = this.domains.get(model.backend);
@@ -127,22 +127,22 @@ export class Broker implements DataPlane {
         retryAfterMs: this.retryAfterMs(group),
       }));
     }
-    if (performance.now() >= queueDeadline) {
+    if (now >= queueDeadline) {
       return Promise.reject(new MGError('MG_QUEUE_TIMEOUT', 'deadline passed before admission', { retryAfterMs: this.retryAfterMs(group) }));
     }
     const w = work();
     if (offload && this.offloader.admit(w, domain)) return w.promise;
-    const prediction = this.earlyRefusal(group) ? this.admission.predict(domain, w.flow, queueDeadline) : undefined;
+    const prediction = this.earlyRefusal(group) ? this.admission.predict(domain, w.flow, queueDeadline, now) : undefined;
     if (prediction) record.predictedWaitMs = prediction.waitMs;
     if (prediction?.refuse) {
       if (offload && this.offloader.rescue(w, domain, 'queue-full')) return w.promise;
       record.refusal = 'predicted-wait';
-      const left = Math.max(0, queueDeadline - performance.now());
+      const left = Math.max(0, queueDeadline - now);
       return Promise.reject(new MGError('MG_QUEUE_FULL', `group "${group.name}" cannot start this request before its deadline: predicted wait ${Math.round(prediction.waitMs)}ms, ${Math.round(left)}ms left`, {
         retryAfterMs: Math.min(MAX_RETRY_MS, Math.max(MIN_RETRY_MS, prediction.retryAfterMs)),
       }));
     }
-    domain.enqueue(w);
+    domain.enqueue(w, now);
     // hard-example: the edge answer is reviewed, and may be replaced by the cloud's.
     return offload && this.offloader.reviews(call) ? w.promise.then((reply) => this.offloader.review(w, reply)) : w.promise;
   }

@@ -121,7 +121,8 @@ export class Domain {
     return flow;
   }
 
-  enqueue(work: Work): void {
+  /** `now`: performance.now() at admission (the broker's reading), or read here. */
+  enqueue(work: Work, now: number = performance.now()): void {
     // A model failing on every replica is refused at once, not after a wait in the queue.
     const down = this.set.modelRefusal(work.call.model);
     if (down) {
@@ -129,8 +130,8 @@ export class Domain {
       return;
     }
     const flow = work.flow;
-    work.enqueuedAt = performance.now();
-    work.record.queuedAt ??= work.enqueuedAt;
+    work.enqueuedAt = now;
+    work.record.queuedAt ??= now;
     // A batch of its kind waiting for rows takes it at once (it is the next compatible call in line).
     const key = this.batchKey(work);
     if (key !== undefined && this.batches.offer(work, key)) return;
@@ -138,7 +139,7 @@ export class Domain {
     this.queued++;
     flow.group.queued++;
     if (flow.queue.length === 1) this.policy.activate(flow);
-    this.pump();
+    this.pump(now);
     if (work.node?.list) this.arm(work);
   }
 
@@ -197,8 +198,11 @@ export class Domain {
     }
   }
 
-  /** Dispatches while there is queued work and a free slot. */
-  pump(): void {
+  /**
+   * Dispatches while there is queued work and a free slot. `at`: the caller's reading of the clock
+   * (an arrival's); otherwise the clock is read once, at the first dispatch.
+   */
+  pump(at?: number): void {
     if (this.pumping) return;
     this.pumping = true;
     try {
@@ -230,7 +234,7 @@ export class Domain {
         }
         this.unqueue(work);
         work.detach();
-        const now = performance.now();
+        const now = (at ??= performance.now());
         work.record.queueMs = (work.record.queueMs ?? 0) + (now - work.enqueuedAt);
         if (now >= work.startBy) {
           // Expired between its timer and this pump: answered, never dispatched, not charged.
@@ -255,11 +259,11 @@ export class Domain {
     work.record.dispatchedAt = now;
     const group = work.group;
     group.inflight++;
-    group.drain.add();
+    group.drain.add(1, now);
     group.dispatched++;
     work.record.endpoint = ep.url;
     work.lastEndpoint = ep;
-    const sent: Sent = this.set.send(work.call, work.callDeadline, ep, undefined, group.priority);
+    const sent: Sent = this.set.send(work.call, work.callDeadline, ep, undefined, group.priority, now);
     // The slot is given back (by the set) when the server is done; the group is charged then.
     void sent.done.then((use) => this.charge(work, use));
     sent.answer.then(

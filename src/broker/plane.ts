@@ -13,7 +13,8 @@ export interface DataPlane {
   readonly current: Snapshot;
   start(): void;
   /** Scheduled work: answered exactly once, by the backend or with an MGError. */
-  submit(call: InferenceCall, identity: Identity, record: RequestRecord): Promise<BackendReply>;
+  /** `now`: performance.now() at admission, when the caller has read the clock already. */
+  submit(call: InferenceCall, identity: Identity, record: RequestRecord, now?: number): Promise<BackendReply>;
   /** Metadata and readiness calls: answered without queueing. */
   metadata(call: InferenceCall, record: RequestRecord): Promise<BackendReply>;
   /** Swaps configuration without dropping queued or in-flight work. */

@@ -19,8 +19,9 @@ export class RateMeter {
     this.startedAt = this.currentStart = now();
   }
 
-  add(n = 1): void {
-    this.advance();
+  /** `at`: the caller's reading of the clock, when it has one. */
+  add(n = 1, at: number = this.now()): void {
+    this.advance(at);
     this.buckets[this.current] = (this.buckets[this.current] ?? 0) + n;
   }
 
@@ -33,8 +34,7 @@ export class RateMeter {
     return (sum * 1000) / span;
   }
 
-  private advance(): void {
-    const now = this.now();
+  private advance(now: number = this.now()): void {
     let steps = Math.floor((now - this.currentStart) / this.bucketMs);
     if (steps <= 0) return;
     if (steps > this.buckets.length) steps = this.buckets.length;

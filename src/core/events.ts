@@ -77,6 +77,8 @@ export interface RequestRecord {
   /** performance.now() when the request entered its queue, and when it was dispatched. */
   queuedAt: number | undefined;
   dispatchedAt: number | undefined;
+  /** performance.now() when the answer was complete (set just before the record is published). */
+  endedAt: number | undefined;
   /** Client address (the socket's remote address), for the firewall and the audit log. */
   source: string | undefined;
   /** performance.now() at receipt. */
@@ -116,6 +118,7 @@ export function newRecord(id: string, protocol: Protocol, startedAt: number): Re
     trace: undefined,
     queuedAt: undefined,
     dispatchedAt: undefined,
+    endedAt: undefined,
     source: undefined,
     startedAt,
     time: Date.now(),

@@ -95,6 +95,7 @@ class CallHandler {
     private readonly whole: Whole,
     private readonly ok: (answer: CallAnswer) => void,
     private readonly fail: (err: unknown) => void,
+    private readonly translate: ((err: unknown) => unknown) | undefined,
   ) {
     if (signal !== undefined) {
       this.onAbort = () => {
@@ -171,7 +172,7 @@ class CallHandler {
       return;
     }
     this.forget();
-    this.fail(err);
+    this.fail(this.translate === undefined ? err : this.translate(err));
   }
 
   /** The call is over (or its stream is): the signal has nothing left to abort. */
@@ -187,15 +188,22 @@ function reasonOf(signal: CancelSignal): Error {
 /**
  * Sends `req` through `dispatcher`. Resolves once the answer's headers arrived (a stream) or once
  * it ended (whole); rejects with undici's error (its `code` says where it failed), the signal's
- * reason, or `whole.tooLarge`.
+ * reason, or `whole.tooLarge` — each passed through `translate` first when given (a caller's own
+ * error types, without a promise layer of its own).
  */
-export function httpCall(dispatcher: Dispatcher, req: CallRequest, whole: Whole = STREAM): Promise<CallAnswer> {
+export function httpCall(dispatcher: Dispatcher, req: CallRequest, whole: Whole = STREAM, translate?: (err: unknown) => unknown): Promise<CallAnswer> {
   return new Promise((resolve, reject) => {
     if (req.signal?.aborted === true) {
-      reject(reasonOf(req.signal));
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- a caller's own error type
+      reject(translate === undefined ? reasonOf(req.signal) : translate(reasonOf(req.signal)));
       return;
     }
-    const handler = new CallHandler(req.signal, whole, resolve, reject);
-    dispatcher.dispatch({ method: req.method, path: req.path, headers: req.headers, body: req.body }, handler);
+    const handler = new CallHandler(req.signal, whole, resolve, reject, translate);
+    try {
+      dispatcher.dispatch({ method: req.method, path: req.path, headers: req.headers, body: req.body }, handler);
+    } catch (err) {
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- what dispatch threw, translated
+      reject(translate === undefined ? err : translate(err));
+    }
   });
 }

@@ -156,10 +156,10 @@ export class EndpointSet {
    * `priority` (the caller's ServiceGroup priority) picks the connection pool of its level on a
    * remote endpoint when traffic QoS has per-priority classes.
    */
-  send(call: InferenceCall, deadline: number, ep: Endpoint | undefined = this.pick(call.model), limitMs?: number, priority?: number): Sent {
+  send(call: InferenceCall, deadline: number, ep: Endpoint | undefined = this.pick(call.model), limitMs?: number, priority?: number, now?: number): Sent {
     if (!ep) throw new MGError('MG_NO_BACKEND', `no endpoint of backend "${this.name}" has a free slot`, { retryAfterMs: this.backend.healthCheck.intervalMs });
     ep.inflight++;
-    return this.run(ep, call, deadline, limitMs, priority);
+    return this.run(ep, call, deadline, limitMs, priority, now);
   }
 
   /**
@@ -186,18 +186,19 @@ export class EndpointSet {
   }
 
   /** A call in a slot already taken on `ep`; the slot is given back when the server is done. */
-  private run(ep: Endpoint, call: InferenceCall, deadline: number, limitMs: number | undefined, priority: number | undefined): Sent {
-    const t0 = performance.now();
+  private run(ep: Endpoint, call: InferenceCall, deadline: number, limitMs: number | undefined, priority: number | undefined, now?: number): Sent {
+    const t0 = now ?? performance.now();
     const model = call.op === 'infer' ? call.model : undefined;
     const down = model === undefined ? undefined : ep.models.get(model)?.down;
     if (down?.due) down.trial = true;
     const b = this.backend;
     const level = priority !== undefined && b.priorityLevels !== undefined && ep.client instanceof LevelledClient ? levelOf(b.priorityLevels, priority) : undefined;
-    const c = callBackend(ep, call, { caller: deadline, backend: t0 + Math.min(b.timeoutMs, limitMs ?? Infinity), finish: b.cancelInFlight === 'finish' }, level);
+    const c = callBackend(ep, call, { caller: deadline, backend: t0 + Math.min(b.timeoutMs, limitMs ?? Infinity), finish: b.cancelInFlight === 'finish' }, level, t0);
     let failure = '';
     const done = c.done.then((completion): SlotUse => {
       ep.inflight--;
-      const ms = performance.now() - t0;
+      const end = performance.now();
+      const ms = end - t0;
       if (completion.served) {
         ep.served++;
         ep.observeLatency(ms);
@@ -205,7 +206,7 @@ export class EndpointSet {
       this.health.observe(ep, model, completion, () => ({
         reason: failure || `status ${completion.status ?? '-'}`,
         probePath: model === undefined ? undefined : modelProbePath(b.protocol, call.path),
-      }));
+      }), end);
       return { ms, completion };
     });
     // A connection failure reaches the caller after it was counted: a retry then sees the endpoint

@@ -94,8 +94,11 @@ function answerError(err: unknown, url: string, status: number | undefined): unk
   return err;
 }
 
-/** `level`: the caller's priority level, for an endpoint with a connection pool per level (traffic QoS). */
-export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimits, level?: number): BackendCall {
+/**
+ * `level`: the caller's priority level, for an endpoint with a connection pool per level (traffic
+ * QoS). `at`: the caller's reading of performance.now() at the send, when it has one.
+ */
+export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimits, level?: number, at?: number): BackendCall {
   let answerOk!: (reply: BackendReply) => void;
   let answerFail!: (err: unknown) => void;
   const answer = new Promise<BackendReply>((resolve, reject) => {
@@ -126,7 +129,7 @@ export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimit
   const ac = new Cancel();
   let backendTimedOut = false;
   let callerLeft = false;
-  const now = performance.now();
+  const now = at ?? performance.now();
   const backendTimer = setTimeout(() => {
     backendTimedOut = true;
     refuse(new MGError('MG_BACKEND_TIMEOUT', `backend ${ep.url} did not answer within its timeout`));

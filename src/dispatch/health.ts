@@ -93,8 +93,7 @@ export class Health {
    * What a finished call says about its endpoint and its model (undefined model: not inference).
    * `failure` describes it, asked only when its model counts a failure (most calls succeed).
    */
-  observe(ep: Endpoint, model: string | undefined, c: Completion, failure: () => CallFailure): void {
-    const now = performance.now();
+  observe(ep: Endpoint, model: string | undefined, c: Completion, failure: () => CallFailure, now: number = performance.now()): void {
     const mh = model === undefined ? undefined : this.model(ep, model);
     switch (c.fault) {
       case 'none':

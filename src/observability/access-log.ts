@@ -117,7 +117,7 @@ export class AccessLog {
         if (this.credit < 1 - 1e-9) return;
         this.credit -= 1;
       }
-      const line = accessLine(r, performance.now());
+      const line = accessLine(r, r.endedAt ?? performance.now());
       if (sampled) line['sampleRate'] = rate;
       out.write(formatLine(level, line));
     });

@@ -32,7 +32,7 @@ export class LiveFeed {
     events: RequestEvents,
     opts: LiveFeedOptions = {},
   ) {
-    this.unsubscribe = events.subscribe((r) => this.window.observe(r, performance.now()));
+    this.unsubscribe = events.subscribe((r) => this.window.observe(r, r.endedAt ?? performance.now()));
     const interval = opts.intervalMs ?? 1000;
     if (interval > 0) {
       this.timer = setInterval(() => this.tick(), interval);

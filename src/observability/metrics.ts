@@ -182,7 +182,7 @@ export class Metrics {
         }
         if (rec.outcome === 'OK') batchedRows.inc({ group, model }, rec.batch.ownRows);
       }
-      latency.observe((performance.now() - rec.startedAt) / 1000, group, model, rec.protocol);
+      latency.observe(((rec.endedAt ?? performance.now()) - rec.startedAt) / 1000, group, model, rec.protocol);
     });
   }
 

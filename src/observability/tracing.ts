@@ -108,7 +108,7 @@ export class Tracer {
   ) {
     this.unsubscribe = events.subscribe((r) => {
       if (!r.trace) return;
-      this.buffer.push(...spansOf(r, performance.now()));
+      this.buffer.push(...spansOf(r, r.endedAt ?? performance.now()));
       if (this.buffer.length > MAX_BUFFER) this.dropped += this.buffer.splice(0, this.buffer.length - MAX_BUFFER).length;
       if (this.buffer.length >= MAX_BATCH) void this.flush();
     });

@@ -184,6 +184,8 @@ export class Exchange {
     if (this.published) return;
     this.published = true;
     this.record.status = status;
+    // One clock reading for every observer of the record (metrics, the live view, logs, traces).
+    this.record.endedAt = performance.now();
     this.pipeline.events.publish(this.record);
   }
 }

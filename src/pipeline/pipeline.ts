@@ -95,7 +95,9 @@ export class Pipeline {
    */
   async run(call: InferenceCall, identity: Identity, record: RequestRecord): Promise<BackendReply> {
     const app = identity.app;
-    if (app !== undefined) this.limits.admit(app, call.model);
+    // One clock reading for admission: the app's buckets, the deadline check, the queue and the dispatch.
+    const now = performance.now();
+    if (app !== undefined) this.limits.admit(app, call.model, now);
     let released = false;
     const release = (): void => {
       if (released || app === undefined) return;
@@ -103,7 +105,7 @@ export class Pipeline {
       this.limits.release(app);
     };
     try {
-      const reply = call.op === 'metadata' ? await this.broker.metadata(call, record) : await this.broker.submit(call, identity, record);
+      const reply = call.op === 'metadata' ? await this.broker.metadata(call, record) : await this.broker.submit(call, identity, record, now);
       if (Buffer.isBuffer(reply.body) || reply.body.destroyed) release();
       else reply.body.once('close', release);
       return reply;

@@ -24,9 +24,9 @@ class TokenBucket {
     this.tokens = Math.min(this.tokens, burst);
   }
 
-  /** Takes a token, or returns the ms until one is available (nothing taken). */
-  take(): number {
-    this.refill();
+  /** Takes a token at `now` (performance.now()), or returns the ms until one is available (nothing taken). */
+  take(now: number = performance.now()): number {
+    this.refill(now);
     if (this.tokens >= 1) {
       this.tokens -= 1;
       return 0;
@@ -34,8 +34,9 @@ class TokenBucket {
     return ((1 - this.tokens) / this.rate) * 1000;
   }
 
-  private refill(): void {
-    const now = performance.now();
+  private refill(now: number = performance.now()): void {
+    // A reading taken before this bucket existed (the caller's, for its whole admission) adds nothing.
+    if (now <= this.last) return;
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
     this.last = now;
   }
@@ -111,7 +112,7 @@ export class Limits {
    * Admits one request of `app` to `model`, or throws MG_RATE_LIMITED with the true wait. On success
    * the caller must call `release(app)` exactly once when the request is finished.
    */
-  admit(appName: string, model: string): void {
+  admit(appName: string, model: string, at: number = performance.now()): void {
     const app = this.snapshot.apps[appName];
     if (!app) return;
     const s = this.state(app);
@@ -120,30 +121,30 @@ export class Limits {
         retryAfterMs: 100,
       });
     }
-    const now = this.now();
-    const hourWait = app.quota?.requestsPerHour !== undefined ? s.hour.take(app.quota.requestsPerHour, now) : 0;
-    if (hourWait > 0) throw quota(app, 'hourly', hourWait);
-    const dayWait = app.quota?.requestsPerDay !== undefined ? s.day.take(app.quota.requestsPerDay, now) : 0;
-    if (dayWait > 0) {
-      if (app.quota?.requestsPerHour !== undefined) s.hour.refund();
-      throw quota(app, 'daily', dayWait);
+    const q = app.quota;
+    if (q !== undefined) {
+      // The wall clock (quotas are per UTC hour and day), read only for an app that has one.
+      const now = this.now();
+      const hourWait = q.requestsPerHour !== undefined ? s.hour.take(q.requestsPerHour, now) : 0;
+      if (hourWait > 0) throw quota(app, 'hourly', hourWait);
+      const dayWait = q.requestsPerDay !== undefined ? s.day.take(q.requestsPerDay, now) : 0;
+      if (dayWait > 0) {
+        if (q.requestsPerHour !== undefined) s.hour.refund();
+        throw quota(app, 'daily', dayWait);
+      }
     }
-    const refundQuota = (): void => {
-      if (app.quota?.requestsPerHour !== undefined) s.hour.refund();
-      if (app.quota?.requestsPerDay !== undefined) s.day.refund();
-    };
-    const wait = s.bucket?.take() ?? 0;
+    const wait = s.bucket?.take(at) ?? 0;
     if (wait > 0) {
-      refundQuota();
+      refundQuota(app, s);
       throw new MGError('MG_RATE_LIMITED', `app "${app.name}" is over its rate limit`, { retryAfterMs: wait });
     }
     const ml = app.modelRateLimits[model];
     if (ml) {
       let b = s.models.get(model);
       if (!b) s.models.set(model, (b = new TokenBucket(ml.requestsPerSecond, ml.burst)));
-      const mw = b.take();
+      const mw = b.take(at);
       if (mw > 0) {
-        refundQuota();
+        refundQuota(app, s);
         throw new MGError('MG_RATE_LIMITED', `app "${app.name}" is over its rate limit for model "${model}"`, { retryAfterMs: mw });
       }
     }
@@ -174,6 +175,12 @@ function retuned(b: TokenBucket | undefined, limit: AppSnapshot['rateLimit']): T
   if (!b) return new TokenBucket(limit.requestsPerSecond, limit.burst);
   b.retune(limit.requestsPerSecond, limit.burst);
   return b;
+}
+
+/** A request refused after its quota was counted gives the count back. */
+function refundQuota(app: AppSnapshot, s: AppState): void {
+  if (app.quota?.requestsPerHour !== undefined) s.hour.refund();
+  if (app.quota?.requestsPerDay !== undefined) s.day.refund();
 }
 
 function quota(app: AppSnapshot, which: string, waitMs: number): MGError {

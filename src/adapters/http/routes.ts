@@ -58,6 +58,19 @@ function passthroughPermission(rest: readonly string[]): AppOperation {
   return ADMIN_PREFIXES.some((p) => p.every((s, i) => lower[i] === s)) || lower.some((s) => s === 'load' || s === 'unload') ? 'admin' : 'infer';
 }
 
+/** `f` with its last answer kept: a route's backend path is asked for its model on every call. */
+function lastOf(f: (m: string) => string): (m: string) => string {
+  let lastModel: string | undefined;
+  let lastPath = '';
+  return (m) => {
+    if (m !== lastModel) {
+      lastPath = f(m);
+      lastModel = m;
+    }
+    return lastPath;
+  };
+}
+
 export function route(method: string, rawUrl: string): Route {
   const q = rawUrl.indexOf('?');
   const pathname = q < 0 ? rawUrl : rawUrl.slice(0, q);
@@ -85,17 +98,18 @@ export function route(method: string, rawUrl: string): Route {
       // /v2/models/{m}[/versions/{v}][/ready|/infer]
       const { version, tail } = modelPathTail(seg, 3);
       const prefix = (m: string): string => `/v2/models/${encodeURIComponent(m)}${version ? `/versions/${encodeURIComponent(version)}` : ''}`;
+      // Routes are kept for the URLs clients repeat (server.ts): each keeps the path of its last backend model.
       if (tail.length === 0) {
         need(method, 'GET');
-        return { kind: 'model', api: 'kserve-v2', op: 'metadata', permission: 'metadata', model: c, backendPath: (m) => prefix(m) + query };
+        return { kind: 'model', api: 'kserve-v2', op: 'metadata', permission: 'metadata', model: c, backendPath: lastOf((m) => prefix(m) + query) };
       }
       if (tail.length === 1 && tail[0] === 'ready') {
         need(method, 'GET');
-        return { kind: 'model', api: 'kserve-v2', op: 'metadata', permission: 'metadata', model: c, backendPath: (m) => `${prefix(m)}/ready${query}` };
+        return { kind: 'model', api: 'kserve-v2', op: 'metadata', permission: 'metadata', model: c, backendPath: lastOf((m) => `${prefix(m)}/ready${query}`) };
       }
       if (tail.length === 1 && tail[0] === 'infer') {
         need(method, 'POST');
-        return { kind: 'model', api: 'kserve-v2', op: 'infer', permission: 'infer', model: c, backendPath: (m) => `${prefix(m)}/infer${query}` };
+        return { kind: 'model', api: 'kserve-v2', op: 'infer', permission: 'infer', model: c, backendPath: lastOf((m) => `${prefix(m)}/infer${query}`) };
       }
     }
   }

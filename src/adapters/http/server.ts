@@ -20,21 +20,20 @@ const VERSION = '0.1.0';
 
 
 /**
- * route() of recent request lines. Clients call the same few URLs, and decoding and matching one
- * costs more than a lookup (a few µs a request in the overhead profile). Bounded: emptied when full;
- * a refused URL is never kept.
+ * route() of recent request URLs, with the method each came with. Clients call the same few URLs,
+ * and decoding and matching one costs more than a lookup (a few µs a request in the overhead
+ * profile); keyed by the URL alone, no key is built per request. Bounded: emptied when full; a
+ * refused URL is never kept.
  */
-const recentRoutes = new Map<string, Route>();
+const recentRoutes = new Map<string, { readonly method: string; readonly route: Route }>();
 const RECENT_ROUTES = 256;
 
 function routeOf(method: string, url: string): Route {
-  const key = `${method} ${url}`;
-  let r = recentRoutes.get(key);
-  if (r === undefined) {
-    r = route(method, url);
-    if (recentRoutes.size >= RECENT_ROUTES) recentRoutes.clear();
-    recentRoutes.set(key, r);
-  }
+  const known = recentRoutes.get(url);
+  if (known !== undefined && known.method === method) return known.route;
+  const r = route(method, url);
+  if (recentRoutes.size >= RECENT_ROUTES) recentRoutes.clear();
+  recentRoutes.set(url, { method, route: r });
   return r;
 }
 

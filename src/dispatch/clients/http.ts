@@ -53,20 +53,24 @@ export class HttpBackendClient implements BackendClient {
     this.problem = link?.problem;
   }
 
-  async request(req: BackendRequest): Promise<BackendResponse> {
-    if (this.problem !== undefined) throw new ConnectionFailure(this.problem);
-    try {
-      return await httpCall(this.pool, { method: req.method, path: req.path, headers: this.withLink(forwardable(req.headers)), body: req.body ?? null, signal: req.signal }, req.whole);
-    } catch (err) {
-      if (req.signal.aborted) throw err;
-      const code = errorCode(err);
-      const phase = code === undefined ? undefined : PHASES.get(code);
-      if (phase !== undefined) throw new ConnectionFailure(`${this.url}: ${code}`, { cause: err, phase });
-      if (code !== undefined && REQUEST_CODES.has(code)) {
-        throw new RequestRejected(`the request cannot be sent as it is: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-      }
-      throw err;
+  request(req: BackendRequest): Promise<BackendResponse> {
+    if (this.problem !== undefined) return Promise.reject(new ConnectionFailure(this.problem));
+    // httpCall's own promise, its failures translated where they happen: no promise layer of ours per call.
+    return httpCall(this.pool, { method: req.method, path: req.path, headers: this.withLink(forwardable(req.headers)), body: req.body ?? null, signal: req.signal }, req.whole, (err) =>
+      this.failure(err, req),
+    );
+  }
+
+  /** What a failed call is: where the connection failed, the request's own fault, or the error as it came. */
+  private failure(err: unknown, req: BackendRequest): unknown {
+    if (req.signal.aborted) return err;
+    const code = errorCode(err);
+    const phase = code === undefined ? undefined : PHASES.get(code);
+    if (phase !== undefined) return new ConnectionFailure(`${this.url}: ${code}`, { cause: err, phase });
+    if (code !== undefined && REQUEST_CODES.has(code)) {
+      return new RequestRejected(`the request cannot be sent as it is: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
+    return err;
   }
 
   /** The link's credential header replaces whatever the caller had under that name. */
