@@ -7,7 +7,8 @@
  *   free slot? ─► set.send ─► answer; when the slot is given back: charge the group ─► pump again
  *
  * Work leaves the queue only when a slot is free, so the waiting happens here, where priority,
- * weights and deadlines apply, and not inside the accelerator.
+ * weights and deadlines apply, and not inside the accelerator. An arrival that finds nothing
+ * queued and a free slot starts at once, charged exactly as if it had passed through the queue.
  *
  * A model with `batching` forms a batch in the slot instead (batching/former.ts): the scheduler's
  * next call leads, compatible queued calls join in scheduler order, one backend call serves them
@@ -135,6 +136,17 @@ export class Domain {
     // A batch of its kind waiting for rows takes it at once (it is the next compatible call in line).
     const key = this.batchKey(work);
     if (key !== undefined && this.batches.offer(work, key)) return;
+    // The common arrival: nothing waits, no slot is reserved above it, and a replica has a free slot.
+    // It starts now, as the queue would start it at once, without going through the queue.
+    if (key === undefined && this.queued === 0 && !this.pumping && work.attempts === 0 && this.hooks.reservedAbove(flow.priority) === 0) {
+      const ep = this.set.pick(work.call.model);
+      if (ep !== undefined) {
+        work.record.queueMs ??= 0;
+        this.policy.activate(flow);
+        this.startWork(work, flow, ep, now);
+        return;
+      }
+    }
     work.node = work.attempts > 0 ? flow.queue.unshift(work) : flow.queue.push(work);
     this.queued++;
     flow.group.queued++;
@@ -241,15 +253,21 @@ export class Domain {
           work.reject(new MGError('MG_QUEUE_TIMEOUT', 'deadline passed while queued', { retryAfterMs: this.hooks.retryAfterMs(work.group) }));
           continue;
         }
-        const units = this.hooks.fairness() === 'compute' ? (work.call.costHint ?? 1) : 1;
-        work.units = units;
-        work.charged = this.hooks.fairness() === 'compute' ? this.cost.estimate(this.name, work.call.model, units) : 1;
-        this.policy.charge(flow, work.charged, flow.queue.length > 0);
-        this.dispatch(work, ep, now);
+        this.startWork(work, flow, ep, now);
       }
     } finally {
       this.pumping = false;
     }
+  }
+
+  /** Charges the flow for work leaving it (its queue or, from arrival, none) and dispatches it to `ep`. */
+  private startWork(work: Work, flow: DomainFlow, ep: Endpoint, now: number): void {
+    const compute = this.hooks.fairness() === 'compute';
+    const units = compute ? (work.call.costHint ?? 1) : 1;
+    work.units = units;
+    work.charged = compute ? this.cost.estimate(this.name, work.call.model, units) : 1;
+    this.policy.charge(flow, work.charged, flow.queue.length > 0);
+    this.dispatch(work, ep, now);
   }
 
   private dispatch(work: Work, ep: Endpoint, now: number): void {
