@@ -17,20 +17,9 @@ import { fp32Request, grpcSetup, type GrpcSetup } from '../grpc/helpers.ts';
 import { accelerator, keyFor, snapshotFor, INFER_BODY, waitFor } from '../helpers/harness.ts';
 import { frame, RawGrpc } from './h2-grpc.ts';
 import { publishPacket, RawMqtt } from './raw-mqtt.ts';
+import { seededRandom as prng } from '../../src/demo/service-time.ts';
 
 const SEED = Number(process.env['MG_FUZZ_SEED'] ?? 20261206);
-
-/** mulberry32: a small, fast, seedable PRNG (the same sequence on every machine). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Mutations of a seed input: flips, inserts, deletes, truncations, duplicated ranges, noise, runs of a byte. */
 function mutator(rand: () => number, specials: readonly number[]): (seed: Buffer) => Buffer {

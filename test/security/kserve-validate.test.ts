@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { validateKserveInfer } from '../../src/security/kserve-validate.ts';
 import { MGError } from '../../src/core/errors.ts';
 import { referenceValidate } from './kserve-validate-reference.ts';
+import { seededRandom as prng } from '../../src/demo/service-time.ts';
 
 const ok = (doc: unknown): void => validateKserveInfer(Buffer.from(JSON.stringify(doc)), undefined);
 const rejects = (doc: unknown, pattern: RegExp, headerLength?: number, raw?: Buffer): void => {
@@ -60,18 +61,6 @@ test('binary-data extension: header length and declared sizes must match the byt
 });
 
 // ---- The byte reader against the JSON.parse validation it replaced (kserve-validate-reference.ts) ----
-
-/** mulberry32, seeded: the same cases on every machine (MG_FUZZ_SEED replays another set). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Outcome = { ok: true } | { ok: false; message: string };
 function outcome(f: () => void): Outcome {
