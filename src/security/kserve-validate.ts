@@ -6,10 +6,10 @@
  *
  * The body is read once, as bytes, and never built into objects: a JSON tensor of 150,000 numbers
  * is checked without 150,000 boxed values and arrays on the heap (an edge box's memory is shared
- * with its models), and a small body costs a fraction of `JSON.parse` (docs/build.md). The reader
- * checks full JSON syntax (RFC 8259; what `JSON.parse` accepts, byte for byte) and collects the
- * facts the checks need; the checks then run in one fixed order, so a body with several faults gets
- * the same answer wherever its keys stand.
+ * with its models), and a small body takes about two thirds of `JSON.parse`'s time
+ * (bench/validate.ts, docs/benchmarks.md). The reader checks full JSON syntax (RFC 8259; what
+ * `JSON.parse` accepts, byte for byte) and collects the facts the checks need; the checks then run
+ * in one fixed order, so a body with several faults gets the same answer wherever its keys stand.
  *
  * One rule is stricter than `JSON.parse`: a key the checks read may not appear twice in its object
  * (the top level's `id`, `parameters`, `inputs`, `outputs`; an input's fields and its
