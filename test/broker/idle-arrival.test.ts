@@ -9,10 +9,9 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { Broker } from '../../src/broker/broker.ts';
 import { LinkedQueue } from '../../src/broker/queue.ts';
-import { Cancel } from '../../src/core/cancel.ts';
 import { newRecord } from '../../src/core/events.ts';
 import type { BackendReply, InferenceCall } from '../../src/core/request.ts';
-import { accelerator, INFER_BODY, snapshotFor } from '../helpers/harness.ts';
+import { accelerator, inferCall, snapshotFor } from '../helpers/harness.ts';
 
 const closers: (() => Promise<void>)[] = [];
 after(async () => {
@@ -21,23 +20,7 @@ after(async () => {
 
 let seq = 0;
 function infer(): InferenceCall {
-  const id = `idle-${seq++}`;
-  return {
-    id,
-    protocol: 'http',
-    api: 'kserve-v2',
-    op: 'infer',
-    model: 'demo',
-    method: 'POST',
-    path: '/v2/models/demo/infer',
-    headers: { 'content-type': 'application/json', 'x-request-id': id },
-    body: Buffer.from(INFER_BODY),
-    timeoutMs: undefined,
-    signal: new Cancel(),
-    receivedAt: performance.now(),
-    costHint: undefined,
-    permission: 'infer',
-  };
+  return inferCall(`idle-${seq++}`);
 }
 
 function submit(broker: Broker, call: InferenceCall): Promise<BackendReply> {

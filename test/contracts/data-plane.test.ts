@@ -19,7 +19,7 @@ import { brokerSnapshot, proxySnapshot } from '../../src/config/partition.ts';
 import { startBroker } from '../../src/compose/roles.ts';
 import { RemoteBroker } from '../../src/link/remote.ts';
 import { sha256Hex } from '../../src/security/identity.ts';
-import { accelerator, INFER_BODY, snapshotFor, waitFor } from '../helpers/harness.ts';
+import { accelerator, inferCall, snapshotFor, waitFor } from '../helpers/harness.ts';
 
 const TOKEN = 'contract-proxy-token';
 const SERVICE_MS = 150;
@@ -71,23 +71,7 @@ const implementations: [string, (full: Snapshot) => Promise<Made>][] = [
 
 let seq = 0;
 function infer(signal = new Cancel()): InferenceCall {
-  const id = `contract-${seq++}`;
-  return {
-    id,
-    protocol: 'http',
-    api: 'kserve-v2',
-    op: 'infer',
-    model: 'demo',
-    method: 'POST',
-    path: '/v2/models/demo/infer',
-    headers: { 'content-type': 'application/json', 'x-request-id': id },
-    body: Buffer.from(INFER_BODY),
-    timeoutMs: undefined,
-    signal,
-    receivedAt: performance.now(),
-    costHint: undefined,
-    permission: 'infer',
-  };
+  return inferCall(`contract-${seq++}`, signal);
 }
 
 function metadata(): InferenceCall {

@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { Pool } from 'undici';
 import { compileResources } from '../../src/config/index.ts';
 import type { ResourceInput } from '../../src/config/schema.ts';
+import { Cancel } from '../../src/core/cancel.ts';
+import type { InferenceCall } from '../../src/core/request.ts';
 import type { Snapshot } from '../../src/core/snapshot.ts';
 import { startGateway, type Gateway } from '../../src/compose/gateway.ts';
 import { startModelServer, type ModelServer, type ModelServerOptions } from '../../src/demo/index.ts';
@@ -17,6 +19,26 @@ import { sha256Hex } from '../../src/security/identity.ts';
 
 const API = 'modelguard.io/v1alpha1';
 export const INFER_BODY = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] });
+
+/** A KServe v2 infer call of model `demo` as an adapter hands it to a DataPlane (INFER_BODY, no deadline). */
+export function inferCall(id: string, signal: Cancel = new Cancel()): InferenceCall {
+  return {
+    id,
+    protocol: 'http',
+    api: 'kserve-v2',
+    op: 'infer',
+    model: 'demo',
+    method: 'POST',
+    path: '/v2/models/demo/infer',
+    headers: { 'content-type': 'application/json', 'x-request-id': id },
+    body: Buffer.from(INFER_BODY),
+    timeoutMs: undefined,
+    signal,
+    receivedAt: performance.now(),
+    costHint: undefined,
+    permission: 'infer',
+  };
+}
 
 export function accelerator(opts: ModelServerOptions): Promise<ModelServer> {
   return startModelServer({ mode: 'simulated', ...opts });
