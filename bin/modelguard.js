@@ -34,8 +34,10 @@ function distIsCurrent() {
 }
 
 if (distIsCurrent()) {
-  // Stack traces point into src/*.ts through the source maps next to each module.
-  process.setSourceMapsEnabled(true);
+  // Stack traces point into src/*.ts through the source maps next to each module, each read the
+  // first time a stack passes through its module (src/cli/stack-traces.ts).
+  const { mapStackTraces } = await import('../dist/cli/stack-traces.js');
+  mapStackTraces(dist);
   await import('../dist/cli/main.js');
 } else {
   if (mtime(new URL('BUILD', dist)) !== undefined) process.stderr.write('modelguard: src/ changed after the last build; running the sources (npm run build refreshes dist/)\n');
