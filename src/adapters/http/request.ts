@@ -64,8 +64,11 @@ export function clientTimeoutMs(req: IncomingMessage): number | undefined {
   return ms;
 }
 
-/** Headers for the backend; `traceparent` replaces the client's when ModelGuard traces the request. */
-export function forwardHeaders(req: IncomingMessage, requestId: string, traceparent?: string): Record<string, string> {
+/**
+ * The client's headers for the backend, names lower-cased and repeats joined. The exchange adds
+ * `x-request-id` and, when ModelGuard traces the request, its `traceparent` (Exchange.serve).
+ */
+export function forwardHeaders(req: IncomingMessage): Record<string, string> {
   const out: Record<string, string> = {};
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
@@ -74,12 +77,8 @@ export function forwardHeaders(req: IncomingMessage, requestId: string, tracepar
     const value = raw[i + 1] as string;
     out[name] = out[name] === undefined ? value : `${out[name]}, ${value}`;
   }
-  out['x-request-id'] = requestId;
-  if (traceparent !== undefined) out['traceparent'] = traceparent;
   return out;
 }
-
-
 
 /** KServe binary-data extension: the length of the JSON header before raw tensor bytes. */
 export function binaryHeaderLength(req: IncomingMessage): number | undefined {

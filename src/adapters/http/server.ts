@@ -83,7 +83,7 @@ async function answer(pipeline: Pipeline, ex: Exchange, req: IncomingMessage, re
     ex.authorize(await ex.authenticate(who), r.id, 'metadata');
     return json(res, 200, modelCard(r.id), id);
   }
-  const { reply } = await ex.serve(who, () => decode(pipeline, req, r, id));
+  const { reply } = await ex.serve(who, () => decode(pipeline, req, r));
   writeReply(res, reply, id, () => {
     ex.record.outcome = 'MG_BACKEND_ERROR';
     res.destroy();
@@ -93,25 +93,25 @@ async function answer(pipeline: Pipeline, ex: Exchange, req: IncomingMessage, re
 type CallRoute = Extract<Route, { kind: 'openai' | 'server-extension' | 'model' }>;
 
 /** A call as the exchange needs it (at once, but for OpenAI, whose model is named inside the body). */
-function decode(pipeline: Pipeline, req: IncomingMessage, r: CallRoute, id: string): Named | Promise<Named> {
+function decode(pipeline: Pipeline, req: IncomingMessage, r: CallRoute): Named | Promise<Named> {
   const method = req.method ?? 'GET';
   const timeoutMs = clientTimeoutMs(req);
   const body = method === 'GET' || method === 'HEAD' ? undefined : (limit: number): Promise<Buffer> => readBody(req, limit);
-  if (r.kind === 'openai') return decodeOpenAiCall(pipeline, req, r.path, timeoutMs, id);
+  if (r.kind === 'openai') return decodeOpenAiCall(pipeline, req, r.path, timeoutMs);
   if (r.kind === 'server-extension') {
     const target = req.headers[TARGET_HEADER];
     if (typeof target !== 'string' || target === '') {
       throw new MGError('MG_BAD_REQUEST', `${method} ${r.backendPath()} is server-wide: name the model whose server it goes to in the ${TARGET_HEADER} header`);
     }
     const path = r.backendPath();
-    return { api: 'passthrough', op: r.op, permission: r.permission, model: target, body, kserveInfer: undefined, timeoutMs, costHint: undefined, target: (_m, b) => ({ method, path, headers: forwardHeaders(req, id), body: b }) };
+    return { api: 'passthrough', op: r.op, permission: r.permission, model: target, body, kserveInfer: undefined, timeoutMs, costHint: undefined, target: (_m, b) => ({ method, path, headers: forwardHeaders(req), body: b }) };
   }
   const kserveInfer = body !== undefined && r.api === 'kserve-v2' && r.op === 'infer' ? { headerLength: binaryHeaderLength(req) } : undefined;
-  return { api: r.api, op: r.op, permission: r.permission, model: r.model, body, kserveInfer, timeoutMs, costHint: undefined, target: (m, b) => ({ method, path: r.backendPath(m.backendModel), headers: forwardHeaders(req, id), body: b }) };
+  return { api: r.api, op: r.op, permission: r.permission, model: r.model, body, kserveInfer, timeoutMs, costHint: undefined, target: (m, b) => ({ method, path: r.backendPath(m.backendModel), headers: forwardHeaders(req), body: b }) };
 }
 
 /** OpenAI names the model inside the body: read under the gateway's limit (the model's is checked next). */
-async function decodeOpenAiCall(pipeline: Pipeline, req: IncomingMessage, path: string, timeoutMs: number | undefined, id: string): Promise<Named> {
+async function decodeOpenAiCall(pipeline: Pipeline, req: IncomingMessage, path: string, timeoutMs: number | undefined): Promise<Named> {
   const method = req.method ?? 'POST';
   const body = await readBody(req, pipeline.snapshot.gateway.maxBodyBytes);
   const decoded = decodeOpenAi(parseJson(body, 'OpenAI request'), path);
@@ -127,7 +127,7 @@ async function decodeOpenAiCall(pipeline: Pipeline, req: IncomingMessage, path: 
     target: (model, b) => ({
       method,
       path,
-      headers: forwardHeaders(req, id),
+      headers: forwardHeaders(req),
       body: model.backendModel === decoded.model ? b : Buffer.from(stringifyExact({ ...decoded.doc, model: model.backendModel })),
     }),
   };
