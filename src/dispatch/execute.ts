@@ -19,7 +19,7 @@ import { MGError } from '../core/errors.ts';
 import { checkKserveAnswer } from '../core/kserve-frame.ts';
 import type { BackendReply, InferenceCall } from '../core/request.ts';
 import { type Fault, faultOf, statusFault } from './attribution.ts';
-import { ConnectionFailure, RequestRejected } from './client.ts';
+import { type BackendResponse, ConnectionFailure, RequestRejected } from './client.ts';
 import type { Endpoint } from './endpoint.ts';
 import type { Whole } from '../core/http-call.ts';
 
@@ -160,21 +160,43 @@ export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimit
     end({ fault, status, units: undefined, served: false });
   };
 
-  void (async () => {
-    let res;
-    try {
-      // Plain properties (undefined when absent): conditional spreads cost a generic copy per call.
-      res = await ep.client.request({ method: call.method, path: call.path, headers: call.headers, body: call.body, signal: ac, level, whole: wholeFor(call) });
-    } catch (err) {
-      if (err instanceof MGError && err.code === 'MG_BACKEND_ERROR' && !ac.aborted) {
-        // Read whole by the client and over MAX_BUFFERED_REPLY: a broken answer, the server's fault.
-        refuse(err);
-        end({ fault: 'answer', status: undefined, units: undefined, served: false });
-        return;
-      }
-      failed(err);
+  /** An answer that is not what the protocol promises is the server's fault, like a 5xx. */
+  const broken = (res: BackendResponse, err: unknown): void => {
+    if (!Buffer.isBuffer(res.body) && !res.body.destroyed) res.body.destroy();
+    if (err instanceof MGError && err.code === 'MG_BACKEND_ERROR') {
+      refuse(err);
+      end({ fault: 'answer', status: res.status, units: undefined, served: false });
       return;
     }
+    failed(err, res.status);
+  };
+  /** A body in hand: checked when the protocol promises its shape, then given to the caller. */
+  const deliver = (res: BackendResponse, buf: Buffer, checked: boolean): void => {
+    const status = res.status;
+    if (!checked) {
+      give({ status, headers: res.headers, body: buf, endpoint: ep.url, servedBy: 'edge' });
+      end({ fault: statusFault(status), status, units: undefined, served: true });
+      return;
+    }
+    let units: number | undefined;
+    if (call.api === 'openai') {
+      // LLM answers are parsed in full: their `usage` corrects the cost of the call.
+      let doc: unknown;
+      try {
+        doc = JSON.parse(buf.toString('utf8'));
+      } catch {
+        throw new MGError('MG_BACKEND_ERROR', `backend ${ep.url} answered with invalid JSON`);
+      }
+      units = usageTokens(doc);
+    } else {
+      const wrong = checkKserveAnswer(buf, res.headers['inference-header-content-length']);
+      if (wrong !== undefined) throw new MGError('MG_BACKEND_ERROR', `backend ${ep.url} answered an invalid KServe body: ${wrong}`);
+    }
+    give({ status, headers: res.headers, body: buf, endpoint: ep.url, servedBy: 'edge' });
+    end({ fault: 'none', status, units, served: true });
+  };
+  /** Every other answer: a 5xx, one nobody waits for, one still streaming. */
+  const readOn = async (res: BackendResponse): Promise<void> => {
     const status = res.status;
     try {
       if (status >= 500) {
@@ -189,31 +211,13 @@ export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimit
         end({ fault: statusFault(status), status, units: undefined, served: status < 400 });
         return;
       }
+      const backendBody = res.body;
       if (mustValidate(call, status, res.headers)) {
-        // Most clients read it whole already (wholeFor): no await for those.
-        const buf = Buffer.isBuffer(res.body) && res.body.length <= MAX_BUFFERED_REPLY ? res.body : await readAll(res.body, MAX_BUFFERED_REPLY);
-        let units: number | undefined;
-        if (call.api === 'openai') {
-          // LLM answers are parsed in full: their `usage` corrects the cost of the call.
-          let doc: unknown;
-          try {
-            doc = JSON.parse(buf.toString('utf8'));
-          } catch {
-            throw new MGError('MG_BACKEND_ERROR', `backend ${ep.url} answered with invalid JSON`);
-          }
-          units = usageTokens(doc);
-        } else {
-          const wrong = checkKserveAnswer(buf, res.headers['inference-header-content-length']);
-          if (wrong !== undefined) throw new MGError('MG_BACKEND_ERROR', `backend ${ep.url} answered an invalid KServe body: ${wrong}`);
-        }
-        give({ status, headers: res.headers, body: buf, endpoint: ep.url, servedBy: 'edge' });
-        end({ fault: 'none', status, units, served: true });
+        deliver(res, Buffer.isBuffer(backendBody) && backendBody.length <= MAX_BUFFERED_REPLY ? backendBody : await readAll(backendBody, MAX_BUFFERED_REPLY), true);
         return;
       }
-      const backendBody = res.body;
       if (Buffer.isBuffer(backendBody)) {
-        give({ status, headers: res.headers, body: backendBody, endpoint: ep.url, servedBy: 'edge' });
-        end({ fault: statusFault(status), status, units: undefined, served: true });
+        deliver(res, backendBody, false);
         return;
       }
       let body: Readable = backendBody;
@@ -235,15 +239,40 @@ export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimit
       });
       give({ status, headers: res.headers, body, endpoint: ep.url, servedBy: 'edge' });
     } catch (err) {
-      if (!Buffer.isBuffer(res.body) && !res.body.destroyed) res.body.destroy();
-      // An answer that is not what the protocol promises: the server's fault, like a 5xx.
-      if (err instanceof MGError && err.code === 'MG_BACKEND_ERROR') {
-        refuse(err);
-        end({ fault: 'answer', status, units: undefined, served: false });
-        return;
-      }
-      failed(err, status);
+      broken(res, err);
     }
-  })();
+  };
+  /**
+   * The common answer, read whole by the client (wholeFor: what is checked), is handled as it
+   * arrives, with no further promise; the rest goes through readOn.
+   */
+  const received = (res: BackendResponse): void => {
+    const body = res.body;
+    if (res.status >= 500 || answered || !Buffer.isBuffer(body) || body.length > MAX_BUFFERED_REPLY) {
+      void readOn(res);
+      return;
+    }
+    try {
+      deliver(res, body, mustValidate(call, res.status, res.headers));
+    } catch (err) {
+      broken(res, err);
+    }
+  };
+  const notSent = (err: unknown): void => {
+    if (err instanceof MGError && err.code === 'MG_BACKEND_ERROR' && !ac.aborted) {
+      // Read whole by the client and over MAX_BUFFERED_REPLY: a broken answer, the server's fault.
+      refuse(err);
+      end({ fault: 'answer', status: undefined, units: undefined, served: false });
+      return;
+    }
+    failed(err);
+  };
+
+  try {
+    // Plain properties (undefined when absent): conditional spreads cost a generic copy per call.
+    ep.client.request({ method: call.method, path: call.path, headers: call.headers, body: call.body, signal: ac, level, whole: wholeFor(call) }).then(received, notSent);
+  } catch (err) {
+    notSent(err);
+  }
   return { answer, done };
 }
