@@ -9,7 +9,8 @@
  *   data) is posted back; the process keeps about 3 MiB of what the thread's start touched;
  * - a short-lived child process (a proxy, which runs once per app on a box): nothing stays (a
  *   standalone proxy settled at 57.7–58.4 MiB against 61.3 with the thread, both measured with
- *   node's eager source maps), for a process start per load. For `up` and a broker it did worse (`up` 69.0 against 62.0 MiB), for reasons not found.
+ *   node's eager source maps), for a process start per load. For `up` and a broker it did worse
+ *   (`up` 69.0 against 62.0 MiB), for reasons not found.
  *
  * The same file is the worker's and the child's entry: it loads the compiler, answers once and ends.
  */

@@ -46,9 +46,20 @@ function header(error: unknown): string {
   }
 }
 
-/** One frame as V8 prints it, its position replaced by the original one when its module is under the prefix and has a map. */
+/**
+ * One frame as V8 prints it, its position replaced by the original one when its module is under the
+ * prefix and has a map. Formatting a stack must never fail: anything unexpected prints the frame as is.
+ */
 function mapped(frame: Frame, prefix: string): string {
   const text = frame.toString();
+  try {
+    return withOriginalPosition(frame, text, prefix);
+  } catch {
+    return text;
+  }
+}
+
+function withOriginalPosition(frame: Frame, text: string, prefix: string): string {
   const file = frame.getFileName();
   const line = frame.getLineNumber();
   const column = frame.getColumnNumber();

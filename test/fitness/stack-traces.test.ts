@@ -39,6 +39,11 @@ const UNMAPPED = `export function fail(): never {
 }
 `;
 
+const ODD = `export function fail(): never {
+  throw new Error('a map naming a source that is not a file');
+}
+`;
+
 /** Prints, as JSON, the maps read before and after the stack is formatted, and the stacks. */
 const RUN = `const mode = process.argv[2];
 const root = new URL('./dist/', import.meta.url);
@@ -49,6 +54,7 @@ if (mode === 'ours') {
 }
 const thrower = await import('./dist/thrower.js');
 const unmapped = await import('./dist/unmapped.js');
+const odd = await import('./dist/odd.js');
 let error;
 try { thrower.sum([{ value: 1, unit: 'V' }, { value: -2, unit: 'V' }]); } catch (e) { error = e; }
 const before = traces?.mapsRead();
@@ -56,12 +62,14 @@ const stack = error.stack;
 const afterward = traces?.mapsRead();
 let other;
 try { unmapped.fail(); } catch (e) { other = e.stack; }
-process.stdout.write(JSON.stringify({ before, afterward, stack, other }));
+let oddStack;
+try { odd.fail(); } catch (e) { oddStack = e.stack; }
+process.stdout.write(JSON.stringify({ before, afterward, stack, other, odd: oddStack }));
 `;
 
 let dir: string;
 
-function run(mode: 'ours' | 'node'): { before?: number; afterward?: number; stack: string; other: string } {
+function run(mode: 'ours' | 'node'): { before?: number; afterward?: number; stack: string; other: string; odd: string } {
   const args = mode === 'node' ? ['--enable-source-maps', join(dir, 'run.mjs'), mode] : [join(dir, 'run.mjs'), mode];
   return JSON.parse(execFileSync(process.execPath, args, { encoding: 'utf8', env: { PATH: process.env.PATH } })) as ReturnType<typeof run>;
 }
@@ -80,11 +88,12 @@ describe('stack traces of the compiled build', () => {
     mkdirSync(join(dir, 'src/cli'), { recursive: true });
     writeFileSync(join(dir, 'src/thrower.ts'), THROWER);
     writeFileSync(join(dir, 'src/unmapped.ts'), UNMAPPED);
+    writeFileSync(join(dir, 'src/odd.ts'), ODD);
     copyFileSync(new URL('../../src/cli/stack-traces.ts', import.meta.url), join(dir, 'src/cli/stack-traces.ts'));
     writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
     writeFileSync(join(dir, 'run.mjs'), RUN);
     // As tsconfig.build.json compiles src/: ES modules, a map beside each module.
-    const program = ts.createProgram([join(dir, 'src/thrower.ts'), join(dir, 'src/unmapped.ts'), join(dir, 'src/cli/stack-traces.ts')], {
+    const program = ts.createProgram([join(dir, 'src/thrower.ts'), join(dir, 'src/unmapped.ts'), join(dir, 'src/odd.ts'), join(dir, 'src/cli/stack-traces.ts')], {
       rootDir: join(dir, 'src'),
       outDir: join(dir, 'dist'),
       sourceMap: true,
@@ -98,6 +107,10 @@ describe('stack traces of the compiled build', () => {
     const emitted = program.emit();
     assert.equal(emitted.emitSkipped, false);
     rmSync(join(dir, 'dist/unmapped.js.map'));
+    // A map whose source is not a file (a URL of another scheme): no path to print.
+    const oddMap = JSON.parse(readFileSync(join(dir, 'dist/odd.js.map'), 'utf8')) as { sources: string[] };
+    oddMap.sources = ['https://example.invalid/odd.ts'];
+    writeFileSync(join(dir, 'dist/odd.js.map'), JSON.stringify(oddMap));
   });
 
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -124,6 +137,13 @@ describe('stack traces of the compiled build', () => {
     assert.equal(ours.stack, node.stack);
     assert.equal(ours.other, node.other);
     assert.match(ours.other, /dist\/unmapped\.js:2:\d+\)$/m, 'a module without a map keeps its compiled position');
+  });
+
+  it('a frame it cannot map is printed as V8 wrote it, and the stack is still formatted', () => {
+    const { odd } = run('ours');
+    const lines = odd.split('\n');
+    assert.equal(lines[0], 'Error: a map naming a source that is not a file');
+    assert.match(lines[1] ?? '', /^ {4}at Module\.fail \(file:\/\/.*\/dist\/odd\.js:2:\d+\)$/);
   });
 
   it('reads a map only when a stack through its module is formatted', () => {
