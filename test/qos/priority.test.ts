@@ -330,15 +330,22 @@ spec:
     const byGroup = async (group: string): Promise<{ samples: Sample[]; delta: (id: string) => number }> => {
       const before = classes();
       const { samples } = await apps.ask<{ samples: Sample[] }>({ cmd: 'run', rate: 20, ms: 1500, group }, 60_000);
+      // The last answers' TCP acknowledgements leave up to 200 ms later (delayed ACK): let them land
+      // in this window, not in the next group's.
+      await new Promise((r) => setTimeout(r, 300));
       const after_ = classes();
       return { samples, delta: (id) => (after_.get(id) ?? 0) - (before.get(id) ?? 0) };
     };
+    // The other level's class may still carry a bare acknowledgement or two of its idle keep-alive
+    // connections (66 bytes each; one CI run saw 132 bytes), never a call: one offloaded request
+    // alone is larger than ACK_ONLY.
+    const ACK_ONLY = 200;
     const safety = await byGroup('safety');
     assert.deepEqual(safety.samples.filter((s) => s.status !== 200), [], 'every safety call answered by the cloud');
-    assert.ok(safety.delta('4d47:11') > 10_000 && safety.delta('4d47:12') === 0, `safety's offloads in 4d47:11: ${safety.delta('4d47:11')} bytes, 4d47:12: ${safety.delta('4d47:12')}`);
+    assert.ok(safety.delta('4d47:11') > 10_000 && safety.delta('4d47:12') < ACK_ONLY, `safety's offloads in 4d47:11: ${safety.delta('4d47:11')} bytes, 4d47:12: ${safety.delta('4d47:12')}`);
     const bulk = await byGroup('bulk');
     assert.deepEqual(bulk.samples.filter((s) => s.status !== 200), [], 'every bulk call answered by the cloud');
-    assert.ok(bulk.delta('4d47:12') > 10_000 && bulk.delta('4d47:11') === 0, `bulk's offloads in 4d47:12: ${bulk.delta('4d47:12')} bytes, 4d47:11: ${bulk.delta('4d47:11')}`);
+    assert.ok(bulk.delta('4d47:12') > 10_000 && bulk.delta('4d47:11') < ACK_ONLY, `bulk's offloads in 4d47:12: ${bulk.delta('4d47:12')} bytes, 4d47:11: ${bulk.delta('4d47:11')}`);
 
     assert.equal(await mg.stop('SIGTERM', 15_000), 0, mg.tail());
     assert.deepEqual(tcState(ns, edge, EDGE_DEV), pristine, 'stopping leaves the interface as ModelGuard found it');
