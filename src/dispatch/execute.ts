@@ -213,7 +213,8 @@ export function callBackend(ep: Endpoint, call: InferenceCall, limits: CallLimit
       }
       const backendBody = res.body;
       if (mustValidate(call, status, res.headers)) {
-        deliver(res, Buffer.isBuffer(backendBody) && backendBody.length <= MAX_BUFFERED_REPLY ? backendBody : await readAll(backendBody, MAX_BUFFERED_REPLY), true);
+        // A body in hand within the limit was delivered by `received`; readBounded takes both forms.
+        deliver(res, await readAll(backendBody, MAX_BUFFERED_REPLY), true);
         return;
       }
       if (Buffer.isBuffer(backendBody)) {
