@@ -67,6 +67,8 @@ export interface BatchingStatus extends BatchModelStatus {
 }
 
 export class Broker implements DataPlane {
+  /** Answers come as the backend gave them; the exchange names an alias's model as asked. */
+  readonly answersAsAsked = false;
   private snapshot: Snapshot;
   private readonly groups = new Map<string, GroupState>();
   private readonly domains = new Map<string, Domain>();

@@ -11,6 +11,13 @@ import type { OffloadStatus } from './offload/offloader.ts';
 
 export interface DataPlane {
   readonly current: Snapshot;
+  /**
+   * True when its answers already name the model as the call names it (`call.model`): a broker
+   * behind the link has renamed an alias's answer in its own exchange. The proxy's exchange then
+   * passes them as they came instead of renaming them a second time (a binary answer copied again,
+   * a stream parsed twice). The local Broker answers as the backend did.
+   */
+  readonly answersAsAsked: boolean;
   start(): void;
   /** Scheduled work: answered exactly once, by the backend or with an MGError. */
   /** `now`: performance.now() at admission, when the caller has read the clock already. */

@@ -71,6 +71,8 @@ function isCode(v: string | undefined): v is ErrorCode {
 }
 
 export class RemoteBroker implements DataPlane {
+  /** The broker's exchange renames an alias's answer (pipeline/rename.ts) before it crosses the link. */
+  readonly answersAsAsked = true;
   private snapshot: Snapshot;
   private pool: Pool;
   /** Pools replaced by useTls, finishing their calls. */

@@ -159,8 +159,9 @@ export class Exchange {
       if (!Buffer.isBuffer(reply.body)) reply.body.destroy();
       throw new CancelledError();
     }
-    // An alias is answered with the name the client asked for, in every protocol.
-    if (!answersNameOther(model, named.model)) return { reply, model, identity };
+    // An alias is answered with the name the client asked for, in every protocol (once: a broker
+    // behind the link has done it already).
+    if (this.pipeline.broker.answersAsAsked || !answersNameOther(model, named.model)) return { reply, model, identity };
     return { reply: await answerAsAsked(reply, { api: named.api, op: named.op, method: target.method, model: named.model }, model), model, identity };
   }
 

@@ -2,12 +2,15 @@
  * The official `openai` npm SDK against ModelGuard, as an application would use it: the calls of
  * OpenAI's API reference (models list and retrieve, chat, streamed chat, completions, embeddings)
  * and the SDK's error classes for ModelGuard's refusals (401, 403, 404, 429), which the SDK picks
- * from the status and reads from OpenAI's error shape.
+ * from the status and reads from OpenAI's error shape. The alias cases run again through a proxy and
+ * a broker.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import OpenAI, { AuthenticationError, InternalServerError, NotFoundError, PermissionDeniedError, RateLimitError } from 'openai';
-import { accelerator, gateway, keyFor } from '../helpers/harness.ts';
+import { accelerator, gateway, keyFor, snapshotFor, waitFor } from '../helpers/harness.ts';
+import { brokerSnapshot, proxySnapshot } from '../../src/config/partition.ts';
+import { startBroker, startProxy, type BrokerRole, type ProxyRole } from '../../src/compose/roles.ts';
 import { sha256Hex } from '../../src/security/identity.ts';
 import type { ModelServer } from '../../src/demo/index.ts';
 import type { Gateway } from '../../src/compose/gateway.ts';
@@ -128,5 +131,50 @@ describe('official openai SDK through ModelGuard', () => {
     } finally {
       await demo.restart();
     }
+  });
+});
+
+describe('official openai SDK through a proxy and a broker (separate roles)', () => {
+  // The broker's exchange names an alias's answer; the proxy passes it on as it came (the
+  // RemoteBroker answers as asked): the client must still see its own name, in every chunk.
+  const TOKEN = 'openai-roles-proxy-token';
+  let demo: ModelServer;
+  let broker: BrokerRole;
+  let proxy: ProxyRole;
+  const client = (): OpenAI => new OpenAI({ apiKey: keyFor('g'), baseURL: `${proxy.httpUrl}/v1`, maxRetries: 0, timeout: 10_000 });
+
+  before(async () => {
+    demo = await accelerator({ models: ['llm'], tokenMs: 0, completionTokens: 4 });
+    const full = snapshotFor({
+      endpoints: [{ url: demo.url, slots: 2 }],
+      models: [],
+      groups: [{ name: 'g' }],
+      backend: { protocol: 'openai' },
+      gateway: { proxies: [{ name: 'p', tokens: [{ sha256: sha256Hex(TOKEN) }] }] },
+      extra: [{ apiVersion: API, kind: 'Model', metadata: { name: 'edge-chat' }, spec: { backend: 'accel', backendModel: 'llm' } }],
+    });
+    broker = await startBroker(brokerSnapshot(full, 'n1'), { listen: '127.0.0.1:0', admin: '127.0.0.1:0' });
+    proxy = await startProxy(proxySnapshot(full, []), { broker: broker.linkUrl, token: TOKEN, http: '127.0.0.1:0', admin: '127.0.0.1:0' });
+    await waitFor(() => proxy.pipeline.ready() && broker.pipeline.ready(), 'proxy and broker ready');
+  });
+  after(async () => {
+    await proxy.close();
+    await broker.close();
+    await demo.close();
+  });
+
+  it('chat and streamed chat name the alias the client asked for', async () => {
+    const oa = client();
+    const r = await oa.chat.completions.create({ model: 'edge-chat', messages: [{ role: 'user', content: 'hello' }], max_tokens: 3 });
+    assert.equal(r.model, 'edge-chat');
+    const stream = await oa.chat.completions.create({ model: 'edge-chat', messages: [{ role: 'user', content: 'hi' }], stream: true, max_tokens: 4 });
+    const models = new Set<string>();
+    let chunks = 0;
+    for await (const chunk of stream) {
+      models.add(chunk.model);
+      chunks++;
+    }
+    assert.ok(chunks >= 2, `${chunks} chunks`);
+    assert.deepEqual([...models], ['edge-chat']);
   });
 });

@@ -163,5 +163,27 @@ for (const [name, make] of implementations) {
       const replies = await Promise.all(calls);
       assert.deepEqual(replies.map((r) => r.status), [200, 200, 200, 200, 200, 200]);
     });
+
+    it('answersAsAsked tells the truth: an alias\'s answer names the alias exactly when the plane says so', { timeout: 30_000 }, async () => {
+      // The pipeline renames an alias's answer only where the plane has not (pipeline/exchange.ts):
+      // a plane that claimed it and did not would hand clients the backend's name; one that did and
+      // did not say so costs a second rename.
+      const model = await accelerator({ slots: 1, serviceTime: 5 });
+      closers.push(() => model.close());
+      const full = snapshotFor({
+        endpoints: [{ url: model.url, slots: 1 }],
+        groups: [{ name: 'a', maxLength: 10, maxWait: '5s' }],
+        gateway: { proxies: [{ name: 'p', tokens: [{ sha256: sha256Hex(TOKEN) }] }] },
+        extra: [{ apiVersion: 'modelguard.io/v1alpha1', kind: 'Model', metadata: { name: 'nickname' }, spec: { backend: 'accel', backendModel: 'demo' } }],
+      });
+      const { plane } = await make(full);
+      await waitFor(() => plane.ready(), `${name} ready`);
+      // As the exchange hands it over: the configured model, the backend's path for it.
+      const call: InferenceCall = { ...infer(), model: 'nickname' };
+      const reply = await submit(plane, call);
+      assert.equal(reply.status, 200);
+      const named = (JSON.parse(await text(reply)) as { model_name?: string }).model_name;
+      assert.equal(named, plane.answersAsAsked ? 'nickname' : 'demo', `answersAsAsked ${String(plane.answersAsAsked)}`);
+    });
   });
 }
