@@ -4,7 +4,8 @@
  * proxy uses (the same calls over the authenticated link to a broker listener). Each case drives
  * the interface itself, with a real model server behind, so the proxy path is held to exactly the
  * broker's answers: the backend's reply, MG_QUEUE_FULL with Retry-After, cancellation of queued
- * work, metadata without queueing, readiness, status and reloads.
+ * work, metadata without queueing, readiness, status, reloads, and whether its answers already name
+ * an alias as the client asked (`answersAsAsked`).
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
