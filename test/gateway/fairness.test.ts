@@ -62,14 +62,22 @@ test('under overload the accelerator never idles: governed throughput ≥ 90% of
   const governed = pool(gw.httpUrl);
   closers.push(() => direct.close(), () => governed.close());
 
-  // Warm both paths (connections, JIT) before measuring; then 2 s each, alternating.
-  await closedLoop(direct, '/v2/models/demo/infer', { concurrency: 32, until: delay(400) });
-  await closedLoop(governed, '/v2/models/demo/infer', { key: keyFor('a'), concurrency: 32, until: delay(600) });
-  const d = await closedLoop(direct, '/v2/models/demo/infer', { concurrency: 32, until: delay(2000) });
-  const g = await closedLoop(governed, '/v2/models/demo/infer', { key: keyFor('a'), concurrency: 32, until: delay(2000) });
+  // Warm both paths (connections, JIT) before measuring; then 1 s each in the order direct,
+  // governed, governed, direct: a machine that speeds up or slows down during the measurement
+  // weighs on both sides alike (one 2 s run of each, in turn, read 0.899 once on a host losing CPU
+  // to its neighbours).
+  const runDirect = (ms: number): Promise<unknown[]> => closedLoop(direct, '/v2/models/demo/infer', { concurrency: 32, until: delay(ms) });
+  const runGoverned = (ms: number): Promise<{ status: number }[]> => closedLoop(governed, '/v2/models/demo/infer', { key: keyFor('a'), concurrency: 32, until: delay(ms) });
+  await runDirect(400);
+  await runGoverned(600);
+  const d1 = await runDirect(1000);
+  const g1 = await runGoverned(1000);
+  const g2 = await runGoverned(1000);
+  const d2 = await runDirect(1000);
+  const g = [...g1, ...g2];
   assert.ok(g.every((x) => x.status === 200));
-  const ratio = g.length / d.length;
-  assert.ok(ratio >= 0.9, `governed ${g.length} vs direct ${d.length} in 2 s: ratio ${ratio.toFixed(3)}`);
+  const ratio = g.length / (d1.length + d2.length);
+  assert.ok(ratio >= 0.9, `governed ${g1.length}+${g2.length} vs direct ${d1.length}+${d2.length} in 1 s runs: ratio ${ratio.toFixed(3)}`);
 });
 
 test('strict priority: queued high-priority work is dispatched before any queued low-priority work', { timeout: 30_000 }, async () => {
